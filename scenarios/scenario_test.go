@@ -1,0 +1,290 @@
+package scenarios
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func TestShippedScenariosValidate(t *testing.T) {
+	names := Shipped()
+	require.ElementsMatch(t, []string{
+		"bopis-store.yaml", "city-network.yaml", "grocery-chilled.yaml",
+		"residential-tower.yaml", "university-campus.yaml",
+	}, names)
+	for _, name := range names {
+		t.Run(name, func(t *testing.T) {
+			s, warnings, err := LoadShipped(name)
+			require.NoError(t, err)
+			require.Empty(t, warnings, "shipped scenarios should be warning-free")
+			require.Equal(t, strings.TrimSuffix(name, ".yaml"), s.Name, "name matches the file")
+			require.NotEmpty(t, s.Description)
+			require.Positive(t, s.CabinetCount())
+			// The file on disk is the embedded one.
+			fromDisk, _, err := Load(name)
+			require.NoError(t, err)
+			require.Equal(t, s.Sites, fromDisk.Sites)
+		})
+	}
+}
+
+func TestShippedScenarioFigures(t *testing.T) {
+	tower, _, err := LoadShipped("residential-tower.yaml")
+	require.NoError(t, err)
+	require.Equal(t, 120, totalCompartments(tower))
+	require.InDelta(t, 55, tower.Demand.ParcelsPerDay, 0)
+	require.Equal(t, Duration(28*24*time.Hour), tower.Duration)
+	require.Equal(t, uint64(42), tower.Seed)
+	require.Equal(t, "best-fit", tower.Policy.Allocator)
+
+	city, _, err := LoadShipped("city-network.yaml")
+	require.NoError(t, err)
+	require.Len(t, city.Sites, 2000)
+	require.Equal(t, 2000, city.CabinetCount())
+	require.Equal(t, "city-00-00", city.Sites[0].ID)
+	require.Equal(t, "city-39-49", city.Sites[1999].ID)
+	require.Equal(t, Position{XM: 49 * 400, YM: 39 * 400}, city.Sites[1999].Position)
+	days := (city.Duration + city.Warmup).Hours() / 24
+	require.InDelta(t, 3.6e6, city.Demand.ParcelsPerDay*days*2000, 0.1e6, "about 3.6 M parcels")
+
+	grocery, _, err := LoadShipped("grocery-chilled.yaml")
+	require.NoError(t, err)
+	require.Equal(t, Duration(24*time.Hour), grocery.Policy.ChilledPickupWindow)
+	require.Equal(t, Duration(48*time.Hour), grocery.Policy.PickupWindow)
+}
+
+func totalCompartments(s *Scenario) int {
+	n := 0
+	for _, site := range s.Sites {
+		for _, g := range site.Cabinets {
+			m, _ := s.Model(g.Model)
+			for _, e := range m.Compartments {
+				n += e.Value * g.Count
+			}
+		}
+	}
+	return n
+}
+
+// TestThreeMistakesAllReported is the acceptance case: an unknown key, a
+// misspelt class and a size mix summing to 0.9 are all named, with lines.
+func TestThreeMistakesAllReported(t *testing.T) {
+	_, _, err := Load("testdata/three-mistakes.yaml")
+	require.Error(t, err)
+	var ps Problems
+	require.ErrorAs(t, err, &ps)
+	msg := err.Error()
+	require.Contains(t, msg, `testdata/three-mistakes.yaml:4:1: unknown key "colour" in the scenario (known: version, name,`)
+	require.Contains(t, msg, `testdata/three-mistakes.yaml:10:27: cabinet model "bank": unknown compartment class "Mm" (did you mean "M"?)`)
+	require.Contains(t, msg, `testdata/three-mistakes.yaml:16:13: demand.size_mix sums to 0.9; shares must sum to 1`)
+	require.Len(t, ps, 3)
+}
+
+func TestProblemsGolden(t *testing.T) {
+	for _, name := range []string{"three-mistakes", "many-mistakes"} {
+		t.Run(name, func(t *testing.T) {
+			_, warnings, err := Load(filepath.Join("testdata", name+".yaml"))
+			require.Error(t, err)
+			got := err.Error() + "\n"
+			if len(warnings) > 0 {
+				got += warnings.Error() + "\n"
+			}
+			golden := filepath.Join("testdata", name+".golden")
+			if *update {
+				require.NoError(t, os.WriteFile(golden, []byte(got), 0o644))
+			}
+			want, err := os.ReadFile(golden)
+			require.NoError(t, err, "run go test ./scenarios -update to create %s", golden)
+			require.Equal(t, string(want), got)
+		})
+	}
+}
+
+const minimal = `version: 1
+name: tiny
+duration: 1d
+compartment_classes: [{name: S, width_mm: 1, height_mm: 1, depth_mm: 1}]
+cabinet_models: [{name: m, compartments: {S: 1}}]
+sites: [{id: a, cabinets: [{model: m, count: 1}]}]
+demand: {parcels_per_day: 1, size_mix: {S: 1}}
+recipients: {pickup_delay: {distribution: fixed, value: 1h}}
+`
+
+func TestDefaults(t *testing.T) {
+	s, warnings, err := Parse("tiny.yaml", []byte(minimal))
+	require.NoError(t, err)
+	require.Empty(t, warnings)
+	require.Equal(t, uint64(DefaultSeed), s.Seed)
+	require.Equal(t, DefaultReplications, s.Replications)
+	require.Equal(t, Duration(0), s.Warmup)
+	require.Equal(t, ZoneAmbient, s.CompartmentClasses[0].Zone)
+	require.Equal(t, DeliveryIndividual, s.Couriers.Delivery)
+	require.Equal(t, OnFullRefuse, s.Couriers.OnFull)
+	require.Equal(t, DefaultAllocator, s.Policy.Allocator)
+	require.Equal(t, DefaultPickupWindow, s.Policy.PickupWindow)
+	require.Equal(t, DefaultPickupWindow, s.Policy.ChilledPickupWindow)
+	require.Equal(t, DefaultReminderAfter, s.Policy.ReminderAfter)
+	require.Equal(t, DefaultReservationTimeout, s.Policy.ReservationTimeout)
+	require.Nil(t, s.Faults.CabinetOutage)
+}
+
+func TestProblemCases(t *testing.T) {
+	tests := []struct {
+		name  string
+		patch string // appended to minimal; later keys are duplicates unless new
+		want  []string
+	}{
+		{"duplicate top-level key", "seed: 3\nseed: 4\n", []string{`10:1: duplicate key "seed" (first at line 9)`}},
+		{"pickup window none is allowed", "policy: {pickup_window: none}\n", nil},
+		{"empirical must sum to 1", "", nil},
+		{"wave order", "couriers: {delivery: waves, waves: [\"10:00\", \"09:00\"]}\n", []string{"wave times must be in increasing order"}},
+		{"next wave needs waves", "couriers: {on_full: next_wave}\n", []string{"on_full: next_wave needs delivery: waves"}},
+		{"unknown policy key suggests", "policy: {pickup_windw: 3d}\n", []string{`unknown key "pickup_windw" in policy (did you mean "pickup_window"?)`}},
+		{"reserve only for reserve-large", "policy: {reserve: {S: 1}}\n", []string{"warning: policy.reserve is used only by the reserve-large allocator"}},
+		{"bad duration unit", "warmup: 3days\n", []string{`warmup: duration "3days": unknown unit "days"`}},
+		{"list where a mapping belongs", "faults: [1, 2]\n", []string{"faults: expected a mapping, got a list"}},
+		{"negative site rate", "site_grids: [{prefix: g, rows: 1, cols: 2, spacing_m: 10, cabinets: [{model: m, count: 1}], parcels_per_day: -1}]\n", []string{"parcels_per_day cannot be negative"}},
+		{"season order", "demand: {parcels_per_day: 1, size_mix: {S: 1}, seasonality: [{from: 3d, to: 1d, factor: 2}]}\n", []string{"season must have 0 ≤ from < to"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := minimal + tt.patch
+			if strings.HasPrefix(tt.patch, "policy:") || strings.HasPrefix(tt.patch, "couriers:") || strings.HasPrefix(tt.patch, "faults:") ||
+				strings.HasPrefix(tt.patch, "warmup:") || strings.HasPrefix(tt.patch, "site_grids:") {
+				// new sections: no duplicate
+			} else if strings.HasPrefix(tt.patch, "demand:") {
+				src = strings.Replace(minimal, "demand: {parcels_per_day: 1, size_mix: {S: 1}}\n", "", 1) + tt.patch
+			}
+			_, warnings, err := Parse("t.yaml", []byte(src))
+			all := ""
+			if err != nil {
+				all += err.Error() + "\n"
+			}
+			all += warnings.Error()
+			if len(tt.want) == 0 {
+				require.NoError(t, err)
+				require.Empty(t, warnings)
+				return
+			}
+			for _, w := range tt.want {
+				require.Contains(t, all, w)
+			}
+		})
+	}
+}
+
+func TestSecondDocumentAndSyntaxErrors(t *testing.T) {
+	_, _, err := Parse("two.yaml", []byte(minimal+"---\nname: other\n"))
+	require.ErrorContains(t, err, "two.yaml:9:1: a scenario file holds one YAML document")
+
+	_, _, err = Parse("bad.yaml", []byte("version: 1\nname: [unclosed\n"))
+	require.ErrorContains(t, err, "bad.yaml:")
+	require.ErrorContains(t, err, "invalid YAML")
+
+	_, _, err = Parse("empty.yaml", nil)
+	require.ErrorContains(t, err, "empty.yaml:1:1: empty scenario")
+
+	_, _, err = Load("testdata/does-not-exist.yaml")
+	require.ErrorContains(t, err, "reading scenario")
+}
+
+func TestParseDuration(t *testing.T) {
+	tests := []struct {
+		in   string
+		want time.Duration
+		err  string
+	}{
+		{"90s", 90 * time.Second, ""},
+		{"36h", 36 * time.Hour, ""},
+		{"28d", 28 * 24 * time.Hour, ""},
+		{"2w", 14 * 24 * time.Hour, ""},
+		{"1d12h", 36 * time.Hour, ""},
+		{"1.5d", 36 * time.Hour, ""},
+		{"8h30m", 8*time.Hour + 30*time.Minute, ""},
+		{"50ms", 50 * time.Millisecond, ""},
+		{"none", -1, ""},
+		{"", 0, "empty"},
+		{"-3h", 0, "negative"},
+		{"3", 0, "missing unit"},
+		{"3y", 0, `unknown unit "y"`},
+		{"h", 0, "expected a number"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := ParseDuration(tt.in)
+			if tt.err != "" {
+				require.ErrorContains(t, err, tt.err)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, Duration(tt.want), got)
+		})
+	}
+	require.Equal(t, "28d", Duration(28*24*time.Hour).String())
+	require.Equal(t, "none", Never.String())
+	require.Equal(t, "1h30m", Duration(90*time.Minute).String())
+	require.Equal(t, "1d12h", Duration(36*time.Hour).String())
+	require.Equal(t, "1s500ms", Duration(1500*time.Millisecond).String())
+}
+
+func TestParseTimeOfDay(t *testing.T) {
+	got, err := ParseTimeOfDay("09:30")
+	require.NoError(t, err)
+	require.Equal(t, 9*time.Hour+30*time.Minute, got.D())
+	require.Equal(t, "09:30", got.String())
+	for _, bad := range []string{"9:30", "24:00", "12:60", "noon", "12-30"} {
+		_, err := ParseTimeOfDay(bad)
+		require.Error(t, err, bad)
+	}
+}
+
+func TestScenarioPosFallsBackToParent(t *testing.T) {
+	s, _, err := Parse("tiny.yaml", []byte(minimal))
+	require.NoError(t, err)
+	require.Equal(t, Pos{7, 9}, s.Pos("demand"))
+	require.Equal(t, Pos{7, 27}, s.Pos("demand.parcels_per_day"))
+	require.Equal(t, Pos{7, 9}, s.Pos("demand.hourly_profile"), "absent key: falls back to its section")
+	require.Equal(t, Pos{1, 1}, s.Pos("nothing.here"))
+}
+
+// FuzzParse: the loader is a decoder of outside input; whatever the bytes,
+// it returns a value or problems, never panics, and every problem is located.
+func FuzzParse(f *testing.F) {
+	for _, name := range Shipped() {
+		data, err := shipped.ReadFile(name)
+		require.NoError(f, err)
+		f.Add(data)
+	}
+	for _, name := range []string{"three-mistakes.yaml", "many-mistakes.yaml"} {
+		data, err := os.ReadFile(filepath.Join("testdata", name))
+		require.NoError(f, err)
+		f.Add(data)
+	}
+	f.Add([]byte(minimal))
+	f.Add([]byte("a: &x [*x]\n"))
+	f.Add([]byte("version: 1\nsites: {id: x}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, warnings, err := Parse("fuzz.yaml", data)
+		if err == nil {
+			require.NotNil(t, s)
+		}
+		for _, p := range append(warnings, problemsOf(err)...) {
+			require.Positive(t, p.Pos.Line)
+			require.NotEmpty(t, p.Message)
+		}
+	})
+}
+
+func problemsOf(err error) Problems {
+	if ps, ok := err.(Problems); ok {
+		return ps
+	}
+	return nil
+}

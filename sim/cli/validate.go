@@ -1,0 +1,61 @@
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/lockertwin/lockertwin/scenarios"
+)
+
+func runValidate(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: lockersim validate FILE...\n\nChecks each scenario file and prints \"FILE: valid\" or every problem as file:line:col.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ExitOK
+		}
+		return ExitUsage
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return ExitUsage
+	}
+	code := ExitOK
+	for _, file := range fs.Args() {
+		_, problems := loadScenario(file)
+		if errs := problems.Errors(); len(errs) > 0 {
+			code = ExitProblem
+			fmt.Fprintln(stderr, errs.Error())
+		}
+		if warns := problems.Warnings(); len(warns) > 0 {
+			fmt.Fprintln(stderr, warns.Error())
+		}
+		if len(problems.Errors()) == 0 {
+			fmt.Fprintf(stdout, "%s: valid\n", file)
+		}
+	}
+	return code
+}
+
+// loadScenario loads and validates a scenario, adding the checks that need
+// packages the scenarios package may not import. All problems come back
+// together: errors and warnings.
+func loadScenario(file string) (*scenarios.Scenario, scenarios.Problems) {
+	s, warnings, err := scenarios.Load(file)
+	var problems scenarios.Problems
+	if err != nil {
+		var ps scenarios.Problems
+		if !errors.As(err, &ps) {
+			return nil, scenarios.Problems{{File: file, Pos: scenarios.Pos{Line: 1, Col: 1}, Message: err.Error()}}
+		}
+		problems = append(problems, ps...)
+	}
+	problems = append(problems, warnings...)
+	return s, problems
+}
