@@ -77,7 +77,8 @@ func (ps Problems) filter(s Severity) Problems {
 	return out
 }
 
-func (ps Problems) sort() {
+// Sort orders problems by position in the file.
+func (ps Problems) Sort() {
 	sort.SliceStable(ps, func(i, j int) bool {
 		a, b := ps[i].Pos, ps[j].Pos
 		if a.Line != b.Line {

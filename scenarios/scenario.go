@@ -294,7 +294,7 @@ func Parse(file string, data []byte) (*Scenario, Problems, error) {
 	d.decode(doc, reflect.ValueOf(s).Elem(), "")
 	s.applyDefaults()
 	s.validate(d)
-	d.problems.sort()
+	d.problems.Sort()
 	if errs := d.problems.Errors(); len(errs) > 0 {
 		return s, d.problems.Warnings(), errs
 	}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -69,4 +70,23 @@ func TestValidateUsageAndMissingFiles(t *testing.T) {
 			require.Contains(t, errOut, tt.errPart)
 		})
 	}
+}
+
+func TestValidateChecksThePolicyRegistry(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "s.yaml")
+	src := `version: 1
+name: s
+duration: 1d
+compartment_classes: [{name: S, width_mm: 1, height_mm: 1, depth_mm: 1}]
+cabinet_models: [{name: m, compartments: {S: 1}}]
+sites: [{id: a, cabinets: [{model: m, count: 1}]}]
+demand: {parcels_per_day: 1, size_mix: {S: 1}}
+recipients: {pickup_delay: {distribution: fixed, value: 1h}}
+policy: {allocator: worst-fit}
+`
+	require.NoError(t, os.WriteFile(file, []byte(src), 0o644))
+	code, _, errOut := run("validate", file)
+	require.Equal(t, ExitProblem, code)
+	require.Contains(t, errOut, file+`:9:21: unknown allocator policy "worst-fit" (registered: best-fit, first-fit, random-fit, reserve-large)`)
 }

@@ -5,7 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 
+	"github.com/lockertwin/lockertwin/allocator"
 	"github.com/lockertwin/lockertwin/scenarios"
 )
 
@@ -57,5 +59,20 @@ func loadScenario(file string) (*scenarios.Scenario, scenarios.Problems) {
 		problems = append(problems, ps...)
 	}
 	problems = append(problems, warnings...)
+	if s != nil {
+		problems = append(problems, checkPolicy(s)...)
+	}
+	problems.Sort()
 	return s, problems
+}
+
+// checkPolicy reports an allocator name that is not registered.
+func checkPolicy(s *scenarios.Scenario) scenarios.Problems {
+	for _, name := range allocator.Names() {
+		if name == s.Policy.Allocator {
+			return nil
+		}
+	}
+	return scenarios.Problems{s.Problem("policy.allocator", scenarios.Error,
+		"unknown allocator policy %q (registered: %s)", s.Policy.Allocator, strings.Join(allocator.Names(), ", "))}
 }
