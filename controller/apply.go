@@ -1,0 +1,412 @@
+package controller
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/lockertwin/lockertwin/allocator"
+	"github.com/lockertwin/lockertwin/twin"
+)
+
+// apply changes the core's state for one event. It is the only place state
+// changes, it reads nothing but the event and the current state, and it has
+// no outputs: that is what lets Rebuild replay a log into the exact state.
+// Deadlines it pushes are derived state; a stale one is ignored when due.
+func (c *Core) apply(e *Event) {
+	switch e.Kind {
+	case Announced:
+		spec := *e.Spec
+		req, err := c.resolve(spec)
+		if err != nil {
+			panic(fmt.Sprintf("controller: logged announcement does not resolve: %v", err))
+		}
+		chilled := req.Zone != allocator.Ambient
+		c.parcels[e.Parcel] = &parcel{
+			id: e.Parcel, spec: spec, req: req, recipient: e.Text, state: StateAnnounced,
+			cabinet: -1, comp: allocator.NoCompartment, chilled: chilled, announcedAt: e.At,
+		}
+	case Reserved:
+		p := c.parcels[e.Parcel]
+		id := allocator.CompartmentID(e.Compartment)
+		must(c.inv.Reserve(id))
+		p.state, p.cabinet, p.comp, p.reservedUntil = StateReserved, e.Cabinet, id, e.Num
+		c.comps[id].parcel = p
+		if e.Num > 0 {
+			c.deadlines.push(deadline{at: e.Num, kind: dlReservation, p: p})
+		}
+	case Refused:
+		c.finish(c.parcels[e.Parcel], StateRefused)
+	case ReservationLapsed:
+		p := c.parcels[e.Parcel]
+		must(c.inv.Release(p.comp))
+		c.comps[p.comp].parcel = nil
+		p.state, p.cabinet, p.comp, p.reservedUntil = StateAnnounced, -1, allocator.NoCompartment, 0
+	case DoorCommanded:
+		p := c.parcels[e.Parcel]
+		c.cmdSeq++
+		cmd := &command{
+			id: e.Command, cab: e.Cabinet, comp: allocator.CompartmentID(e.Compartment), parcel: p,
+			purpose: parsePurpose(e.Text), issued: e.At, expires: e.Num, attempts: 1,
+			retryAt: e.At + int64(c.set.AckTimeout),
+		}
+		c.cmds[cmd.id] = cmd
+		c.comps[cmd.comp].cmd = cmd
+		switch cmd.purpose {
+		case PurposeDeposit:
+			p.state = StateDepositOpening
+		case PurposePickup:
+			p.state = StatePickupOpening
+		case PurposeReturn:
+			p.state = StateReturnOpening
+		}
+		c.deadlines.push(deadline{at: cmd.retryAt, kind: dlCommandRetry, cmd: cmd})
+		c.deadlines.push(deadline{at: cmd.expires, kind: dlCommandExpiry, cmd: cmd})
+	case CommandRetried:
+		cmd := c.cmds[e.Command]
+		cmd.attempts = int(e.Num)
+		cmd.retryAt = e.At + int64(c.set.AckTimeout)
+		c.deadlines.push(deadline{at: cmd.retryAt, kind: dlCommandRetry, cmd: cmd})
+	case CommandAcked:
+		c.cmds[e.Command].acked = true
+		c.seenSeq(e)
+	case CommandFailed:
+		c.endCommand(c.cmds[e.Command])
+	case DoorOpened:
+		c.seenSeq(e)
+		slot := &c.comps[e.Compartment]
+		slot.doorOpen, slot.openedAt, slot.alarmed = true, e.At, false
+		if e.Command != "" {
+			cmd := c.cmds[e.Command]
+			cmd.opened = true
+			if p := cmd.parcel; p != nil {
+				switch p.state {
+				case StateDepositOpening:
+					p.state = StateDepositOpen
+				case StatePickupOpening:
+					p.state = StatePickupOpen
+				case StateReturnOpening:
+					p.state = StateReturnOpen
+				}
+			}
+		}
+		c.deadlines.push(deadline{at: e.At + int64(c.set.DoorOpenLimit), kind: dlDoorOpen, comp: e.Compartment, openedAt: e.At})
+	case DoorClosed:
+		c.seenSeq(e)
+		slot := &c.comps[e.Compartment]
+		slot.doorOpen, slot.occupied = false, e.Num == 1
+		if cmd := slot.cmd; cmd != nil && cmd.parcel != nil && cmd.parcel.id == e.Parcel {
+			c.endCommand(cmd)
+		}
+	case OccupancyChanged:
+		c.seenSeq(e)
+		c.comps[e.Compartment].occupied = e.Num == 1
+	case Deposited:
+		p := c.parcels[e.Parcel]
+		must(c.inv.Occupy(p.comp))
+		p.state, p.depositedAt, p.reservedUntil = StateAwaitingPickup, e.At, 0
+	case DepositAborted:
+		c.parcels[e.Parcel].state = StateReserved
+	case CodeIssued:
+		p := c.parcels[e.Parcel]
+		cab := &c.cabinets[p.cabinet]
+		if p.codeLive {
+			delete(cab.codes, p.lookup)
+		}
+		p.digest, p.lookup, p.codeLive = e.Digest, e.Lookup, true
+		p.codeGen++
+		p.deadline, p.reminderAt, p.state = e.Num, e.Num2, StateAwaitingPickup
+		cab.codes[p.lookup] = p
+		if e.Num > 0 {
+			c.deadlines.push(deadline{at: e.Num, kind: dlExpiry, p: p})
+		}
+		if e.Num2 > 0 && !p.reminded {
+			c.deadlines.push(deadline{at: e.Num2, kind: dlReminder, p: p})
+		}
+	case Notified:
+		if p := c.parcels[e.Parcel]; p != nil && e.Text == string(NotifyReminder) {
+			p.reminded = true
+		}
+	case PickupAuthorized:
+		c.dropCode(c.parcels[e.Parcel])
+	case CodeRejected:
+		cab := &c.cabinets[e.Cabinet]
+		keep := cab.fails[:0]
+		for _, t := range cab.fails {
+			if e.At-t < int64(c.set.Limits.LongWindow) {
+				keep = append(keep, t)
+			}
+		}
+		cab.fails = append(keep, e.At)
+	case LockedOut:
+		c.cabinets[e.Cabinet].lockedUntil = e.Num
+	case PickedUp:
+		p := c.parcels[e.Parcel]
+		must(c.inv.Vacate(p.comp))
+		c.comps[p.comp].parcel = nil
+		c.finish(p, StatePickedUp)
+	case PickupAborted:
+		p := c.parcels[e.Parcel]
+		if e.Text == "return" {
+			p.state = StateAwaitingReturn
+		} else {
+			p.state = StateAwaitingPickup
+		}
+	case Expired:
+		p := c.parcels[e.Parcel]
+		c.dropCode(p)
+		p.state = StateAwaitingReturn
+	case Returned:
+		p := c.parcels[e.Parcel]
+		must(c.inv.Vacate(p.comp))
+		c.comps[p.comp].parcel = nil
+		c.finish(p, StateReturned)
+	case ExceptionRaised:
+		p := c.parcels[e.Parcel]
+		p.prev, p.state, p.exception = p.state, StateException, e.Text
+		if p.comp >= 0 {
+			if cmd := c.comps[p.comp].cmd; cmd != nil && cmd.parcel == p && !cmd.opened {
+				c.endCommand(cmd)
+			}
+		}
+	case ExceptionResolved:
+		p := c.parcels[e.Parcel]
+		p.exception = ""
+		if Resolution(e.Text) == ResolveRemoved {
+			c.dropCode(p)
+			if p.comp >= 0 {
+				c.emptyCompartment(p.comp)
+			}
+			c.finish(p, StateRemoved)
+			return
+		}
+		p.state = resumeState(p.prev)
+	case AlarmRaised:
+		c.alarms[e.Text]++
+		if e.Text == "door_left_open" && e.Compartment >= 0 {
+			c.comps[e.Compartment].alarmed = true
+		}
+	case OutOfService:
+		must(c.inv.TakeOutOfService(allocator.CompartmentID(e.Compartment)))
+	case BackInService:
+		must(c.inv.ReturnToService(allocator.CompartmentID(e.Compartment)))
+	case CabinetStatus:
+		c.cabinets[e.Cabinet].online = e.Text == twin.StatusOnline
+	default:
+		panic(fmt.Sprintf("controller: cannot apply %v", e.Kind))
+	}
+}
+
+// resumeState is where a parcel carries on after a resolved exception.
+func resumeState(prev State) State {
+	switch prev {
+	case StateDepositOpening, StateDepositOpen:
+		return StateReserved
+	case StatePickupOpening, StatePickupOpen:
+		return StateAwaitingPickup
+	case StateReturnOpening, StateReturnOpen:
+		return StateAwaitingReturn
+	}
+	return prev
+}
+
+func (c *Core) emptyCompartment(id allocator.CompartmentID) {
+	switch c.inv.Status(id) {
+	case allocator.OutOfService:
+		must(c.inv.ClearOutOfService(id))
+	case allocator.Reserved:
+		must(c.inv.Release(id))
+	case allocator.Occupied:
+		must(c.inv.Vacate(id))
+	}
+	c.comps[id].parcel = nil
+}
+
+func (c *Core) seenSeq(e *Event) {
+	if e.CabinetSeq > 0 && e.Cabinet >= 0 && e.CabinetSeq > c.cabinets[e.Cabinet].lastSeq {
+		c.cabinets[e.Cabinet].lastSeq = e.CabinetSeq
+	}
+}
+
+func (c *Core) dropCode(p *parcel) {
+	if p != nil && p.codeLive {
+		delete(c.cabinets[p.cabinet].codes, p.lookup)
+		p.codeLive = false
+	}
+}
+
+func (c *Core) endCommand(cmd *command) {
+	if cmd == nil {
+		return
+	}
+	delete(c.cmds, cmd.id)
+	if c.comps[cmd.comp].cmd == cmd {
+		c.comps[cmd.comp].cmd = nil
+	}
+}
+
+func (c *Core) finish(p *parcel, s State) {
+	p.state = s
+	c.dropCode(p)
+	delete(c.parcels, p.id)
+	if c.finished != nil {
+		c.finished[p.id] = s
+	}
+}
+
+func must(err error) {
+	if err != nil {
+		panic("controller: event contradicts inventory: " + err.Error())
+	}
+}
+
+// ---- deadlines -----------------------------------------------------------
+
+type deadlineKind uint8
+
+const (
+	dlReservation deadlineKind = iota + 1
+	dlReminder
+	dlExpiry
+	dlCommandRetry
+	dlCommandExpiry
+	dlDoorOpen
+)
+
+type deadline struct {
+	at       int64
+	seq      uint64
+	kind     deadlineKind
+	p        *parcel
+	cmd      *command
+	comp     int32
+	openedAt int64
+}
+
+// deadlineHeap is a binary min-heap on (at, seq).
+type deadlineHeap struct {
+	items []deadline
+	seq   uint64
+}
+
+func (h *deadlineHeap) push(d deadline) {
+	h.seq++
+	d.seq = h.seq
+	h.items = append(h.items, d)
+	i := len(h.items) - 1
+	for i > 0 {
+		parent := (i - 1) / 2
+		if !h.less(i, parent) {
+			break
+		}
+		h.items[i], h.items[parent] = h.items[parent], h.items[i]
+		i = parent
+	}
+}
+
+func (h *deadlineHeap) less(i, j int) bool {
+	a, b := &h.items[i], &h.items[j]
+	return a.at < b.at || (a.at == b.at && a.seq < b.seq)
+}
+
+func (h *deadlineHeap) pop() deadline {
+	top := h.items[0]
+	n := len(h.items) - 1
+	h.items[0] = h.items[n]
+	h.items[n] = deadline{}
+	h.items = h.items[:n]
+	i := 0
+	for {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		m := l
+		if r := l + 1; r < n && h.less(r, l) {
+			m = r
+		}
+		if !h.less(m, i) {
+			break
+		}
+		h.items[i], h.items[m] = h.items[m], h.items[i]
+		i = m
+	}
+	return top
+}
+
+// rearm makes sure the clock wakes the core at the earliest deadline.
+func (c *Core) rearm() {
+	if c.replaying || c.waking {
+		return
+	}
+	if len(c.deadlines.items) == 0 {
+		return
+	}
+	next := c.deadlines.items[0].at
+	if c.timer != nil && c.armedAt <= next {
+		return
+	}
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	c.armedAt = next
+	c.timer = c.cfg.Clock.AfterFunc(time.Duration(next-c.now()), c.wakeFn)
+}
+
+// wake handles every deadline that is due.
+func (c *Core) wake() {
+	c.timer = nil
+	c.waking = true
+	now := c.now()
+	for len(c.deadlines.items) > 0 && c.deadlines.items[0].at <= now {
+		d := c.deadlines.pop()
+		c.due(&d)
+	}
+	c.waking = false
+	c.rearm()
+}
+
+// due acts on a deadline if it still stands; a deadline whose state moved on
+// is simply dropped.
+func (c *Core) due(d *deadline) {
+	switch d.kind {
+	case dlReservation:
+		if p := d.p; p.state == StateReserved && p.reservedUntil == d.at && c.parcels[p.id] == p {
+			_ = c.emit(c.parcelEvent(ReservationLapsed, p))
+		}
+	case dlReminder:
+		if p := d.p; p.state == StateAwaitingPickup && !p.reminded && p.reminderAt == d.at && c.parcels[p.id] == p {
+			_ = c.notify(p, NotifyReminder, "")
+		}
+	case dlExpiry:
+		if p := d.p; p.state == StateAwaitingPickup && p.deadline == d.at && c.parcels[p.id] == p {
+			_ = c.expire(p)
+		}
+	case dlCommandRetry:
+		cmd := d.cmd
+		if c.cmds[cmd.id] != cmd || cmd.acked || cmd.opened || cmd.retryAt != d.at {
+			return
+		}
+		if cmd.attempts >= c.set.MaxAttempts {
+			_ = c.failCommand(cmd, "timeout")
+			return
+		}
+		e := Event{Kind: CommandRetried, Cabinet: cmd.cab, Compartment: int32(cmd.comp), Command: cmd.id, Num: int64(cmd.attempts + 1)}
+		if cmd.parcel != nil {
+			e.Parcel = cmd.parcel.id
+		}
+		if c.emit(e) == nil {
+			comp, _ := c.inv.Compartment(cmd.comp)
+			c.send(c.cabinets[cmd.cab].name, cmd, comp.Slot)
+		}
+	case dlCommandExpiry:
+		if cmd := d.cmd; c.cmds[cmd.id] == cmd && !cmd.opened {
+			_ = c.failCommand(cmd, "not_opened")
+		}
+	case dlDoorOpen:
+		slot := &c.comps[d.comp]
+		if slot.doorOpen && slot.openedAt == d.openedAt && !slot.alarmed {
+			comp, _ := c.inv.Compartment(allocator.CompartmentID(d.comp))
+			c.alarm("door_left_open", int32(comp.Cabinet), d.comp, "")
+		}
+	}
+}

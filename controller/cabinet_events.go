@@ -1,0 +1,283 @@
+package controller
+
+import (
+	"fmt"
+
+	"github.com/lockertwin/lockertwin/allocator"
+	"github.com/lockertwin/lockertwin/twin"
+)
+
+// HandleEvent takes one event a cabinet sent. Invalid events, events of an
+// unknown cabinet or compartment, and duplicates (a sequence number already
+// seen) are refused with a typed error and change nothing.
+func (c *Core) HandleEvent(cabName string, ev twin.Event) error {
+	ci, ok := c.byName[cabName]
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrUnknownCabinet, cabName)
+	}
+	if err := ev.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
+	cab := &c.cabinets[ci]
+	comp := allocator.NoCompartment
+	if ev.Compartment != 0 {
+		id, ok := c.inv.CompartmentAt(allocator.CabinetID(ci), ev.Compartment)
+		if !ok {
+			return fmt.Errorf("%w: cabinet %s has no compartment %d", ErrUnknownCompartment, cabName, ev.Compartment)
+		}
+		comp = id
+	}
+	if ev.Seq <= cab.lastSeq {
+		return fmt.Errorf("%w: cabinet %s sequence %d, last %d", ErrDuplicateEvent, cabName, ev.Seq, cab.lastSeq)
+	}
+	gap := cab.lastSeq != 0 && ev.Seq > cab.lastSeq+1
+	cab.lastSeq = ev.Seq
+	if gap {
+		c.alarm("sequence_gap", ci, -1, "")
+	}
+	switch ev.Type {
+	case twin.EvtAck:
+		return c.onAck(ci, ev)
+	case twin.EvtNack:
+		return c.onNack(ci, ev)
+	case twin.EvtDoorOpened:
+		return c.onDoorOpened(ci, comp, ev)
+	case twin.EvtDoorClosed:
+		return c.onDoorClosed(ci, comp, ev)
+	case twin.EvtOccupancy:
+		return c.onOccupancy(ci, comp, ev)
+	case twin.EvtFault:
+		return c.onFault(ci, comp, ev)
+	case twin.EvtTemp:
+		c.alarm("temperature", ci, int32(comp), "")
+	case twin.EvtPin:
+		_, err := c.Pickup(cabName, ev.Code)
+		if err != nil && ErrorCode(err) == "internal" {
+			return err
+		}
+	case twin.EvtHeartbeat:
+	}
+	return nil
+}
+
+func (c *Core) onAck(ci int32, ev twin.Event) error {
+	cmd := c.cmds[ev.Command]
+	if cmd == nil || cmd.cab != ci || cmd.acked {
+		return nil // a stale or repeated ack: harmless under QoS 1
+	}
+	e := Event{Kind: CommandAcked, Cabinet: ci, Compartment: int32(cmd.comp), Command: cmd.id, CabinetSeq: ev.Seq}
+	if cmd.parcel != nil {
+		e.Parcel = cmd.parcel.id
+	}
+	return c.emit(e)
+}
+
+func (c *Core) onNack(ci int32, ev twin.Event) error {
+	cmd := c.cmds[ev.Command]
+	if cmd == nil || cmd.cab != ci {
+		return nil
+	}
+	if err := c.failCommand(cmd, ev.Reason); err != nil {
+		return err
+	}
+	if ev.Reason == twin.NackJammed {
+		return c.jam(ci, cmd.comp)
+	}
+	return nil
+}
+
+// failCommand ends a command that will not open its door: the operation
+// fails into an exception and an alarm, never silently.
+func (c *Core) failCommand(cmd *command, why string) error {
+	e := Event{Kind: CommandFailed, Cabinet: cmd.cab, Compartment: int32(cmd.comp), Command: cmd.id, Text: why}
+	p := cmd.parcel
+	if p != nil {
+		e.Parcel = p.id
+	}
+	if err := c.emit(e); err != nil {
+		return err
+	}
+	c.alarm("command_failed", cmd.cab, int32(cmd.comp), cmd.id)
+	if p != nil && p.state != StateException && !p.state.Terminal() {
+		return c.raise(p, "command_"+why)
+	}
+	return nil
+}
+
+func (c *Core) raise(p *parcel, reason string) error {
+	e := c.parcelEvent(ExceptionRaised, p)
+	e.Text = reason
+	return c.emit(e)
+}
+
+func (c *Core) jam(ci int32, comp allocator.CompartmentID) error {
+	c.alarm("jam", ci, int32(comp), "")
+	if c.inv.Status(comp) != allocator.OutOfService {
+		if err := c.emit(Event{Kind: OutOfService, Cabinet: ci, Compartment: int32(comp), Text: "jam"}); err != nil {
+			return err
+		}
+	}
+	if p := c.comps[comp].parcel; p != nil && p.state != StateException {
+		return c.raise(p, "jam")
+	}
+	return nil
+}
+
+func (c *Core) onDoorOpened(ci int32, comp allocator.CompartmentID, ev twin.Event) error {
+	now := c.now()
+	slot := &c.comps[comp]
+	cmd := slot.cmd
+	matched := ev.Command != "" && cmd != nil && cmd.id == ev.Command && !cmd.opened && now <= cmd.expires
+	e := Event{Kind: DoorOpened, Cabinet: ci, Compartment: int32(comp), CabinetSeq: ev.Seq}
+	if matched {
+		e.Command = cmd.id
+		if cmd.parcel != nil {
+			e.Parcel = cmd.parcel.id
+		}
+	}
+	if err := c.emit(e); err != nil {
+		return err
+	}
+	if !matched {
+		kind := "uncommanded_open"
+		if ev.Command != "" {
+			kind = "late_or_unknown_command_open"
+		}
+		c.alarm(kind, ci, int32(comp), ev.Command)
+	}
+	return nil
+}
+
+func (c *Core) onDoorClosed(ci int32, comp allocator.CompartmentID, ev twin.Event) error {
+	slot := &c.comps[comp]
+	cmd := slot.cmd
+	occupied := *ev.Occupied
+	e := Event{Kind: DoorClosed, Cabinet: ci, Compartment: int32(comp), CabinetSeq: ev.Seq}
+	if occupied {
+		e.Num = 1
+	}
+	p := slot.parcel
+	if p != nil {
+		e.Parcel = p.id
+	}
+	if err := c.emit(e); err != nil {
+		return err
+	}
+	if cmd != nil && cmd.parcel == p && p != nil {
+		return c.completeDoorOperation(p, cmd.purpose, occupied)
+	}
+	// No door operation was under way: the closing tells us whether the
+	// compartment still holds what it should.
+	switch {
+	case p != nil && p.state.InLocker() && !occupied:
+		c.alarm("parcel_missing", ci, int32(comp), "")
+		return c.raise(p, "parcel_missing")
+	case p == nil && occupied:
+		c.alarm("unexpected_item", ci, int32(comp), "")
+		if c.inv.Status(comp) != allocator.OutOfService {
+			return c.emit(Event{Kind: OutOfService, Cabinet: ci, Compartment: int32(comp), Text: "unexpected_item"})
+		}
+	}
+	return nil
+}
+
+// completeDoorOperation decides a deposit, pickup or return when its door
+// closes: the outcome rests on the door being closed AND the sensor.
+func (c *Core) completeDoorOperation(p *parcel, purpose Purpose, occupied bool) error {
+	switch purpose {
+	case PurposeDeposit:
+		if !occupied {
+			return c.emit(c.parcelEvent(DepositAborted, p))
+		}
+		if err := c.emit(c.parcelEvent(Deposited, p)); err != nil {
+			return err
+		}
+		return c.issueCode(p, NotifyArrival)
+	case PurposePickup:
+		if !occupied {
+			return c.emit(c.parcelEvent(PickedUp, p))
+		}
+		e := c.parcelEvent(PickupAborted, p)
+		e.Text = "pickup"
+		if err := c.emit(e); err != nil {
+			return err
+		}
+		if p.deadline > 0 && c.now() >= p.deadline {
+			return c.expire(p)
+		}
+		return c.issueCode(p, NotifyCodeReissued)
+	case PurposeReturn:
+		if !occupied {
+			if err := c.emit(c.parcelEvent(Returned, p)); err != nil {
+				return err
+			}
+			return c.notifyTerminal(p, NotifyReturned)
+		}
+		e := c.parcelEvent(PickupAborted, p)
+		e.Text = "return"
+		return c.emit(e)
+	}
+	return nil
+}
+
+// notifyTerminal notifies about a parcel that has just left the core's
+// active set.
+func (c *Core) notifyTerminal(p *parcel, kind NotificationKind) error {
+	e := Event{Kind: Notified, Parcel: p.id, Cabinet: -1, Compartment: -1, Text: string(kind)}
+	if err := c.emit(e); err != nil {
+		return err
+	}
+	c.cfg.Out.Notify(Notification{Kind: kind, Parcel: p.id, Recipient: p.recipient, Site: c.cfg.Site, At: c.cfg.Clock.Now()})
+	return nil
+}
+
+func (c *Core) expire(p *parcel) error {
+	if err := c.emit(c.parcelEvent(Expired, p)); err != nil {
+		return err
+	}
+	return c.notify(p, NotifyExpiry, "")
+}
+
+func (c *Core) onOccupancy(ci int32, comp allocator.CompartmentID, ev twin.Event) error {
+	slot := &c.comps[comp]
+	occupied := *ev.Occupied
+	e := Event{Kind: OccupancyChanged, Cabinet: ci, Compartment: int32(comp), CabinetSeq: ev.Seq}
+	if occupied {
+		e.Num = 1
+	}
+	if err := c.emit(e); err != nil {
+		return err
+	}
+	if slot.doorOpen {
+		return nil // readings change while someone is at the door
+	}
+	p := slot.parcel
+	switch {
+	case p != nil && p.state.InLocker() && !occupied:
+		c.alarm("sensor_disagreement", ci, int32(comp), "")
+		if p.state != StateException {
+			return c.raise(p, "sensor_disagreement")
+		}
+	case p == nil && occupied:
+		c.alarm("sensor_disagreement", ci, int32(comp), "")
+	}
+	return nil
+}
+
+func (c *Core) onFault(ci int32, comp allocator.CompartmentID, ev twin.Event) error {
+	switch ev.Fault {
+	case twin.FaultJam:
+		if comp < 0 {
+			return fmt.Errorf("%w: a jam needs a compartment", ErrBadRequest)
+		}
+		if cmd := c.comps[comp].cmd; cmd != nil {
+			if err := c.failCommand(cmd, "jam"); err != nil {
+				return err
+			}
+		}
+		return c.jam(ci, comp)
+	default:
+		c.alarm(ev.Fault, ci, int32(comp), "")
+	}
+	return nil
+}

@@ -1,0 +1,346 @@
+package controller
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/lockertwin/lockertwin/allocator"
+)
+
+// Checker watches a core's domain events and checks the invariants the
+// project's numbers rest on, from the events alone (so it also checks the
+// log), plus CheckCore for a deep look at the core's state:
+//
+//   - a parcel is in at most one compartment and a compartment holds at most one parcel;
+//   - every door opening is matched by one live, unexpired command, or alarmed;
+//   - a command id opens at most once;
+//   - a code opens only its own parcel's compartment, once, before its expiry;
+//   - every state change is logged once and the hash chain verifies;
+//   - parcels are conserved: deposited = in locker + picked up + returned + removed;
+//   - each notifiable event is notified exactly once;
+//   - a cabinet's sequence numbers never go backwards;
+//   - keypad failures stay within the lockout limits.
+//
+// Attach it with Core.AddHook. The first violation is kept (Err) and passed
+// to OnViolation, with the events that led to it.
+type Checker struct {
+	OnViolation func(v *Violation)
+
+	limits   CodeLimits
+	chain    *Chain
+	err      *Violation
+	recent   []Event
+	owner    map[int32]string // compartment → parcel
+	location map[string]int32 // parcel → compartment
+	commands map[string]*checkedCommand
+	opened   map[string]bool // command ids that opened a door, while live
+	codes    map[string]int64
+	authz    map[string]int32 // parcel authorised to open: its compartment
+	inLocker map[string]bool
+	notified map[string]uint8 // parcel → notification kinds seen (bits)
+	cabSeq   map[int32]uint64
+	rejects  map[int32][]int64
+
+	alarmDue bool
+
+	Deposited, PickedUp, Returned, Removed int
+}
+
+type checkedCommand struct {
+	comp    int32
+	expires int64
+	parcel  string
+	purpose string
+}
+
+// Violation is a broken invariant with its context.
+type Violation struct {
+	Invariant string
+	Event     Event
+	Recent    []Event // the events before it, oldest first
+}
+
+func (v *Violation) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "invariant %q violated by %s", v.Invariant, v.Event.String())
+	if len(v.Recent) > 0 {
+		b.WriteString("\nevents before it:")
+		for i := range v.Recent {
+			b.WriteString("\n  ")
+			b.WriteString(v.Recent[i].String())
+		}
+	}
+	return b.String()
+}
+
+const recentEvents = 16
+
+// NewChecker returns a checker for a core with the given code limits (zero:
+// the defaults).
+func NewChecker(limits CodeLimits) *Checker {
+	if limits == (CodeLimits{}) {
+		limits = DefaultCodeLimits
+	}
+	return &Checker{
+		limits: limits, chain: NewChain(),
+		owner: map[int32]string{}, location: map[string]int32{}, commands: map[string]*checkedCommand{},
+		opened: map[string]bool{}, codes: map[string]int64{}, authz: map[string]int32{},
+		inLocker: map[string]bool{}, notified: map[string]uint8{}, cabSeq: map[int32]uint64{},
+		rejects: map[int32][]int64{},
+	}
+}
+
+// Err returns the first violation, or nil.
+func (k *Checker) Err() error {
+	if k.err == nil {
+		return nil
+	}
+	return k.err
+}
+
+func (k *Checker) fail(e *Event, format string, args ...any) {
+	if k.err != nil {
+		return
+	}
+	k.err = &Violation{Invariant: fmt.Sprintf(format, args...), Event: *e, Recent: append([]Event(nil), k.recent...)}
+	if k.OnViolation != nil {
+		k.OnViolation(k.err)
+	}
+}
+
+const (
+	notifArrival uint8 = 1 << iota
+	notifReminder
+	notifExpiry
+	notifReturned
+)
+
+// OnLogged checks one event.
+func (k *Checker) OnLogged(_ *Core, e *Event) { k.Check(e) }
+
+// Check checks one event (for tools that read a log without a core).
+func (k *Checker) Check(e *Event) {
+	if k.alarmDue && e.Kind != AlarmRaised {
+		k.fail(e, "a door opened without a matching live command and no alarm followed")
+	}
+	k.alarmDue = false
+	if err := k.chain.Verify([]Event{*e}); err != nil {
+		k.fail(e, "logged once, chain verifies: %v", err)
+	}
+	if e.CabinetSeq > 0 {
+		if e.CabinetSeq <= k.cabSeq[e.Cabinet] {
+			k.fail(e, "cabinet sequence numbers never go backwards (%d after %d)", e.CabinetSeq, k.cabSeq[e.Cabinet])
+		}
+		k.cabSeq[e.Cabinet] = e.CabinetSeq
+	}
+	switch e.Kind {
+	case Reserved:
+		if p, taken := k.owner[e.Compartment]; taken {
+			k.fail(e, "a compartment holds at most one parcel (%d already has %s)", e.Compartment, p)
+		}
+		if c, has := k.location[e.Parcel]; has {
+			k.fail(e, "a parcel is in at most one compartment (%s already in %d)", e.Parcel, c)
+		}
+		k.owner[e.Compartment] = e.Parcel
+		k.location[e.Parcel] = e.Compartment
+	case ReservationLapsed:
+		k.release(e)
+	case DoorCommanded:
+		if _, live := k.commands[e.Command]; live || k.opened[e.Command] {
+			k.fail(e, "command ids are unique (%s reused)", e.Command)
+		}
+		if e.Text == PurposePickup.String() {
+			comp, ok := k.authz[e.Parcel]
+			if !ok || comp != e.Compartment {
+				k.fail(e, "a code opens only its own compartment (pickup door %d for %s without authorisation)", e.Compartment, e.Parcel)
+			}
+			delete(k.authz, e.Parcel)
+		}
+		if loc, ok := k.location[e.Parcel]; !ok || loc != e.Compartment {
+			k.fail(e, "a door is commanded only for the parcel's own compartment")
+		}
+		k.commands[e.Command] = &checkedCommand{comp: e.Compartment, expires: e.Num, parcel: e.Parcel, purpose: e.Text}
+	case DoorOpened:
+		if e.Command == "" {
+			k.alarmDue = true
+			break
+		}
+		cmd := k.commands[e.Command]
+		switch {
+		case cmd == nil:
+			k.fail(e, "every door opening is matched by a live command (%s is not live)", e.Command)
+		case k.opened[e.Command]:
+			k.fail(e, "a command id opens at most once (%s)", e.Command)
+		case cmd.comp != e.Compartment:
+			k.fail(e, "a command opens only its compartment (%s is for %d)", e.Command, cmd.comp)
+		case e.At > cmd.expires:
+			k.fail(e, "a command opens only before it expires (%s)", e.Command)
+		}
+		k.opened[e.Command] = true
+	case DoorClosed, CommandFailed:
+		if e.Command != "" {
+			delete(k.commands, e.Command)
+			delete(k.opened, e.Command)
+		}
+		if e.Kind == DoorClosed {
+			for id, cmd := range k.commands {
+				if cmd.comp == e.Compartment && k.opened[id] {
+					delete(k.commands, id)
+					delete(k.opened, id)
+				}
+			}
+		}
+	case Deposited:
+		k.Deposited++
+		k.inLocker[e.Parcel] = true
+	case CodeIssued:
+		k.codes[e.Parcel] = e.Num
+	case Notified:
+		bit := map[string]uint8{"arrival": notifArrival, "reminder": notifReminder, "expiry": notifExpiry, "returned": notifReturned}[e.Text]
+		if bit != 0 && k.notified[e.Parcel]&bit != 0 {
+			k.fail(e, "each notifiable event is notified exactly once (%s twice for %s)", e.Text, e.Parcel)
+		}
+		k.notified[e.Parcel] |= bit
+		if e.Text == string(NotifyReturned) {
+			delete(k.notified, e.Parcel)
+		}
+	case PickupAuthorized:
+		dl, live := k.codes[e.Parcel]
+		if !live {
+			k.fail(e, "a code opens once (no live code for %s)", e.Parcel)
+		}
+		if dl > 0 && e.At >= dl {
+			k.fail(e, "a code opens only before expiry (%s)", e.Parcel)
+		}
+		delete(k.codes, e.Parcel)
+		k.authz[e.Parcel] = k.location[e.Parcel]
+	case Expired:
+		delete(k.codes, e.Parcel)
+	case CodeRejected:
+		k.checkRejects(e)
+	case PickedUp:
+		k.PickedUp++
+		k.leave(e)
+	case Returned:
+		k.Returned++
+		k.leave(e)
+	case ExceptionResolved:
+		if e.Text == string(ResolveRemoved) {
+			if k.inLocker[e.Parcel] {
+				k.Removed++
+			}
+			k.leave(e)
+		}
+	}
+	if k.Deposited != len(k.inLocker)+k.PickedUp+k.Returned+k.Removed {
+		k.fail(e, "parcels are conserved: deposited %d ≠ in locker %d + picked up %d + returned %d + removed %d",
+			k.Deposited, len(k.inLocker), k.PickedUp, k.Returned, k.Removed)
+	}
+	k.recent = append(k.recent, *e)
+	if len(k.recent) > recentEvents {
+		k.recent = k.recent[1:]
+	}
+}
+
+func (k *Checker) release(e *Event) {
+	c, ok := k.location[e.Parcel]
+	if !ok {
+		k.fail(e, "a parcel releases only a compartment it holds")
+		return
+	}
+	delete(k.location, e.Parcel)
+	delete(k.owner, c)
+}
+
+func (k *Checker) leave(e *Event) {
+	if k.inLocker[e.Parcel] && e.Kind != PickedUp && e.Kind != Returned && e.Kind != ExceptionResolved {
+		k.fail(e, "a parcel leaves the locker only by pickup, return or removal")
+	}
+	if e.Kind == PickedUp && k.notified[e.Parcel]&notifArrival == 0 {
+		k.fail(e, "a picked-up parcel was notified of its arrival")
+	}
+	delete(k.inLocker, e.Parcel)
+	delete(k.codes, e.Parcel)
+	delete(k.authz, e.Parcel)
+	if e.Kind != Returned {
+		delete(k.notified, e.Parcel)
+	}
+	if _, ok := k.location[e.Parcel]; ok {
+		k.release(e)
+	}
+}
+
+func (k *Checker) checkRejects(e *Event) {
+	times := append(k.rejects[e.Cabinet], e.At)
+	keep := times[:0]
+	short, long := 0, 0
+	for _, t := range times {
+		if e.At-t < int64(k.limits.LongWindow) {
+			keep = append(keep, t)
+			long++
+			if e.At-t < int64(k.limits.ShortWindow) {
+				short++
+			}
+		}
+	}
+	k.rejects[e.Cabinet] = keep
+	if short > k.limits.ShortMax || long > k.limits.LongMax {
+		k.fail(e, "keypad failures stay within limits (%d in %v, %d in %v)", short, k.limits.ShortWindow, long, k.limits.LongWindow)
+	}
+}
+
+// CheckCore checks the core's state for consistency between parcels,
+// compartments, the inventory and the code index.
+func CheckCore(c *Core) error {
+	var problems []string
+	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	for id, p := range c.parcels {
+		if p.id != id || p.state.Terminal() {
+			bad("parcel %s: indexed as %s in state %v", p.id, id, p.state)
+		}
+		if p.comp < 0 {
+			if p.state != StateAnnounced && !(p.state == StateException && p.prev == StateAnnounced) {
+				bad("parcel %s in %v has no compartment", p.id, p.state)
+			}
+			continue
+		}
+		if c.comps[p.comp].parcel != p {
+			bad("parcel %s: compartment %d does not point back", p.id, p.comp)
+		}
+		want := allocator.Reserved
+		if p.state.InLocker() || (p.state == StateException && p.prev.InLocker()) {
+			want = allocator.Occupied
+		}
+		if got := c.inv.Holding(p.comp); got != want && !(p.state == StateException) {
+			bad("parcel %s in %v: compartment %d is %v, want %v", p.id, p.state, p.comp, got, want)
+		}
+		if p.codeLive && c.cabinets[p.cabinet].codes[p.lookup] != p {
+			bad("parcel %s: live code not indexed", p.id)
+		}
+	}
+	held := 0
+	for i, cp := range c.comps {
+		if cp.parcel != nil {
+			held++
+			if c.parcels[cp.parcel.id] != cp.parcel {
+				bad("compartment %d holds parcel %s that is not active", i, cp.parcel.id)
+			}
+		} else if s := c.inv.Holding(allocator.CompartmentID(i)); s == allocator.Reserved || s == allocator.Occupied {
+			bad("compartment %d is %v but holds no parcel", i, s)
+		}
+		if cp.cmd != nil && c.cmds[cp.cmd.id] != cp.cmd {
+			bad("compartment %d: command %s is not live", i, cp.cmd.id)
+		}
+	}
+	for _, cb := range c.cabinets {
+		for _, p := range cb.codes {
+			if !p.codeLive || c.parcels[p.id] != p {
+				bad("cabinet %s indexes a dead code of %s", cb.name, p.id)
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("core state inconsistent:\n  %s", strings.Join(problems, "\n  "))
+	}
+	return nil
+}

@@ -1,0 +1,848 @@
+package controller
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/lockertwin/lockertwin/allocator"
+	"github.com/lockertwin/lockertwin/twin"
+)
+
+// State is a parcel's lifecycle state.
+type State uint8
+
+const (
+	StateAnnounced      State = iota + 1 // pre-advised, no compartment held
+	StateReserved                        // a compartment is held until the reservation deadline
+	StateDepositOpening                  // door commanded for the courier
+	StateDepositOpen                     // door open for the courier
+	StateAwaitingPickup                  // deposited, recipient notified with a code
+	StatePickupOpening                   // code accepted, door commanded
+	StatePickupOpen                      // door open for the recipient
+	StatePickedUp                        // terminal
+	StateAwaitingReturn                  // expired, waiting for a courier to take it back
+	StateReturnOpening                   // door commanded for the returning courier
+	StateReturnOpen                      // door open for the returning courier
+	StateReturned                        // terminal
+	StateRefused                         // terminal: no capacity
+	StateException                       // needs an operator; never silently lost
+	StateRemoved                         // terminal: taken out by staff after an exception
+)
+
+var stateNames = [...]string{"", "announced", "reserved", "deposit_opening", "deposit_open",
+	"awaiting_pickup", "pickup_opening", "pickup_open", "picked_up", "awaiting_return",
+	"return_opening", "return_open", "returned", "refused", "exception", "removed"}
+
+func (s State) String() string {
+	if int(s) < len(stateNames) && s > 0 {
+		return stateNames[s]
+	}
+	return fmt.Sprintf("State(%d)", uint8(s))
+}
+
+// Terminal reports whether a parcel in state s is done.
+func (s State) Terminal() bool {
+	return s == StatePickedUp || s == StateReturned || s == StateRefused || s == StateRemoved
+}
+
+// InLocker reports whether a parcel in state s is physically in a compartment.
+func (s State) InLocker() bool {
+	switch s {
+	case StateAwaitingPickup, StatePickupOpening, StatePickupOpen, StateAwaitingReturn,
+		StateReturnOpening, StateReturnOpen:
+		return true
+	}
+	return false
+}
+
+// Purpose is why a door is commanded open.
+type Purpose uint8
+
+const (
+	PurposeDeposit Purpose = iota + 1
+	PurposePickup
+	PurposeReturn
+)
+
+var purposeNames = [...]string{"", "deposit", "pickup", "return"}
+
+func (p Purpose) String() string { return purposeNames[p] }
+
+func parsePurpose(s string) Purpose {
+	for i, n := range purposeNames {
+		if n == s && i > 0 {
+			return Purpose(i)
+		}
+	}
+	return 0
+}
+
+// NotificationKind is what a recipient is told.
+type NotificationKind string
+
+const (
+	NotifyArrival      NotificationKind = "arrival"       // with the code
+	NotifyReminder     NotificationKind = "reminder"      // still waiting
+	NotifyExpiry       NotificationKind = "expiry"        // not collected; going back
+	NotifyCodeReissued NotificationKind = "code_reissued" // a pickup was aborted; new code
+	NotifyReturned     NotificationKind = "returned"      // taken back by the courier
+)
+
+// Notification is a message to a parcel's recipient.
+type Notification struct {
+	Kind        NotificationKind
+	Parcel      string
+	Recipient   string
+	Site        string
+	Cabinet     string
+	Compartment int    // slot in the cabinet
+	Code        string // arrival and code_reissued only: the one time the plain code leaves the core
+	Deadline    time.Time
+	At          time.Time
+}
+
+// Outputs receives what the core wants done outside it. The service
+// publishes commands over MQTT (after the causing event is durable) and
+// sends webhooks; the simulator delivers commands over the in-process link.
+type Outputs interface {
+	Send(cabinet string, cmd twin.Command)
+	Notify(n Notification)
+}
+
+// Hook observes the core's domain events after they are logged and applied.
+// OnLogged only notifies (mochi's past tense): the invariant checker, KPIs,
+// the recorder and live views attach this way.
+type Hook interface {
+	OnLogged(c *Core, e *Event)
+}
+
+// Settings are the controller's policy, from a scenario or the service config.
+type Settings struct {
+	PickupWindow        time.Duration // ≤ 0: parcels never expire
+	ChilledPickupWindow time.Duration // 0: as PickupWindow; < 0: never
+	ReminderAfter       time.Duration // ≤ 0: no reminder
+	ReservationTimeout  time.Duration // ≤ 0: reservations never lapse
+	CommandTTL          time.Duration // a door command's expiry; default 60 s
+	AckTimeout          time.Duration // resend an unacknowledged command after; default 15 s
+	MaxAttempts         int           // sends of one command before it fails; default 3
+	DoorOpenLimit       time.Duration // alarm if a door stays open longer; default 120 s
+	Limits              CodeLimits    // zero: DefaultCodeLimits
+}
+
+func (s *Settings) defaults() {
+	if s.CommandTTL <= 0 {
+		s.CommandTTL = 60 * time.Second
+	}
+	if s.AckTimeout <= 0 {
+		s.AckTimeout = 15 * time.Second
+	}
+	if s.MaxAttempts <= 0 {
+		s.MaxAttempts = 3
+	}
+	if s.DoorOpenLimit <= 0 {
+		s.DoorOpenLimit = 120 * time.Second
+	}
+	if s.Limits == (CodeLimits{}) {
+		s.Limits = DefaultCodeLimits
+	}
+	if s.ChilledPickupWindow == 0 {
+		s.ChilledPickupWindow = s.PickupWindow
+	}
+}
+
+// Config assembles a core for one site.
+type Config struct {
+	Site      string
+	Inventory *allocator.Inventory // the site's compartments; the core owns it from now on
+	Policy    allocator.Policy
+	Settings  Settings
+	Clock     Clock
+	Rand      Rand
+	CodeKey   []byte // HMAC key for codes and QR payloads, ≥ 16 bytes
+	Log       Log
+	Out       Outputs
+	// RetainFinished keeps terminal parcels, so a re-announced finished id
+	// is refused and its history stays queryable. The service sets it; a
+	// simulation of millions of parcels does not.
+	RetainFinished bool
+}
+
+type cabinet struct {
+	name        string
+	online      bool
+	lastSeq     uint64
+	codes       map[[16]byte]*parcel
+	fails       []int64 // failure times within the long window, oldest first
+	lockedUntil int64
+}
+
+type compartment struct {
+	parcel   *parcel
+	cmd      *command
+	doorOpen bool
+	openedAt int64
+	occupied bool
+	alarmed  bool // door-left-open alarm raised for this opening
+}
+
+type parcel struct {
+	id        string
+	spec      ParcelSpec
+	req       allocator.Request
+	recipient string
+	state     State
+	prev      State // before an exception
+	exception string
+	chilled   bool
+
+	cabinet int32
+	comp    allocator.CompartmentID
+
+	reservedUntil int64
+	deadline      int64
+	reminderAt    int64
+	reminded      bool
+	digest        [32]byte
+	lookup        [16]byte
+	codeLive      bool
+	codeGen       uint32
+	announcedAt   int64
+	depositedAt   int64
+}
+
+type command struct {
+	id       string
+	cab      int32
+	comp     allocator.CompartmentID
+	parcel   *parcel
+	purpose  Purpose
+	issued   int64
+	expires  int64
+	attempts int
+	retryAt  int64
+	acked    bool
+	opened   bool
+}
+
+// Core is the controller of one site: a synchronous state machine. Inputs
+// are the API methods, cabinet events and its clock's timer; outputs go to
+// Outputs and, as domain events, to the Log and hooks. It starts no
+// goroutines and takes no locks: the caller serialises calls.
+type Core struct {
+	cfg   Config
+	set   Settings
+	inv   *allocator.Inventory
+	cat   *allocator.Catalog
+	codes *coder
+
+	cabinets []cabinet
+	byName   map[string]int32
+	comps    []compartment
+	parcels  map[string]*parcel
+	finished map[string]State
+	cmds     map[string]*command
+	cmdSeq   uint64
+
+	chain     *Chain
+	hooks     []Hook
+	deadlines deadlineHeap
+	timer     Timer
+	armedAt   int64
+	wakeFn    func()
+	replaying bool
+	waking    bool
+
+	alarms map[string]int
+}
+
+// New builds a core. The inventory must be fresh (every compartment free and
+// in service) unless the core is being rebuilt from a log.
+func New(cfg Config) (*Core, error) {
+	switch {
+	case cfg.Site == "":
+		return nil, fmt.Errorf("controller: config needs a site")
+	case cfg.Inventory == nil || cfg.Policy == nil:
+		return nil, fmt.Errorf("controller: config needs an inventory and a policy")
+	case cfg.Clock == nil || cfg.Rand == nil || cfg.Log == nil || cfg.Out == nil:
+		return nil, fmt.Errorf("controller: config needs a clock, randomness, a log and outputs")
+	case len(cfg.CodeKey) < 16:
+		return nil, fmt.Errorf("controller: code key must be at least 16 bytes")
+	}
+	c := &Core{
+		cfg: cfg, set: cfg.Settings, inv: cfg.Inventory, cat: cfg.Inventory.Catalog(),
+		codes:   newCoder(cfg.CodeKey),
+		byName:  map[string]int32{},
+		comps:   make([]compartment, cfg.Inventory.Len()),
+		parcels: map[string]*parcel{},
+		cmds:    map[string]*command{},
+		chain:   NewChain(),
+		alarms:  map[string]int{},
+	}
+	c.set.defaults()
+	if cfg.RetainFinished {
+		c.finished = map[string]State{}
+	}
+	for _, cb := range cfg.Inventory.Cabinets() {
+		if _, dup := c.byName[cb.Name]; dup || !twin.ValidID(cb.Name) {
+			return nil, fmt.Errorf("controller: cabinet name %q is invalid or repeated", cb.Name)
+		}
+		c.byName[cb.Name] = int32(len(c.cabinets))
+		c.cabinets = append(c.cabinets, cabinet{name: cb.Name, online: true, codes: map[[16]byte]*parcel{}})
+	}
+	c.wakeFn = c.wake
+	return c, nil
+}
+
+// Site returns the core's site id.
+func (c *Core) Site() string { return c.cfg.Site }
+
+// Inventory returns the site's inventory (read it; do not change it).
+func (c *Core) Inventory() *allocator.Inventory { return c.inv }
+
+// AddHook attaches an observer of domain events.
+func (c *Core) AddHook(h Hook) { c.hooks = append(c.hooks, h) }
+
+// ChainHead returns the hash and sequence number of the last event.
+func (c *Core) ChainHead() ([32]byte, uint64) { return c.chain.Head() }
+
+// Alarms returns how many alarms of each kind were raised.
+func (c *Core) Alarms() map[string]int {
+	out := make(map[string]int, len(c.alarms))
+	for k, v := range c.alarms {
+		out[k] = v
+	}
+	return out
+}
+
+func (c *Core) now() int64 { return c.cfg.Clock.Now().UnixNano() }
+
+// emit logs an event and applies it. Nothing changes if the log refuses it.
+func (c *Core) emit(e Event) error {
+	e.At = c.now()
+	head, seq := c.chain.Head()
+	c.chain.Link(&e)
+	if err := c.cfg.Log.Append(&e); err != nil {
+		c.chain.head, c.chain.seq = head, seq
+		return fmt.Errorf("%w: %v", ErrLogFailed, err)
+	}
+	c.apply(&e)
+	for _, h := range c.hooks {
+		h.OnLogged(c, &e)
+	}
+	c.rearm()
+	return nil
+}
+
+func (c *Core) parcelEvent(k Kind, p *parcel) Event {
+	return Event{Kind: k, Parcel: p.id, Cabinet: p.cabinet, Compartment: int32(p.comp)}
+}
+
+func noRef(k Kind) Event { return Event{Kind: k, Cabinet: -1, Compartment: -1} }
+
+// ---- parcels: the API ---------------------------------------------------
+
+// Reservation is where an announced parcel will go.
+type Reservation struct {
+	Parcel      string
+	Cabinet     string
+	Compartment int // slot in the cabinet
+	Class       string
+	Until       time.Time // zero: no deadline
+}
+
+func validParcelID(id string) bool {
+	if len(id) == 0 || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		ch := id[i]
+		if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || ch == '-' || ch == '_' || ch == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// resolve turns a ParcelSpec into an allocation request.
+func (c *Core) resolve(spec ParcelSpec) (allocator.Request, error) {
+	var req allocator.Request
+	hasDims := spec.LengthMm != 0 || spec.WidthMm != 0 || spec.HeightMm != 0
+	switch {
+	case spec.Class != "" && hasDims:
+		return req, fmt.Errorf("%w: give a class or dimensions, not both", ErrBadRequest)
+	case spec.Class != "":
+		id, ok := c.cat.Lookup(spec.Class)
+		if !ok {
+			return req, fmt.Errorf("%w: unknown compartment class %q", ErrBadRequest, spec.Class)
+		}
+		req.Class = id
+		req.Zone = c.cat.Class(id).Zone
+	case hasDims:
+		if spec.LengthMm <= 0 || spec.WidthMm <= 0 || spec.HeightMm <= 0 || spec.LengthMm > 10_000 || spec.WidthMm > 10_000 || spec.HeightMm > 10_000 {
+			return req, fmt.Errorf("%w: dimensions must be between 1 and 10000 mm", ErrBadRequest)
+		}
+		z, err := allocator.ParseZone(spec.Zone)
+		if err != nil {
+			return req, fmt.Errorf("%w: %v", ErrBadRequest, err)
+		}
+		req.Dims = allocator.Dims{LengthMm: spec.LengthMm, WidthMm: spec.WidthMm, HeightMm: spec.HeightMm}
+		req.Zone = z
+	default:
+		return req, fmt.Errorf("%w: a parcel needs a class or dimensions", ErrBadRequest)
+	}
+	if spec.MaxTopMm < 0 {
+		return req, fmt.Errorf("%w: max_top_mm cannot be negative", ErrBadRequest)
+	}
+	req.Hints.MaxTopMm = spec.MaxTopMm
+	if spec.PreferCabinet != "" {
+		cab, ok := c.byName[spec.PreferCabinet]
+		if !ok {
+			return req, fmt.Errorf("%w: %q", ErrUnknownCabinet, spec.PreferCabinet)
+		}
+		req.Hints.PreferCabinet, req.Hints.Cabinet = true, allocator.CabinetID(cab)
+	}
+	return req, nil
+}
+
+// Announce registers a parcel on its way and reserves a compartment for it.
+// Announcing the same parcel again with the same details returns its current
+// reservation (idempotent); with other details it is ErrDuplicateParcel.
+// When nothing fits it returns a *RefusedError and the parcel is refused.
+func (c *Core) Announce(id string, spec ParcelSpec, recipient string) (Reservation, error) {
+	if !validParcelID(id) {
+		return Reservation{}, fmt.Errorf("%w: parcel id must be 1-64 characters of [A-Za-z0-9._-]", ErrBadRequest)
+	}
+	if len(recipient) > 256 {
+		return Reservation{}, fmt.Errorf("%w: recipient longer than 256 bytes", ErrBadRequest)
+	}
+	if p, ok := c.parcels[id]; ok {
+		if p.spec != spec || p.recipient != recipient {
+			return Reservation{}, fmt.Errorf("%w: %s", ErrDuplicateParcel, id)
+		}
+		return c.reservation(p), nil
+	}
+	if _, done := c.finished[id]; done {
+		return Reservation{}, fmt.Errorf("%w: %s already finished", ErrDuplicateParcel, id)
+	}
+	if _, err := c.resolve(spec); err != nil {
+		return Reservation{}, err
+	}
+	s := spec
+	e := noRef(Announced)
+	e.Parcel, e.Spec, e.Text = id, &s, recipient
+	if err := c.emit(e); err != nil {
+		return Reservation{}, err
+	}
+	p := c.parcels[id]
+	if err := c.reserve(p); err != nil {
+		return Reservation{}, err
+	}
+	return c.reservation(p), nil
+}
+
+func (c *Core) reservation(p *parcel) Reservation {
+	r := Reservation{Parcel: p.id}
+	if p.comp >= 0 {
+		comp, _ := c.inv.Compartment(p.comp)
+		r.Cabinet = c.cabinets[comp.Cabinet].name
+		r.Compartment = comp.Slot
+		r.Class = c.cat.Class(comp.Class).Name
+	}
+	if p.reservedUntil > 0 && p.state == StateReserved {
+		r.Until = unixTime(p.reservedUntil)
+	}
+	return r
+}
+
+func (c *Core) reserve(p *parcel) error {
+	id, err := c.cfg.Policy.Choose(c.inv, p.req)
+	if err != nil {
+		e := noRef(Refused)
+		e.Parcel, e.Text = p.id, allocator.ReasonOf(err).String()
+		if lerr := c.emit(e); lerr != nil {
+			return lerr
+		}
+		return &RefusedError{Parcel: p.id, Reason: allocator.ReasonOf(err)}
+	}
+	comp, _ := c.inv.Compartment(id)
+	e := Event{Kind: Reserved, Parcel: p.id, Cabinet: int32(comp.Cabinet), Compartment: int32(id)}
+	if c.set.ReservationTimeout > 0 {
+		e.Num = c.now() + int64(c.set.ReservationTimeout)
+	}
+	return c.emit(e)
+}
+
+func (c *Core) parcel(id, op string, want ...State) (*parcel, error) {
+	p, ok := c.parcels[id]
+	if !ok {
+		if st, done := c.finished[id]; done {
+			return nil, &StateError{Parcel: id, State: st, Op: op}
+		}
+		return nil, fmt.Errorf("%w: %s", ErrUnknownParcel, id)
+	}
+	for _, s := range want {
+		if p.state == s {
+			return p, nil
+		}
+	}
+	return nil, &StateError{Parcel: id, State: p.state, Op: op}
+}
+
+// DoorOpening says which door the controller commanded open.
+type DoorOpening struct {
+	Parcel      string
+	Cabinet     string
+	Compartment int
+	Command     string
+}
+
+// StartDeposit opens the reserved door for the courier at the cabinet. A
+// parcel whose reservation lapsed gets a new one first (or is refused).
+// The deposit completes when the door closes with the sensor reading occupied.
+func (c *Core) StartDeposit(id string) (DoorOpening, error) {
+	p, err := c.parcel(id, "deposit", StateReserved, StateAnnounced)
+	if err != nil {
+		return DoorOpening{}, err
+	}
+	if p.state == StateAnnounced {
+		if err := c.reserve(p); err != nil {
+			return DoorOpening{}, err
+		}
+	}
+	return c.openDoor(p, PurposeDeposit)
+}
+
+// CollectReturn opens an expired parcel's door for the courier taking it back.
+func (c *Core) CollectReturn(id string) (DoorOpening, error) {
+	p, err := c.parcel(id, "collect return of", StateAwaitingReturn)
+	if err != nil {
+		return DoorOpening{}, err
+	}
+	return c.openDoor(p, PurposeReturn)
+}
+
+func (c *Core) openDoor(p *parcel, purpose Purpose) (DoorOpening, error) {
+	if c.comps[p.comp].cmd != nil {
+		return DoorOpening{}, fmt.Errorf("%w: parcel %s", ErrCompartmentBusy, p.id)
+	}
+	comp, _ := c.inv.Compartment(p.comp)
+	cab := &c.cabinets[comp.Cabinet]
+	cmdID := c.nextCommandID()
+	now := c.now()
+	e := c.parcelEvent(DoorCommanded, p)
+	e.Command, e.Num, e.Text = cmdID, now+int64(c.set.CommandTTL), purpose.String()
+	if err := c.emit(e); err != nil {
+		return DoorOpening{}, err
+	}
+	c.send(cab.name, c.cmds[cmdID], comp.Slot)
+	return DoorOpening{Parcel: p.id, Cabinet: cab.name, Compartment: comp.Slot, Command: cmdID}, nil
+}
+
+func (c *Core) nextCommandID() string {
+	b := make([]byte, 0, len(c.cfg.Site)+16)
+	b = append(b, c.cfg.Site...)
+	b = append(b, "-c"...)
+	b = strconv.AppendUint(b, c.cmdSeq+1, 10)
+	return string(b)
+}
+
+func (c *Core) send(cabName string, cmd *command, slot int) {
+	c.cfg.Out.Send(cabName, twin.Command{
+		V: twin.ProtocolVersion, ID: cmd.id, Type: twin.CmdOpen, Compartment: slot,
+		IssuedAt: unixTime(cmd.issued), ExpiresAt: unixTime(cmd.expires),
+	})
+}
+
+// PickupResult says which door opened for a recipient.
+type PickupResult struct {
+	Parcel      string
+	Cabinet     string
+	Compartment int
+}
+
+// Pickup checks a code typed at a cabinet and, if it is right, opens the
+// parcel's door. Wrong codes count toward the cabinet's lockout.
+func (c *Core) Pickup(cabName, code string) (PickupResult, error) {
+	ci, ok := c.byName[cabName]
+	if !ok {
+		return PickupResult{}, fmt.Errorf("%w: %q", ErrUnknownCabinet, cabName)
+	}
+	cab := &c.cabinets[ci]
+	now := c.now()
+	if now < cab.lockedUntil {
+		return PickupResult{}, &LockoutError{Cabinet: cab.name, Until: unixTime(cab.lockedUntil)}
+	}
+	norm, ok := normalizeCode(code)
+	if !ok {
+		return PickupResult{}, c.reject(ci)
+	}
+	p := cab.codes[c.codes.lookup(cab.name, norm)]
+	if p == nil || !equalDigest(p.digest, c.codes.digest(cab.name, p.id, norm)) {
+		return PickupResult{}, c.reject(ci)
+	}
+	if p.state != StateAwaitingPickup {
+		return PickupResult{}, &StateError{Parcel: p.id, State: p.state, Op: "pick up"}
+	}
+	if p.deadline > 0 && now >= p.deadline {
+		return PickupResult{}, fmt.Errorf("%w: parcel %s", ErrCodeExpired, p.id)
+	}
+	return c.authorize(p, "code")
+}
+
+// IssueQR returns a signed QR payload for a parcel awaiting pickup (for the
+// recipient's app). It opens the door once, like the code it stands beside.
+func (c *Core) IssueQR(id string) (string, error) {
+	p, err := c.parcel(id, "issue a QR code for", StateAwaitingPickup)
+	if err != nil {
+		return "", err
+	}
+	comp, _ := c.inv.Compartment(p.comp)
+	exp := p.deadline
+	if exp == 0 {
+		exp = c.now() + int64(24*time.Hour)
+	}
+	return c.codes.signQR(p.id, c.cabinets[comp.Cabinet].name, comp.Slot, exp, p.codeGen), nil
+}
+
+// PickupQR checks a QR payload presented at a cabinet and opens its door.
+// A QR carries a 128-bit MAC, so guessing one is hopeless: QR pickups do not
+// count toward the keypad's lockout and still work while it is locked, so an
+// attacker hammering the keypad cannot lock recipients out.
+func (c *Core) PickupQR(cabName, payload string) (PickupResult, error) {
+	if _, ok := c.byName[cabName]; !ok {
+		return PickupResult{}, fmt.Errorf("%w: %q", ErrUnknownCabinet, cabName)
+	}
+	claims, ok := c.codes.verifyQR(payload)
+	if !ok || claims.cabinet != cabName {
+		return PickupResult{}, ErrBadQR
+	}
+	p := c.parcels[claims.parcel]
+	if p == nil || p.state != StateAwaitingPickup || p.codeGen != claims.gen || c.now() >= claims.expiry {
+		return PickupResult{}, ErrBadQR
+	}
+	if comp, _ := c.inv.Compartment(p.comp); comp.Slot != claims.slot {
+		return PickupResult{}, ErrBadQR
+	}
+	return c.authorize(p, "qr")
+}
+
+func (c *Core) authorize(p *parcel, how string) (PickupResult, error) {
+	e := c.parcelEvent(PickupAuthorized, p)
+	e.Text = how
+	if err := c.emit(e); err != nil {
+		return PickupResult{}, err
+	}
+	d, err := c.openDoor(p, PurposePickup)
+	if err != nil {
+		return PickupResult{}, err
+	}
+	return PickupResult{Parcel: p.id, Cabinet: d.Cabinet, Compartment: d.Compartment}, nil
+}
+
+// reject counts a failed code at a cabinet and locks the keypad when a limit
+// is reached. It returns ErrWrongCode, or a *LockoutError if this failure
+// started a lockout.
+func (c *Core) reject(ci int32) error {
+	cab := &c.cabinets[ci]
+	now := c.now()
+	lim := c.set.Limits
+	short, long := 1, 1
+	for _, t := range cab.fails {
+		if now-t < int64(lim.LongWindow) {
+			long++
+			if now-t < int64(lim.ShortWindow) {
+				short++
+			}
+		}
+	}
+	e := noRef(CodeRejected)
+	e.Cabinet, e.Num, e.Num2 = ci, int64(short), int64(long)
+	if err := c.emit(e); err != nil {
+		return err
+	}
+	var until int64
+	switch {
+	case long >= lim.LongMax:
+		// Locked until the oldest failure in the window leaves it: no 24 h
+		// window ever holds more than LongMax failures.
+		until = cab.fails[0] + int64(lim.LongWindow)
+	case short >= lim.ShortMax:
+		until = now + int64(lim.ShortLockout)
+	default:
+		return ErrWrongCode
+	}
+	lo := noRef(LockedOut)
+	lo.Cabinet, lo.Num = ci, until
+	if err := c.emit(lo); err != nil {
+		return err
+	}
+	c.alarm("keypad_lockout", ci, -1, "")
+	return &LockoutError{Cabinet: cab.name, Until: unixTime(until)}
+}
+
+func (c *Core) alarm(kind string, cab int32, comp int32, cmd string) {
+	e := Event{Kind: AlarmRaised, Text: kind, Cabinet: cab, Compartment: comp, Command: cmd}
+	_ = c.emit(e) // an alarm that cannot be logged is still counted by the store's own alarm
+}
+
+// Resolution is an operator's decision on a parcel in exception.
+type Resolution string
+
+const (
+	// ResolveResume: the fault is cleared; the parcel carries on from where it was.
+	ResolveResume Resolution = "resume"
+	// ResolveRemoved: staff took the parcel out by hand; the compartment is empty.
+	ResolveRemoved Resolution = "removed"
+)
+
+// ResolveException records an operator's decision on a parcel in exception.
+func (c *Core) ResolveException(id string, r Resolution) error {
+	p, err := c.parcel(id, "resolve", StateException)
+	if err != nil {
+		return err
+	}
+	if r != ResolveResume && r != ResolveRemoved {
+		return fmt.Errorf("%w: resolution must be resume or removed", ErrBadRequest)
+	}
+	e := c.parcelEvent(ExceptionResolved, p)
+	e.Text = string(r)
+	if err := c.emit(e); err != nil {
+		return err
+	}
+	if p.state == StateAwaitingPickup && !p.codeLive {
+		// The code was consumed by the failed pickup: the recipient gets a new one.
+		return c.issueCode(p, NotifyCodeReissued)
+	}
+	return nil
+}
+
+// ReturnToService puts an out-of-service compartment back (after repair).
+func (c *Core) ReturnToService(cabName string, slot int) error {
+	ci, ok := c.byName[cabName]
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrUnknownCabinet, cabName)
+	}
+	id, ok := c.inv.CompartmentAt(allocator.CabinetID(ci), slot)
+	if !ok {
+		return fmt.Errorf("%w: %s/%d", ErrUnknownCompartment, cabName, slot)
+	}
+	if c.inv.Status(id) != allocator.OutOfService {
+		return fmt.Errorf("%w: compartment %s/%d is in service", ErrBadRequest, cabName, slot)
+	}
+	return c.emit(Event{Kind: BackInService, Cabinet: ci, Compartment: int32(id)})
+}
+
+// CabinetOnline records a cabinet's status (from its retained status topic).
+func (c *Core) CabinetOnline(cabName string, online bool) error {
+	ci, ok := c.byName[cabName]
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrUnknownCabinet, cabName)
+	}
+	if c.cabinets[ci].online == online {
+		return nil
+	}
+	e := noRef(CabinetStatus)
+	e.Cabinet, e.Text = ci, twin.StatusOffline
+	if online {
+		e.Text = twin.StatusOnline
+	}
+	return c.emit(e)
+}
+
+func (c *Core) notify(p *parcel, kind NotificationKind, code string) error {
+	e := c.parcelEvent(Notified, p)
+	e.Text = string(kind)
+	if err := c.emit(e); err != nil {
+		return err
+	}
+	n := Notification{Kind: kind, Parcel: p.id, Recipient: p.recipient, Site: c.cfg.Site, Code: code, At: c.cfg.Clock.Now()}
+	if p.comp >= 0 {
+		comp, _ := c.inv.Compartment(p.comp)
+		n.Cabinet, n.Compartment = c.cabinets[comp.Cabinet].name, comp.Slot
+	}
+	if p.deadline > 0 {
+		n.Deadline = unixTime(p.deadline)
+	}
+	c.cfg.Out.Notify(n)
+	return nil
+}
+
+// issueCode draws a fresh code unique at the parcel's cabinet, logs its
+// digests and notifies the recipient with it.
+func (c *Core) issueCode(p *parcel, kind NotificationKind) error {
+	comp, _ := c.inv.Compartment(p.comp)
+	cab := &c.cabinets[comp.Cabinet]
+	var code string
+	var lookup [16]byte
+	for {
+		code = formatCode(drawCode(c.cfg.Rand))
+		lookup = c.codes.lookup(cab.name, code)
+		if _, taken := cab.codes[lookup]; !taken {
+			break
+		}
+	}
+	e := c.parcelEvent(CodeIssued, p)
+	e.Digest = c.codes.digest(cab.name, p.id, code)
+	e.Lookup = lookup
+	now := c.now()
+	if kind == NotifyArrival {
+		window := c.set.PickupWindow
+		if p.chilled {
+			window = c.set.ChilledPickupWindow
+		}
+		if window > 0 {
+			e.Num = now + int64(window)
+		}
+		if c.set.ReminderAfter > 0 && (e.Num == 0 || now+int64(c.set.ReminderAfter) < e.Num) {
+			e.Num2 = now + int64(c.set.ReminderAfter)
+		}
+	} else {
+		e.Num, e.Num2 = p.deadline, 0
+	}
+	if err := c.emit(e); err != nil {
+		return err
+	}
+	return c.notify(p, kind, code)
+}
+
+// ---- queries -----------------------------------------------------------
+
+// ParcelInfo is a parcel's externally visible state.
+type ParcelInfo struct {
+	ID          string
+	State       State
+	Recipient   string
+	Cabinet     string
+	Compartment int
+	Class       string
+	Deadline    time.Time
+	Exception   string
+}
+
+// Parcel returns a parcel's state.
+func (c *Core) Parcel(id string) (ParcelInfo, error) {
+	p, ok := c.parcels[id]
+	if !ok {
+		if st, done := c.finished[id]; done {
+			return ParcelInfo{ID: id, State: st}, nil
+		}
+		return ParcelInfo{}, fmt.Errorf("%w: %s", ErrUnknownParcel, id)
+	}
+	info := ParcelInfo{ID: p.id, State: p.state, Recipient: p.recipient, Exception: p.exception}
+	if p.comp >= 0 {
+		comp, _ := c.inv.Compartment(p.comp)
+		info.Cabinet, info.Compartment = c.cabinets[comp.Cabinet].name, comp.Slot
+		info.Class = c.cat.Class(comp.Class).Name
+	}
+	if p.deadline > 0 {
+		info.Deadline = unixTime(p.deadline)
+	}
+	return info, nil
+}
+
+// ActiveParcels is the number of parcels not in a terminal state.
+func (c *Core) ActiveParcels() int { return len(c.parcels) }
+
+// unixTime turns the core's Unix nanoseconds into a UTC time.
+func unixTime(ns int64) time.Time { return time.Unix(0, ns).UTC() }

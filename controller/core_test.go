@@ -1,0 +1,528 @@
+package controller
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/lockertwin/lockertwin/allocator"
+	"github.com/lockertwin/lockertwin/twin"
+	"github.com/stretchr/testify/require"
+)
+
+func TestHappyLifecycle(t *testing.T) {
+	r := newRig(t, testSettings())
+	res, err := r.core.Announce("p1", ParcelSpec{Class: "M"}, "ana@example.org")
+	require.NoError(t, err)
+	require.Equal(t, "a1", res.Cabinet)
+	require.Equal(t, "M", res.Class)
+	require.Equal(t, epoch.Add(4*time.Hour), res.Until)
+	require.Equal(t, StateReserved, r.state("p1"))
+
+	door, err := r.core.StartDeposit("p1")
+	require.NoError(t, err)
+	require.Equal(t, StateDepositOpening, r.state("p1"))
+	sc := r.out.last()
+	require.Equal(t, "a1", sc.cabinet)
+	require.Equal(t, twin.CmdOpen, sc.cmd.Type)
+	require.Equal(t, door.Command, sc.cmd.ID)
+	require.Equal(t, res.Compartment, sc.cmd.Compartment)
+	require.Equal(t, 60*time.Second, sc.cmd.ExpiresAt.Sub(sc.cmd.IssuedAt))
+	require.NoError(t, sc.cmd.Validate())
+
+	r.ack(sc)
+	r.opened(sc)
+	require.Equal(t, StateDepositOpen, r.state("p1"))
+	r.closed("a1", sc.cmd.Compartment, true)
+	require.Equal(t, StateAwaitingPickup, r.state("p1"))
+	require.Len(t, r.out.notes, 1)
+	note := r.out.notes[0]
+	require.Equal(t, NotifyArrival, note.Kind)
+	require.Equal(t, "ana@example.org", note.Recipient)
+	require.Len(t, note.Code, CodeDigits)
+	require.Equal(t, epoch.Add(72*time.Hour), note.Deadline)
+
+	r.clock.Advance(3 * time.Hour)
+	got, err := r.core.Pickup("a1", note.Code[:4]+" "+note.Code[4:8]+" "+note.Code[8:])
+	require.NoError(t, err)
+	require.Equal(t, PickupResult{Parcel: "p1", Cabinet: "a1", Compartment: res.Compartment}, got)
+	require.Equal(t, StatePickupOpening, r.state("p1"))
+	r.doorCycle(false)
+	require.Equal(t, StatePickedUp, r.state("p1"))
+	require.Equal(t, allocator.Free, r.core.Inventory().Status(0+allocator.CompartmentID(0)))
+	require.Equal(t, 0, r.core.ActiveParcels())
+	require.Equal(t, []Kind{Announced, Reserved, DoorCommanded, CommandAcked, DoorOpened, DoorClosed, Deposited,
+		CodeIssued, Notified, PickupAuthorized, DoorCommanded, CommandAcked, DoorOpened, DoorClosed, PickedUp}, r.kinds())
+	r.healthy()
+
+	// The plain code is nowhere in the log.
+	for _, e := range r.log.Events() {
+		require.NotContains(t, e.String(), note.Code)
+		require.NotContains(t, string(e.AppendCanonical(nil)), note.Code)
+	}
+	// A used code opens nothing.
+	_, err = r.core.Pickup("a1", note.Code)
+	require.ErrorIs(t, err, ErrWrongCode)
+}
+
+func TestReservationLapsesAndIsRenewedAtDeposit(t *testing.T) {
+	r := newRig(t, testSettings())
+	_, err := r.core.Announce("p1", ParcelSpec{Class: "L"}, "x")
+	require.NoError(t, err)
+	require.Equal(t, 1, r.core.Inventory().Count(allocator.Reserved))
+	r.clock.Advance(4*time.Hour - time.Second)
+	require.Equal(t, StateReserved, r.state("p1"))
+	r.clock.Advance(time.Second)
+	require.Equal(t, StateAnnounced, r.state("p1"))
+	require.Equal(t, 0, r.core.Inventory().Count(allocator.Reserved))
+	_, err = r.core.StartDeposit("p1")
+	require.NoError(t, err)
+	require.Equal(t, StateDepositOpening, r.state("p1"))
+	r.doorCycle(true)
+	require.Equal(t, StateAwaitingPickup, r.state("p1"))
+	r.healthy()
+}
+
+func TestReminderThenExpiryThenReturn(t *testing.T) {
+	r := newRig(t, testSettings())
+	r.deposit("p1", "S")
+	r.clock.Advance(24 * time.Hour)
+	require.Equal(t, 1, r.out.byKind[NotifyReminder])
+	r.clock.Advance(47 * time.Hour)
+	require.Equal(t, StateAwaitingPickup, r.state("p1"))
+	require.Equal(t, 1, r.out.byKind[NotifyReminder], "exactly one reminder")
+	r.clock.Advance(time.Hour)
+	require.Equal(t, StateAwaitingReturn, r.state("p1"))
+	require.Equal(t, 1, r.out.byKind[NotifyExpiry])
+	_, err := r.core.Pickup("a1", r.out.codes["p1"])
+	require.ErrorIs(t, err, ErrWrongCode, "an expired parcel's code is gone")
+
+	_, err = r.core.CollectReturn("p1")
+	require.NoError(t, err)
+	require.Equal(t, StateReturnOpening, r.state("p1"))
+	r.doorCycle(false)
+	require.Equal(t, StateReturned, r.state("p1"))
+	require.Equal(t, 1, r.out.byKind[NotifyReturned])
+	require.Equal(t, r.core.Inventory().Len(), r.core.Inventory().Count(allocator.Free))
+	r.healthy()
+}
+
+func TestChilledParcelsHaveTheirOwnWindow(t *testing.T) {
+	r := newRig(t, testSettings())
+	r.deposit("cold", "M-cold")
+	r.deposit("warm", "M")
+	r.clock.Advance(24 * time.Hour)
+	require.Equal(t, StateAwaitingReturn, r.state("cold"))
+	require.Equal(t, StateAwaitingPickup, r.state("warm"))
+	r.healthy()
+}
+
+func TestRefusedWithTheAllocatorsReason(t *testing.T) {
+	r := newRig(t, testSettings())
+	for i := 0; i < 2; i++ {
+		_, err := r.core.Announce("l"+itoa(uint64(i)), ParcelSpec{Class: "L"}, "x")
+		require.NoError(t, err)
+	}
+	_, err := r.core.Announce("l3", ParcelSpec{Class: "L"}, "x")
+	var refused *RefusedError
+	require.ErrorAs(t, err, &refused)
+	require.ErrorIs(t, err, ErrNoCapacity)
+	require.Equal(t, allocator.ReasonAllBusy, refused.Reason)
+	require.Equal(t, StateRefused, r.state("l3"))
+	_, err = r.core.Announce("huge", ParcelSpec{LengthMm: 2000, WidthMm: 500, HeightMm: 500}, "x")
+	require.ErrorAs(t, err, &refused)
+	require.Equal(t, allocator.ReasonNoFittingClass, refused.Reason)
+	r.healthy()
+}
+
+func TestDepositAbortedWhenTheDoorClosesEmpty(t *testing.T) {
+	r := newRig(t, testSettings())
+	_, err := r.core.Announce("p1", ParcelSpec{Class: "S"}, "x")
+	require.NoError(t, err)
+	_, err = r.core.StartDeposit("p1")
+	require.NoError(t, err)
+	r.doorCycle(false)
+	require.Equal(t, StateReserved, r.state("p1"))
+	require.Empty(t, r.out.notes)
+	_, err = r.core.StartDeposit("p1")
+	require.NoError(t, err)
+	r.doorCycle(true)
+	require.Equal(t, StateAwaitingPickup, r.state("p1"))
+	r.healthy()
+}
+
+func TestPickupAbortedReissuesTheCode(t *testing.T) {
+	r := newRig(t, testSettings())
+	r.deposit("p1", "S")
+	first := r.out.codes["p1"]
+	_, err := r.core.Pickup("a1", first)
+	require.NoError(t, err)
+	r.doorCycle(true) // closed with the parcel still inside
+	require.Equal(t, StateAwaitingPickup, r.state("p1"))
+	require.Equal(t, 1, r.out.byKind[NotifyCodeReissued])
+	second := r.out.codes["p1"]
+	require.NotEqual(t, first, second)
+	_, err = r.core.Pickup("a1", first)
+	require.ErrorIs(t, err, ErrWrongCode, "the first code was single use")
+	_, err = r.core.Pickup("a1", second)
+	require.NoError(t, err)
+	r.doorCycle(false)
+	require.Equal(t, StatePickedUp, r.state("p1"))
+	r.healthy()
+}
+
+func TestUnacknowledgedCommandIsRetriedThenFails(t *testing.T) {
+	r := newRig(t, testSettings())
+	_, err := r.core.Announce("p1", ParcelSpec{Class: "S"}, "x")
+	require.NoError(t, err)
+	_, err = r.core.StartDeposit("p1")
+	require.NoError(t, err)
+	id := r.out.last().cmd.ID
+	r.clock.Advance(15 * time.Second)
+	require.Len(t, r.out.sent, 2)
+	require.Equal(t, id, r.out.sent[1].cmd.ID, "a retry resends the same id: the cabinet dedups")
+	r.clock.Advance(15 * time.Second)
+	require.Len(t, r.out.sent, 3)
+	r.clock.Advance(15 * time.Second)
+	require.Len(t, r.out.sent, 3, "bounded: three sends")
+	info, err := r.core.Parcel("p1")
+	require.NoError(t, err)
+	require.Equal(t, StateException, info.State)
+	require.Equal(t, "command_timeout", info.Exception)
+	require.Equal(t, 1, r.core.Alarms()["command_failed"])
+	// A door opening for the dead command now is an alarm, not a deposit.
+	require.NoError(t, r.evt("a1", twin.Event{Type: twin.EvtDoorOpened, Compartment: r.out.last().cmd.Compartment, Command: id}))
+	require.Equal(t, 1, r.core.Alarms()["late_or_unknown_command_open"])
+	r.closed("a1", r.out.last().cmd.Compartment, false)
+	r.healthy()
+
+	// The operator resumes: the parcel is reserved again and can be deposited.
+	require.NoError(t, r.core.ResolveException("p1", ResolveResume))
+	require.Equal(t, StateReserved, r.state("p1"))
+	_, err = r.core.StartDeposit("p1")
+	require.NoError(t, err)
+	r.doorCycle(true)
+	require.Equal(t, StateAwaitingPickup, r.state("p1"))
+	r.healthy()
+}
+
+func TestNackExpiredFailsIntoException(t *testing.T) {
+	r := newRig(t, testSettings())
+	_, err := r.core.Announce("p1", ParcelSpec{Class: "S"}, "x")
+	require.NoError(t, err)
+	_, err = r.core.StartDeposit("p1")
+	require.NoError(t, err)
+	require.NoError(t, r.evt("a1", twin.Event{Type: twin.EvtNack, Command: r.out.last().cmd.ID, Reason: twin.NackExpired}))
+	info, _ := r.core.Parcel("p1")
+	require.Equal(t, StateException, info.State)
+	require.Equal(t, "command_expired", info.Exception)
+	r.healthy()
+}
+
+func TestJamTakesTheCompartmentOutOfService(t *testing.T) {
+	r := newRig(t, testSettings())
+	r.deposit("p1", "L")
+	code := r.out.codes["p1"]
+	res, err := r.core.Pickup("a1", code)
+	require.NoError(t, err)
+	r.ack(r.out.last())
+	require.NoError(t, r.evt("a1", twin.Event{Type: twin.EvtFault, Fault: twin.FaultJam, Compartment: res.Compartment}))
+	info, _ := r.core.Parcel("p1")
+	require.Equal(t, StateException, info.State)
+	id, _ := r.core.Inventory().CompartmentAt(0, res.Compartment)
+	require.Equal(t, allocator.OutOfService, r.core.Inventory().Status(id))
+	require.Equal(t, allocator.Occupied, r.core.Inventory().Holding(id), "the parcel is still inside: not lost")
+	require.Equal(t, 1, r.core.Alarms()["jam"])
+	// Only L was free in cabinet a1; the jammed one is not offered again.
+	res2, err := r.core.Announce("p2", ParcelSpec{Class: "L"}, "x")
+	require.NoError(t, err)
+	require.Equal(t, "a2", res2.Cabinet)
+	r.healthy()
+
+	// Staff recover the parcel by hand; after repair the door is free again.
+	require.NoError(t, r.core.ResolveException("p1", ResolveRemoved))
+	require.Equal(t, StateRemoved, r.state("p1"))
+	require.NoError(t, r.core.ReturnToService("a1", res.Compartment))
+	require.Equal(t, allocator.Free, r.core.Inventory().Status(id))
+	r.healthy()
+}
+
+func TestDoorAlarms(t *testing.T) {
+	r := newRig(t, testSettings())
+	r.deposit("p1", "S")
+	info, _ := r.core.Parcel("p1")
+	// An uncommanded opening is an alarm (PickPoint 2020); closing empty
+	// means the parcel is gone: an exception, never a silent loss.
+	require.NoError(t, r.evt("a1", twin.Event{Type: twin.EvtDoorOpened, Compartment: info.Compartment}))
+	require.Equal(t, 1, r.core.Alarms()["uncommanded_open"])
+	r.clock.Advance(2 * time.Minute)
+	require.Equal(t, 1, r.core.Alarms()["door_left_open"])
+	r.clock.Advance(10 * time.Minute)
+	require.Equal(t, 1, r.core.Alarms()["door_left_open"], "one alarm per opening")
+	r.closed("a1", info.Compartment, false)
+	info, _ = r.core.Parcel("p1")
+	require.Equal(t, StateException, info.State)
+	require.Equal(t, "parcel_missing", info.Exception)
+	r.healthy()
+
+	// A sensor that flips with the door closed is a disagreement.
+	r.deposit("p2", "S")
+	info2, _ := r.core.Parcel("p2")
+	require.NoError(t, r.evt("a1", twin.Event{Type: twin.EvtOccupancy, Compartment: info2.Compartment, Occupied: ptr(false)}))
+	info2, _ = r.core.Parcel("p2")
+	require.Equal(t, "sensor_disagreement", info2.Exception)
+	r.healthy()
+}
+
+func TestBadInputChangesNothing(t *testing.T) {
+	r := newRig(t, testSettings())
+	r.deposit("p1", "S")
+	before := r.core.Snapshot()
+	n := r.log.Len()
+	tests := []struct {
+		name string
+		call func() error
+		want error
+	}{
+		{"unknown parcel deposit", func() error { _, err := r.core.StartDeposit("nope"); return err }, ErrUnknownParcel},
+		{"unknown parcel info", func() error { _, err := r.core.Parcel("nope"); return err }, ErrUnknownParcel},
+		{"deposit twice", func() error { _, err := r.core.StartDeposit("p1"); return err }, ErrWrongState},
+		{"return before expiry", func() error { _, err := r.core.CollectReturn("p1"); return err }, ErrWrongState},
+		{"resolve without exception", func() error { return r.core.ResolveException("p1", ResolveResume) }, ErrWrongState},
+		{"announce same id, other details", func() error { _, err := r.core.Announce("p1", ParcelSpec{Class: "M"}, "x"); return err }, ErrDuplicateParcel},
+		{"announce bad id", func() error { _, err := r.core.Announce("no spaces", ParcelSpec{Class: "S"}, "x"); return err }, ErrBadRequest},
+		{"announce unknown class", func() error { _, err := r.core.Announce("p9", ParcelSpec{Class: "XL"}, "x"); return err }, ErrBadRequest},
+		{"announce class and dims", func() error {
+			_, err := r.core.Announce("p9", ParcelSpec{Class: "S", LengthMm: 1, WidthMm: 1, HeightMm: 1}, "x")
+			return err
+		}, ErrBadRequest},
+		{"announce nothing", func() error { _, err := r.core.Announce("p9", ParcelSpec{}, "x"); return err }, ErrBadRequest},
+		{"announce bad zone", func() error {
+			_, err := r.core.Announce("p9", ParcelSpec{LengthMm: 1, WidthMm: 1, HeightMm: 1, Zone: "tepid"}, "x")
+			return err
+		}, ErrBadRequest},
+		{"announce unknown preferred cabinet", func() error {
+			_, err := r.core.Announce("p9", ParcelSpec{Class: "S", PreferCabinet: "zz"}, "x")
+			return err
+		}, ErrUnknownCabinet},
+		{"pickup at unknown cabinet", func() error { _, err := r.core.Pickup("zz", "123456789012"); return err }, ErrUnknownCabinet},
+		{"event from unknown cabinet", func() error { return r.core.HandleEvent("zz", twin.Event{}) }, ErrUnknownCabinet},
+		{"invalid event", func() error { return r.core.HandleEvent("a1", twin.Event{V: 1, Type: "boom"}) }, ErrBadRequest},
+		{"event for a compartment the cabinet lacks", func() error {
+			return r.core.HandleEvent("a1", twin.Event{V: 1, ID: "x1", Seq: 99, Type: twin.EvtDoorOpened, Compartment: 42, At: r.clock.Now()})
+		}, ErrUnknownCompartment},
+		{"duplicate cabinet event", func() error {
+			return r.core.HandleEvent("a1", twin.Event{V: 1, ID: "x2", Seq: r.seq["a1"], Type: twin.EvtDoorOpened, Compartment: 1, At: r.clock.Now()})
+		}, ErrDuplicateEvent},
+		{"out-of-order cabinet event", func() error {
+			return r.core.HandleEvent("a1", twin.Event{V: 1, ID: "x3", Seq: 1, Type: twin.EvtHeartbeat, At: r.clock.Now()})
+		}, ErrDuplicateEvent},
+		{"unknown resolution", func() error { return r.core.ResolveException("nope", "shrug") }, ErrUnknownParcel},
+		{"return to service unknown cabinet", func() error { return r.core.ReturnToService("zz", 1) }, ErrUnknownCabinet},
+		{"return to service unknown slot", func() error { return r.core.ReturnToService("a1", 77) }, ErrUnknownCompartment},
+		{"return to service working door", func() error { return r.core.ReturnToService("a1", 1) }, ErrBadRequest},
+		{"qr for unknown parcel", func() error { _, err := r.core.IssueQR("nope"); return err }, ErrUnknownParcel},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.call()
+			require.ErrorIs(t, err, tt.want)
+			require.NotEqual(t, "internal", ErrorCode(err))
+			require.Equal(t, n, r.log.Len(), "nothing logged")
+			require.Equal(t, before, r.core.Snapshot(), "nothing changed")
+		})
+	}
+	// Announcing the same parcel with the same details is idempotent.
+	res, err := r.core.Announce("p1", ParcelSpec{Class: "S"}, "p1@example.org")
+	require.NoError(t, err)
+	require.Equal(t, "p1", res.Parcel)
+	require.Equal(t, n, r.log.Len())
+	// A finished parcel's id stays taken.
+	_, err = r.core.Pickup("a1", r.out.codes["p1"])
+	require.NoError(t, err)
+	r.doorCycle(false)
+	_, err = r.core.Announce("p1", ParcelSpec{Class: "S"}, "p1@example.org")
+	require.ErrorIs(t, err, ErrDuplicateParcel)
+	_, err = r.core.StartDeposit("p1")
+	require.ErrorIs(t, err, ErrWrongState)
+	r.healthy()
+}
+
+func TestWrongCodesLockTheKeypad(t *testing.T) {
+	r := newRig(t, testSettings())
+	r.deposit("p1", "S")
+	good := r.out.codes["p1"]
+	for i := 1; i <= 4; i++ {
+		_, err := r.core.Pickup("a1", "000000000000")
+		require.ErrorIs(t, err, ErrWrongCode, "attempt %d", i)
+	}
+	_, err := r.core.Pickup("a1", "not a code")
+	var lock *LockoutError
+	require.ErrorAs(t, err, &lock, "the fifth failure in 15 minutes locks")
+	require.Equal(t, r.clock.Now().Add(15*time.Minute), lock.Until)
+	_, err = r.core.Pickup("a1", good)
+	require.ErrorIs(t, err, ErrLockedOut, "even the right code waits")
+	require.Equal(t, 1, r.core.Alarms()["keypad_lockout"])
+	// The recipient's app still opens the door with a QR: a keypad attacker
+	// cannot lock recipients out.
+	_, err = r.core.PickupQR("a1", "garbage")
+	require.ErrorIs(t, err, ErrBadQR)
+	qr, err := r.core.IssueQR("p1")
+	require.NoError(t, err)
+	_, err = r.core.PickupQR("a1", qr)
+	require.NoError(t, err)
+	r.doorCycle(true) // left inside: a new code is issued
+	good = r.out.codes["p1"]
+	// The other cabinet is not locked.
+	_, err = r.core.Pickup("a2", "000000000000")
+	require.ErrorIs(t, err, ErrWrongCode)
+	r.clock.Advance(15 * time.Minute)
+	_, err = r.core.Pickup("a1", good)
+	require.NoError(t, err)
+	r.healthy()
+}
+
+func TestAttackerHammeringForAMonth(t *testing.T) {
+	r := newRig(t, testSettings())
+	failures, lockouts := 0, 0
+	end := r.clock.Now().Add(31 * 24 * time.Hour)
+	for r.clock.Now().Before(end) {
+		_, err := r.core.Pickup("a1", "999999999999")
+		switch {
+		case errors.Is(err, ErrWrongCode):
+			failures++
+		case errors.Is(err, ErrLockedOut):
+			lockouts++
+		default:
+			t.Fatalf("unexpected %v", err)
+		}
+		r.clock.Advance(20 * time.Second) // a guess every 20 s, day and night
+	}
+	lim := DefaultCodeLimits
+	// Failures that locked the keypad are counted as rejected too.
+	rejected := 0
+	for _, e := range r.log.Events() {
+		if e.Kind == CodeRejected && e.Cabinet == 0 {
+			rejected++
+		}
+	}
+	require.LessOrEqual(t, rejected, lim.MaxFailures(31*24*time.Hour))
+	require.GreaterOrEqual(t, rejected, 300, "the limit, not the attacker, is what bounds it")
+	require.LessOrEqual(t, AttackSuccessBound(lim, 200, 31*24*time.Hour), 1e-6)
+	require.Positive(t, lockouts)
+	t.Logf("31 days of guessing: %d rejected guesses (%d answered 'locked'), bound for 200 active parcels %.2g", rejected, lockouts, AttackSuccessBound(lim, 200, 31*24*time.Hour))
+	r.healthy()
+}
+
+func TestAttackBoundArithmetic(t *testing.T) {
+	lim := DefaultCodeLimits
+	require.Equal(t, 300, lim.MaxFailures(30*24*time.Hour))
+	require.Equal(t, 310, lim.MaxFailures(31*24*time.Hour))
+	require.InDelta(t, 6.2e-8, AttackSuccessBound(lim, 200, 31*24*time.Hour), 1e-12)
+	require.Less(t, AttackSuccessBound(lim, 3200, 31*24*time.Hour), 1e-6)
+	// The naive scheme the REFERENCES warn about: 6 digits, 5 per 15 min.
+	naive := 480.0 * 200 / 1e6
+	require.InDelta(t, 0.096, naive, 0.001)
+}
+
+func TestCodesAreUniquePerCabinetAndWellFormed(t *testing.T) {
+	for _, tt := range []struct {
+		in string
+		ok bool
+	}{
+		{"123456789012", true}, {"1234 5678 9012", true}, {"1234-5678-9012", true},
+		{"12345678901", false}, {"1234567890123", false}, {"12345678901a", false}, {"", false},
+	} {
+		_, ok := normalizeCode(tt.in)
+		require.Equal(t, tt.ok, ok, tt.in)
+	}
+	require.Equal(t, "000000000042", formatCode(42))
+	// A stream that repeats itself forces the uniqueness loop to draw again.
+	r := newRig(t, testSettings())
+	r.core.cfg.Rand = &repeating{vals: []uint64{7, 7, 7, 8}}
+	r.deposit("p1", "S")
+	r.deposit("p2", "S")
+	require.Equal(t, "000000000007", r.out.codes["p1"])
+	require.Equal(t, "000000000008", r.out.codes["p2"], "a code already active at the cabinet is drawn again")
+	r.healthy()
+}
+
+type repeating struct {
+	vals []uint64
+	i    int
+}
+
+func (r *repeating) Uint64() uint64 {
+	v := r.vals[min(r.i, len(r.vals)-1)]
+	r.i++
+	return v
+}
+
+func TestQRPickup(t *testing.T) {
+	r := newRig(t, testSettings())
+	r.deposit("p1", "S")
+	qr, err := r.core.IssueQR("p1")
+	require.NoError(t, err)
+	_, err = r.core.PickupQR("a2", qr)
+	require.ErrorIs(t, err, ErrBadQR, "a QR opens only at its own cabinet")
+	forged := qr[:len(qr)-2] + "AA"
+	_, err = r.core.PickupQR("a1", forged)
+	require.ErrorIs(t, err, ErrBadQR)
+	res, err := r.core.PickupQR("a1", qr)
+	require.NoError(t, err)
+	require.Equal(t, "p1", res.Parcel)
+	r.doorCycle(true) // aborted: a new code generation, the old QR is dead
+	_, err = r.core.PickupQR("a1", qr)
+	require.ErrorIs(t, err, ErrBadQR)
+	qr2, err := r.core.IssueQR("p1")
+	require.NoError(t, err)
+	_, err = r.core.PickupQR("a1", qr2)
+	require.NoError(t, err)
+	r.doorCycle(false)
+	require.Equal(t, StatePickedUp, r.state("p1"))
+	_, err = r.core.PickupQR("a1", qr2)
+	require.ErrorIs(t, err, ErrBadQR, "single use")
+	r.healthy()
+}
+
+func TestKeypadPinGoesThroughPickup(t *testing.T) {
+	r := newRig(t, testSettings())
+	r.deposit("p1", "M")
+	require.NoError(t, r.evt("a1", twin.Event{Type: twin.EvtPin, Code: r.out.codes["p1"]}))
+	require.Equal(t, StatePickupOpening, r.state("p1"))
+	require.NoError(t, r.evt("a1", twin.Event{Type: twin.EvtPin, Code: "111111111111"}), "a wrong pin is the cabinet's user's mistake, not the cabinet's")
+	r.healthy()
+}
+
+func TestCabinetStatusAndSequenceGaps(t *testing.T) {
+	r := newRig(t, testSettings())
+	require.NoError(t, r.core.CabinetOnline("a1", false))
+	require.NoError(t, r.core.CabinetOnline("a1", false), "no change, no event")
+	require.NoError(t, r.core.CabinetOnline("a1", true))
+	require.ErrorIs(t, r.core.CabinetOnline("zz", true), ErrUnknownCabinet)
+	require.NoError(t, r.evt("a1", twin.Event{Type: twin.EvtHeartbeat}))
+	r.seq["a1"] += 5
+	require.NoError(t, r.evt("a1", twin.Event{Type: twin.EvtHeartbeat}))
+	require.Equal(t, 1, r.core.Alarms()["sequence_gap"])
+	r.healthy()
+}
+
+func TestNewValidatesConfig(t *testing.T) {
+	r := newRig(t, testSettings())
+	good := r.cfg
+	good.Inventory = testInventory(t)
+	for _, tt := range []struct {
+		name string
+		mod  func(*Config)
+	}{
+		{"no site", func(c *Config) { c.Site = "" }},
+		{"no inventory", func(c *Config) { c.Inventory = nil }},
+		{"no clock", func(c *Config) { c.Clock = nil }},
+		{"short key", func(c *Config) { c.CodeKey = []byte("short") }},
+	} {
+		cfg := good
+		tt.mod(&cfg)
+		_, err := New(cfg)
+		require.Error(t, err, tt.name)
+	}
+}
