@@ -256,6 +256,13 @@ func (inv *Inventory) move(op string, id CompartmentID, from, to Status) error {
 	if err := inv.check(op, id); err != nil {
 		return err
 	}
+	if inv.status[id] == OutOfService && inv.holding[id] == from && to != Reserved {
+		// A reservation may lapse, a deposit complete or a parcel leave
+		// while the door is out of service: that changes what it holds,
+		// and it stays out.
+		inv.holding[id] = to
+		return nil
+	}
 	if inv.status[id] != from {
 		return &StateError{Op: op, Compartment: id, Status: inv.status[id], Err: ErrWrongState}
 	}
@@ -282,7 +289,9 @@ func (inv *Inventory) setStatus(id CompartmentID, to Status) {
 // Reserve marks a free compartment reserved for a parcel on its way.
 func (inv *Inventory) Reserve(id CompartmentID) error { return inv.move("reserve", id, Free, Reserved) }
 
-// Release frees a reserved compartment (the reservation timed out or was cancelled).
+// Release frees a reserved compartment (the reservation timed out or was
+// cancelled). Release, Occupy and Vacate also apply to what an
+// out-of-service compartment holds (see Holding); Reserve never does.
 func (inv *Inventory) Release(id CompartmentID) error {
 	return inv.move("release", id, Reserved, Free)
 }

@@ -105,7 +105,9 @@ func (c *Core) apply(e *Event) {
 		must(c.inv.Occupy(p.comp))
 		p.state, p.depositedAt, p.reservedUntil = StateAwaitingPickup, e.At, 0
 	case DepositAborted:
-		c.parcels[e.Parcel].state = StateReserved
+		p := c.parcels[e.Parcel]
+		p.state = StateReserved
+		c.pushDeadlines(p)
 	case CodeIssued:
 		p := c.parcels[e.Parcel]
 		cab := &c.cabinets[p.cabinet]
@@ -150,6 +152,7 @@ func (c *Core) apply(e *Event) {
 			p.state = StateAwaitingReturn
 		} else {
 			p.state = StateAwaitingPickup
+			c.pushDeadlines(p)
 		}
 	case Expired:
 		p := c.parcels[e.Parcel]
@@ -180,6 +183,7 @@ func (c *Core) apply(e *Event) {
 			return
 		}
 		p.state = resumeState(p.prev)
+		c.pushDeadlines(p)
 	case AlarmRaised:
 		c.alarms[e.Text]++
 		if e.Text == "door_left_open" && e.Compartment >= 0 {
@@ -193,6 +197,25 @@ func (c *Core) apply(e *Event) {
 		c.cabinets[e.Cabinet].online = e.Text == twin.StatusOnline
 	default:
 		panic(fmt.Sprintf("controller: cannot apply %v", e.Kind))
+	}
+}
+
+// pushDeadlines re-derives the deadlines of a parcel returning to a waiting
+// state: one that fell due while it was elsewhere (in an exception, say) was
+// dropped then, and must fire now.
+func (c *Core) pushDeadlines(p *parcel) {
+	switch p.state {
+	case StateReserved:
+		if p.reservedUntil > 0 {
+			c.deadlines.push(deadline{at: p.reservedUntil, kind: dlReservation, p: p})
+		}
+	case StateAwaitingPickup:
+		if p.deadline > 0 {
+			c.deadlines.push(deadline{at: p.deadline, kind: dlExpiry, p: p})
+		}
+		if p.reminderAt > 0 && !p.reminded {
+			c.deadlines.push(deadline{at: p.reminderAt, kind: dlReminder, p: p})
+		}
 	}
 }
 

@@ -403,6 +403,17 @@ func stateful(t *testing.T, newPolicy NewPolicy) {
 					if id := pickWith(allocator.Reserved); id >= 0 {
 						require.NoError(t, inv.Release(id))
 						ref[id] = allocator.Free
+					} else if id := pickWith(allocator.OutOfService); id >= 0 && under[id] != allocator.Free {
+						// What an out-of-service door holds can change beneath it.
+						if under[id] == allocator.Reserved {
+							require.NoError(t, inv.Occupy(id))
+							under[id] = allocator.Occupied
+						} else {
+							require.NoError(t, inv.Vacate(id))
+							under[id] = allocator.Free
+						}
+						require.Equal(t, allocator.OutOfService, inv.Status(id))
+						require.Equal(t, under[id], inv.Holding(id))
 					}
 				case op == 5 || op == 6:
 					if id := pickWith(allocator.Reserved); id >= 0 {
@@ -431,7 +442,7 @@ func stateful(t *testing.T, newPolicy NewPolicy) {
 				}
 				// Illegal moves are refused and change nothing.
 				id := allocator.CompartmentID(rng.IntN(inv.Len()))
-				if ref[id] != allocator.Occupied {
+				if ref[id] != allocator.Occupied && !(ref[id] == allocator.OutOfService && under[id] == allocator.Occupied) {
 					require.ErrorIs(t, inv.Vacate(id), allocator.ErrWrongState)
 				}
 				if ref[id] != allocator.Free {

@@ -1,0 +1,258 @@
+package controller
+
+import (
+	"errors"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/lockertwin/lockertwin/allocator"
+	"github.com/lockertwin/lockertwin/twin"
+	"github.com/stretchr/testify/require"
+)
+
+// chaos drives a rig with a long random history: announcements, deposits,
+// pickups with right and wrong codes, lost acks, jams, nacks, uncommanded
+// openings, flipped sensors, expiries, returns and operator resolutions.
+func chaos(t *testing.T, r *rig, seed uint64, steps int) {
+	rng := rand.New(rand.NewPCG(seed, 11))
+	classes := []string{"S", "M", "L", "M-cold"}
+	next := 0
+	handled := 0 // commands in r.out.sent already answered
+	ids := func(want State) []string {
+		var out []string
+		for id, p := range r.core.parcels {
+			if p.state == want {
+				out = append(out, id)
+			}
+		}
+		// map order must not steer the history: sort
+		for i := 1; i < len(out); i++ {
+			for j := i; j > 0 && out[j] < out[j-1]; j-- {
+				out[j], out[j-1] = out[j-1], out[j]
+			}
+		}
+		return out
+	}
+	pick := func(list []string) string { return list[rng.IntN(len(list))] }
+	for step := 0; step < steps; step++ {
+		// The cabinets answer outstanding commands first, imperfectly.
+		for ; handled < len(r.out.sent); handled++ {
+			sc := r.out.sent[handled]
+			cmd := r.core.cmds[sc.cmd.ID]
+			if cmd == nil || cmd.opened {
+				continue
+			}
+			switch u := rng.Float64(); {
+			case u < 0.04: // lost: the core will retry
+			case u < 0.05:
+				require.NoError(t, r.evt(sc.cabinet, twin.Event{Type: twin.EvtNack, Command: sc.cmd.ID, Reason: twin.NackExpired}))
+			case u < 0.06:
+				r.ack(sc)
+				require.NoError(t, r.evt(sc.cabinet, twin.Event{Type: twin.EvtFault, Fault: twin.FaultJam, Compartment: sc.cmd.Compartment}))
+			default:
+				r.ack(sc)
+				r.opened(sc)
+				r.clock.Advance(time.Duration(1+rng.IntN(20)) * time.Second)
+				occupied := cmd.purpose == PurposeDeposit
+				if rng.Float64() < 0.05 {
+					occupied = !occupied
+				}
+				r.closed(sc.cabinet, sc.cmd.Compartment, occupied)
+			}
+		}
+		switch op := rng.IntN(12); op {
+		case 0, 1:
+			next++
+			spec := ParcelSpec{Class: classes[rng.IntN(len(classes))]}
+			if rng.IntN(5) == 0 {
+				spec = ParcelSpec{LengthMm: 100 + rng.IntN(500), WidthMm: 100 + rng.IntN(300), HeightMm: 20 + rng.IntN(400)}
+			}
+			_, err := r.core.Announce("p"+itoa(uint64(next)), spec, "r")
+			if err != nil && !errors.Is(err, ErrNoCapacity) {
+				require.NoError(t, err)
+			}
+		case 2, 3:
+			if l := append(ids(StateReserved), ids(StateAnnounced)...); len(l) > 0 {
+				_, err := r.core.StartDeposit(pick(l))
+				if err != nil && !errors.Is(err, ErrNoCapacity) {
+					require.NoError(t, err)
+				}
+			}
+		case 4:
+			if l := ids(StateAwaitingPickup); len(l) > 0 {
+				id := pick(l)
+				p := r.core.parcels[id]
+				code := r.out.codes[id]
+				if rng.IntN(4) == 0 {
+					code = "000000000001"
+				}
+				_, err := r.core.Pickup(r.core.cabinets[p.cabinet].name, code)
+				if err != nil && !errors.Is(err, ErrWrongCode) && !errors.Is(err, ErrLockedOut) && !errors.Is(err, ErrCodeExpired) {
+					require.NoError(t, err)
+				}
+			}
+		case 5:
+			if l := ids(StateAwaitingReturn); len(l) > 0 {
+				_, err := r.core.CollectReturn(pick(l))
+				require.NoError(t, err)
+			}
+		case 6:
+			if l := ids(StateException); len(l) > 0 {
+				res := ResolveResume
+				if rng.IntN(2) == 0 {
+					res = ResolveRemoved
+				}
+				require.NoError(t, r.core.ResolveException(pick(l), res))
+			}
+		case 7:
+			for i := 0; i < r.core.inv.Len(); i++ {
+				id := allocator.CompartmentID(i)
+				if r.core.inv.Status(id) == allocator.OutOfService && r.core.comps[i].parcel == nil {
+					comp, _ := r.core.inv.Compartment(id)
+					require.NoError(t, r.core.ReturnToService(r.core.cabinets[comp.Cabinet].name, comp.Slot))
+					break
+				}
+			}
+		case 8:
+			if rng.IntN(10) == 0 { // a rare uncommanded opening or sensor flip
+				cab := []string{"a1", "a2"}[rng.IntN(2)]
+				slot := 1 + rng.IntN(7)
+				ci := r.core.byName[cab]
+				id, _ := r.core.inv.CompartmentAt(allocator.CabinetID(ci), slot)
+				if r.core.comps[id].cmd == nil {
+					if rng.IntN(2) == 0 {
+						require.NoError(t, r.evt(cab, twin.Event{Type: twin.EvtDoorOpened, Compartment: slot}))
+						require.NoError(t, r.evt(cab, twin.Event{Type: twin.EvtDoorClosed, Compartment: slot, Occupied: ptr(r.core.comps[id].parcel != nil)}))
+					} else {
+						require.NoError(t, r.evt(cab, twin.Event{Type: twin.EvtOccupancy, Compartment: slot, Occupied: ptr(rng.IntN(2) == 0)}))
+					}
+				}
+			}
+		default:
+			r.clock.Advance(time.Duration(rng.ExpFloat64() * float64(3*time.Hour)))
+		}
+		require.NoError(t, r.checker.Err(), "step %d", step)
+		if step%50 == 0 {
+			require.NoError(t, CheckCore(r.core), "step %d", step)
+		}
+	}
+}
+
+func TestRebuildReproducesTheCoreExactly(t *testing.T) {
+	for seed := uint64(1); seed <= 4; seed++ {
+		r := newRig(t, testSettings())
+		chaos(t, r, seed, 1500)
+		r.healthy()
+		events := r.log.Events()
+		require.Greater(t, len(events), 1000)
+		kinds := map[Kind]bool{}
+		for _, e := range events {
+			kinds[e.Kind] = true
+		}
+		for _, k := range []Kind{Refused, ReservationLapsed, CommandRetried, CommandFailed, Deposited, DepositAborted,
+			PickedUp, PickupAborted, Expired, Returned, ExceptionRaised, ExceptionResolved, AlarmRaised, OutOfService, CodeRejected} {
+			require.True(t, kinds[k], "seed %d: the history should exercise %v", seed, k)
+		}
+
+		cfg := r.cfg
+		cfg.Inventory = testInventory(t)
+		pol, err := allocator.New("first-fit", cfg.Inventory.Catalog(), allocator.Config{})
+		require.NoError(t, err)
+		cfg.Policy = pol
+		clock2 := NewManualClock(r.clock.Now())
+		cfg.Clock = clock2
+		log2 := &MemoryLog{}
+		cfg.Log = log2
+		out2 := &recorder{codes: map[string]string{}, byKind: map[NotificationKind]int{}}
+		cfg.Out = out2
+		rebuilt, err := Rebuild(cfg, events)
+		require.NoError(t, err)
+		require.Equal(t, r.core.Snapshot(), rebuilt.Snapshot(), "seed %d", seed)
+		require.NoError(t, CheckCore(rebuilt))
+
+		// Both carry on identically: timers fire the same, with the same events.
+		r.core.cfg.Rand = rand.New(rand.NewPCG(9, 9))
+		rebuilt.cfg.Rand = rand.New(rand.NewPCG(9, 9))
+		r.clock.Advance(100 * time.Hour)
+		clock2.Advance(100 * time.Hour)
+		require.Equal(t, r.core.Snapshot(), rebuilt.Snapshot())
+		require.Equal(t, len(events)+log2.Len(), r.log.Len())
+	}
+}
+
+func TestRebuildRefusesABrokenLog(t *testing.T) {
+	r := newRig(t, testSettings())
+	chaos(t, r, 5, 300)
+	events := append([]Event(nil), r.log.Events()...)
+	fresh := func() Config {
+		cfg := r.cfg
+		cfg.Inventory = testInventory(t)
+		cfg.Log = &MemoryLog{}
+		return cfg
+	}
+	events[10].Text = "tampered"
+	_, err := Rebuild(fresh(), events)
+	require.ErrorIs(t, err, ErrChainBroken)
+}
+
+func TestVerifyDetectsTampering(t *testing.T) {
+	r := newRig(t, testSettings())
+	r.deposit("p1", "S")
+	r.deposit("p2", "M")
+	good := r.log.Events()
+	require.NoError(t, Verify(good))
+	clone := func() []Event { return append([]Event(nil), good...) }
+	tests := []struct {
+		name   string
+		tamper func([]Event) []Event
+		at     int
+	}{
+		{"altered field", func(es []Event) []Event { es[5].Parcel = "p9"; return es }, 5},
+		{"altered time", func(es []Event) []Event { es[3].At++; return es }, 3},
+		{"altered digest", func(es []Event) []Event { es[7].Digest[0] ^= 1; return es }, 7},
+		{"removed entry", func(es []Event) []Event { return append(es[:4], es[5:]...) }, 4},
+		{"reordered entries", func(es []Event) []Event { es[2], es[3] = es[3], es[2]; return es }, 2},
+		{"removed first", func(es []Event) []Event { return es[1:] }, 0},
+		{"rehashed alone", func(es []Event) []Event {
+			es[6].Text = "forged"
+			c := NewChain()
+			c.head, c.seq = es[5].Hash, es[5].Seq
+			c.Link(&es[6]) // a forger recomputes this hash, but the next link breaks
+			return es
+		}, 7},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := Verify(tt.tamper(clone()))
+			require.ErrorIs(t, err, ErrChainBroken)
+			var ce *ChainError
+			require.ErrorAs(t, err, &ce)
+			require.Equal(t, tt.at, ce.Index)
+		})
+	}
+}
+
+func TestCheckerCatchesViolations(t *testing.T) {
+	r := newRig(t, testSettings())
+	r.deposit("p1", "S")
+	events := r.log.Events()
+	var got *Violation
+	k := NewChecker(CodeLimits{})
+	k.OnViolation = func(v *Violation) { got = v }
+	for i := range events {
+		k.Check(&events[i])
+	}
+	require.NoError(t, k.Err())
+	// A forged door opening: a command id that never was.
+	forged := Event{Kind: DoorOpened, Cabinet: 0, Compartment: 3, Command: "lobby-c999", CabinetSeq: 99, At: events[len(events)-1].At}
+	c := NewChain()
+	c.head, c.seq = events[len(events)-1].Hash, events[len(events)-1].Seq
+	c.Link(&forged)
+	k.Check(&forged)
+	require.Error(t, k.Err())
+	require.NotNil(t, got)
+	require.Contains(t, got.Error(), "matched by a live command")
+	require.Contains(t, got.Error(), "events before it")
+	require.NotEmpty(t, got.Recent)
+}
