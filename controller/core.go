@@ -89,6 +89,14 @@ const (
 	NotifyReturned     NotificationKind = "returned"      // taken back by the courier
 )
 
+// Clock is the core's only source of time (the seam shared with the virtual
+// cabinet): the service passes the wall clock, the simulator its virtual
+// clock, tests a twin.ManualClock. The core is never called concurrently.
+type Clock = twin.Clock
+
+// Timer is a pending Clock.AfterFunc.
+type Timer = twin.Timer
+
 // Notification is a message to a parcel's recipient.
 type Notification struct {
 	Kind        NotificationKind

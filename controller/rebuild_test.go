@@ -160,7 +160,7 @@ func TestRebuildReproducesTheCoreExactly(t *testing.T) {
 		pol, err := allocator.New("first-fit", cfg.Inventory.Catalog(), allocator.Config{})
 		require.NoError(t, err)
 		cfg.Policy = pol
-		clock2 := NewManualClock(r.clock.Now())
+		clock2 := twin.NewManualClock(r.clock.Now())
 		cfg.Clock = clock2
 		log2 := &MemoryLog{}
 		cfg.Log = log2

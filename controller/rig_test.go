@@ -41,7 +41,7 @@ func (r *recorder) last() sentCommand { return r.sent[len(r.sent)-1] }
 // recorder and the invariant checker attached.
 type rig struct {
 	t       testing.TB
-	clock   *ManualClock
+	clock   *twin.ManualClock
 	core    *Core
 	log     *MemoryLog
 	out     *recorder
@@ -77,7 +77,7 @@ func testInventory(t testing.TB) *allocator.Inventory {
 }
 
 func newRig(t testing.TB, set Settings) *rig {
-	r := &rig{t: t, clock: NewManualClock(epoch), log: &MemoryLog{},
+	r := &rig{t: t, clock: twin.NewManualClock(epoch), log: &MemoryLog{},
 		out: &recorder{codes: map[string]string{}, byKind: map[NotificationKind]int{}}, seq: map[string]uint64{}}
 	inv := testInventory(t)
 	pol, err := allocator.New("first-fit", inv.Catalog(), allocator.Config{})

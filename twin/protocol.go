@@ -272,8 +272,8 @@ func (s *State) Validate() error {
 	switch {
 	case s.V != ProtocolVersion:
 		return invalid("state", "version %d, want %d", s.V, ProtocolVersion)
-	case !validID(s.Cabinet):
-		return invalid("state", "cabinet %q is malformed", s.Cabinet)
+	case !validSegment(s.Cabinet):
+		return invalid("state", "cabinet %q must be 1-64 characters of [a-z0-9-]", s.Cabinet)
 	case s.At.IsZero():
 		return invalid("state", "at is required")
 	case len(s.Firmware) > 64:

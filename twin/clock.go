@@ -1,24 +1,20 @@
-package controller
+package twin
 
 import (
 	"container/heap"
 	"time"
 )
 
-// Clock is the core's only source of time. The service passes the wall
-// clock; the simulator passes its virtual clock; tests pass a ManualClock.
-type Clock interface {
-	Now() time.Time
-	// AfterFunc calls f once, d from now, on the goroutine that drives the
-	// core (the core is never called concurrently).
-	AfterFunc(d time.Duration, f func()) Timer
-}
+// WallClock is the real clock, for lockerfleet and the service. Its
+// AfterFunc runs f on its own goroutine (time.AfterFunc): callers that need
+// serialisation (the controller core) hop onto their own goroutine.
+type WallClock struct{}
 
-// Timer is a pending AfterFunc.
-type Timer interface {
-	// Stop prevents the call if it has not happened; it reports whether it did.
-	Stop() bool
-}
+// Now returns the wall-clock time.
+func (WallClock) Now() time.Time { return time.Now() }
+
+// AfterFunc calls f after d on a new goroutine.
+func (WallClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
 
 // ManualClock is a virtual clock for tests and tools: time moves only when
 // Advance is called, and due functions run inside Advance in time order
@@ -109,3 +105,6 @@ func (h *manualHeap) Pop() any {
 	*h = old[:len(old)-1]
 	return x
 }
+
+// After is AfterFunc without the timer, so a ManualClock is a Scheduler.
+func (m *ManualClock) After(d time.Duration, f func()) { m.AfterFunc(d, f) }

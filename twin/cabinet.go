@@ -1,0 +1,554 @@
+package twin
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"time"
+)
+
+// Clock is the one time seam of lockertwin's simulated code: the virtual
+// cabinet and the controller core (which aliases it) read time only through
+// it. The simulator passes its virtual clock, lockerfleet and the service the
+// WallClock, tests a ManualClock.
+type Clock interface {
+	Now() time.Time
+	// AfterFunc calls f once, d from now. With a virtual clock it runs on
+	// the simulation's thread; callers of a wall clock serialise themselves.
+	AfterFunc(d time.Duration, f func()) Timer
+}
+
+// Timer is a pending AfterFunc.
+type Timer interface {
+	// Stop prevents the call if it has not happened; it reports whether it did.
+	Stop() bool
+}
+
+// Uplink is where a cabinet publishes: its evt, state and status topics.
+type Uplink interface {
+	PublishEvent(cabinet string, ev Event)
+	PublishState(cabinet string, st State)
+	PublishStatus(cabinet string, status string)
+}
+
+// Observer is told what happens at a cabinet's doors, so that the people of
+// a simulation (couriers, recipients) can act when a door opens for them.
+// It sees physical facts, not messages.
+type Observer interface {
+	DoorOpened(cabinet string, slot int, command string)
+	DoorJammed(cabinet string, slot int)
+}
+
+// Faults configures a cabinet's failure behaviour. Every fault draws from
+// its own named random stream (FaultStreams) so that a seed reproduces it
+// and adding one fault leaves the others' draws unchanged.
+type Faults struct {
+	DoorJamProbability      float64       // per commanded opening
+	SensorErrorProbability  float64       // per occupancy reading
+	DoorLeftOpenProbability float64       // per closing by a user: the door stays open
+	LeftOpenFor             time.Duration // how long, on average (exponential); default 5 min
+	UncommandedOpensPerDay  float64       // Poisson rate of doors popping open by themselves
+	OutageMTBF, OutageMTTR  time.Duration // cabinet outages (exponential); zero: none
+}
+
+// Streams names the random streams a cabinet draws from; New derives them
+// from a function like sim.Streams.Stream.
+type Streams func(name string) *rand.Rand
+
+// Temperature model of a chilled compartment: first order, toward the set
+// point with the door closed and toward the room with it open.
+const (
+	ChilledSetpointC = 4.0
+	ChilledMaxC      = 6.0
+	ChilledMinC      = 2.0
+	RoomC            = 20.0
+	TauClosed        = 30 * time.Minute
+	TauOpen          = 8 * time.Minute
+)
+
+// CompartmentSpec describes one compartment of a virtual cabinet.
+type CompartmentSpec struct {
+	Chilled bool
+}
+
+// CabinetConfig describes a virtual cabinet.
+type CabinetConfig struct {
+	Site, Name   string
+	Compartments []CompartmentSpec
+	Firmware     string
+	// Heartbeat publishes a heartbeat event this often; zero: never (a
+	// simulation of thousands of cabinets does not need them).
+	Heartbeat time.Duration
+	Faults    Faults
+	// DedupWindow is how long command ids are remembered; default 10 min
+	// (longer than any command's expiry).
+	DedupWindow time.Duration
+}
+
+type door struct {
+	state     DoorState
+	occupied  bool // physical truth
+	tempC     float64
+	tempAt    time.Time
+	tempAlarm bool
+	chilled   bool
+	leftOpen  Timer
+	tempTimer Timer
+}
+
+type seenCommand struct {
+	reply   Event // the ack or nack sent, resent on a duplicate
+	expires time.Time
+}
+
+// Cabinet is a virtual cabinet: doors, occupancy sensors, keypad, chilled
+// zones, command dedup, acknowledgements, a versioned reported state, and
+// fault injection. It is a synchronous state machine driven by its clock,
+// its link (HandleCommand) and the people at it (Place, Remove, Close,
+// TypeCode); it starts no goroutines.
+type Cabinet struct {
+	cfg   CabinetConfig
+	clock Clock
+	up    Uplink
+	obs   Observer
+
+	doors   []door
+	seq     uint64
+	version uint64
+	online  bool
+	outbox  []Event // events held while offline, sent on reconnect
+	seen    map[string]seenCommand
+	order   []string // seen ids, oldest first, for expiry
+
+	jam, sensor, leftOpen, uncommanded, outage *rand.Rand
+
+	Stats CabinetStats
+}
+
+// CabinetStats counts what a cabinet did.
+type CabinetStats struct {
+	Commands, Duplicates, Expired, Jams, SensorErrors, LeftOpen, Uncommanded, Outages int
+}
+
+// NewCabinet builds a virtual cabinet, online, with every door locked and empty.
+func NewCabinet(cfg CabinetConfig, clock Clock, up Uplink, obs Observer, streams Streams) (*Cabinet, error) {
+	if !ValidID(cfg.Site) || !ValidID(cfg.Name) {
+		return nil, fmt.Errorf("twin: site and cabinet ids must be 1-64 characters of [a-z0-9-]: %q/%q", cfg.Site, cfg.Name)
+	}
+	if len(cfg.Compartments) == 0 || len(cfg.Compartments) > MaxCompartments {
+		return nil, fmt.Errorf("twin: cabinet %s needs 1 to %d compartments", cfg.Name, MaxCompartments)
+	}
+	if cfg.DedupWindow <= 0 {
+		cfg.DedupWindow = 10 * time.Minute
+	}
+	if cfg.Faults.LeftOpenFor <= 0 {
+		cfg.Faults.LeftOpenFor = 5 * time.Minute
+	}
+	if cfg.Firmware == "" {
+		cfg.Firmware = "lockertwin-virtual/1"
+	}
+	c := &Cabinet{cfg: cfg, clock: clock, up: up, obs: obs, online: true, seen: map[string]seenCommand{}}
+	prefix := "twin/" + cfg.Site + "/" + cfg.Name + "/"
+	c.jam = streams(prefix + "jam")
+	c.sensor = streams(prefix + "sensor")
+	c.leftOpen = streams(prefix + "left-open")
+	c.uncommanded = streams(prefix + "uncommanded")
+	c.outage = streams(prefix + "outage")
+	now := clock.Now()
+	c.doors = make([]door, len(cfg.Compartments))
+	for i, spec := range cfg.Compartments {
+		c.doors[i] = door{state: DoorLocked, chilled: spec.Chilled, tempC: ChilledSetpointC, tempAt: now}
+	}
+	if cfg.Heartbeat > 0 {
+		clock.AfterFunc(cfg.Heartbeat, c.heartbeat)
+	}
+	if r := cfg.Faults.UncommandedOpensPerDay; r > 0 {
+		c.scheduleUncommanded()
+	}
+	if cfg.Faults.OutageMTBF > 0 && cfg.Faults.OutageMTTR > 0 {
+		c.scheduleOutage()
+	}
+	return c, nil
+}
+
+// Name is the cabinet's id.
+func (c *Cabinet) Name() string { return c.cfg.Name }
+
+// Online reports whether the cabinet is connected.
+func (c *Cabinet) Online() bool { return c.online }
+
+// Start announces the cabinet: online status and its full state.
+func (c *Cabinet) Start() {
+	c.up.PublishStatus(c.cfg.Name, StatusOnline)
+	c.up.PublishState(c.cfg.Name, c.State())
+}
+
+func (c *Cabinet) emit(ev Event) {
+	c.seq++
+	ev.V, ev.Seq, ev.At = ProtocolVersion, c.seq, c.clock.Now()
+	ev.ID = c.cfg.Name + "-" + strconv.FormatUint(c.seq, 10)
+	if !c.online {
+		c.outbox = append(c.outbox, ev)
+		return
+	}
+	c.up.PublishEvent(c.cfg.Name, ev)
+}
+
+// State returns the reported state document.
+func (c *Cabinet) State() State {
+	st := State{V: ProtocolVersion, Cabinet: c.cfg.Name, Version: c.version, Seq: c.seq,
+		Firmware: c.cfg.Firmware, At: c.clock.Now(), Compartments: make([]CompartmentState, len(c.doors))}
+	for i := range c.doors {
+		d := &c.doors[i]
+		cs := CompartmentState{Compartment: i + 1, Door: d.state, Occupied: d.occupied}
+		if d.chilled {
+			t := c.temperature(d)
+			cs.TempC = &t
+		}
+		st.Compartments[i] = cs
+	}
+	return st
+}
+
+func (c *Cabinet) changed() { c.version++ }
+
+// HandleCommand executes a command from the controller: at most once per id,
+// acknowledging every copy.
+func (c *Cabinet) HandleCommand(cmd Command) {
+	if !c.online {
+		return // the link is down: nothing arrives
+	}
+	if err := cmd.Validate(); err != nil {
+		return // nothing can be acknowledged without a valid id
+	}
+	now := c.clock.Now()
+	c.expireSeen(now)
+	if prev, ok := c.seen[cmd.ID]; ok {
+		c.Stats.Duplicates++
+		reply := prev.reply
+		reply.Seq, reply.ID = 0, ""
+		c.emit(reply)
+		return
+	}
+	c.Stats.Commands++
+	reply := c.execute(cmd, now)
+	c.seen[cmd.ID] = seenCommand{reply: reply, expires: now.Add(c.cfg.DedupWindow)}
+	c.order = append(c.order, cmd.ID)
+}
+
+func (c *Cabinet) expireSeen(now time.Time) {
+	i := 0
+	for ; i < len(c.order); i++ {
+		if s := c.seen[c.order[i]]; s.expires.After(now) {
+			break
+		}
+		delete(c.seen, c.order[i])
+	}
+	if i > 0 {
+		c.order = append(c.order[:0], c.order[i:]...)
+	}
+}
+
+func (c *Cabinet) nack(cmd Command, reason string) Event {
+	ev := Event{Type: EvtNack, Command: cmd.ID, Reason: reason}
+	c.emit(ev)
+	return ev
+}
+
+func (c *Cabinet) execute(cmd Command, now time.Time) Event {
+	if now.After(cmd.ExpiresAt) {
+		c.Stats.Expired++
+		return c.nack(cmd, NackExpired)
+	}
+	switch cmd.Type {
+	case CmdSync:
+		ack := Event{Type: EvtAck, Command: cmd.ID}
+		c.emit(ack)
+		c.up.PublishState(c.cfg.Name, c.State())
+		return ack
+	case CmdOpen:
+		if cmd.Compartment > len(c.doors) {
+			return c.nack(cmd, NackUnknownCompartment)
+		}
+		d := &c.doors[cmd.Compartment-1]
+		switch d.state {
+		case DoorJammed:
+			return c.nack(cmd, NackJammed)
+		case DoorOpen:
+			ack := Event{Type: EvtAck, Command: cmd.ID}
+			c.emit(ack)
+			return ack
+		}
+		if p := c.cfg.Faults.DoorJamProbability; p > 0 && c.jam.Float64() < p {
+			c.Stats.Jams++
+			d.state = DoorJammed
+			c.changed()
+			ev := c.nack(cmd, NackJammed)
+			c.emit(Event{Type: EvtFault, Fault: FaultJam, Compartment: cmd.Compartment})
+			if c.obs != nil {
+				c.obs.DoorJammed(c.cfg.Name, cmd.Compartment)
+			}
+			return ev
+		}
+		ack := Event{Type: EvtAck, Command: cmd.ID}
+		c.emit(ack)
+		c.openDoor(cmd.Compartment, cmd.ID)
+		return ack
+	}
+	return c.nack(cmd, NackUnsupported)
+}
+
+func (c *Cabinet) openDoor(slot int, command string) {
+	d := &c.doors[slot-1]
+	if d.chilled {
+		d.tempC, d.tempAt = c.temperature(d), c.clock.Now()
+	}
+	d.state = DoorOpen
+	c.changed()
+	c.emit(Event{Type: EvtDoorOpened, Compartment: slot, Command: command})
+	if d.chilled {
+		c.watchTemperature(slot)
+	}
+	if c.obs != nil {
+		c.obs.DoorOpened(c.cfg.Name, slot, command)
+	}
+}
+
+func (c *Cabinet) door(slot int) (*door, error) {
+	if slot < 1 || slot > len(c.doors) {
+		return nil, fmt.Errorf("twin: cabinet %s has no compartment %d", c.cfg.Name, slot)
+	}
+	return &c.doors[slot-1], nil
+}
+
+// Place puts an item into an open compartment.
+func (c *Cabinet) Place(slot int) error { return c.setItem(slot, true) }
+
+// Remove takes the item out of an open compartment.
+func (c *Cabinet) Remove(slot int) error { return c.setItem(slot, false) }
+
+func (c *Cabinet) setItem(slot int, occupied bool) error {
+	d, err := c.door(slot)
+	if err != nil {
+		return err
+	}
+	if d.state != DoorOpen {
+		return fmt.Errorf("twin: compartment %s/%d is %s, not open", c.cfg.Name, slot, d.state)
+	}
+	d.occupied = occupied
+	c.changed()
+	return nil
+}
+
+// Close is a person shutting an open door. With the door-left-open fault
+// the door stays open for a while and is shut later (by someone passing).
+func (c *Cabinet) Close(slot int) error {
+	d, err := c.door(slot)
+	if err != nil {
+		return err
+	}
+	if d.state != DoorOpen {
+		return fmt.Errorf("twin: compartment %s/%d is %s, not open", c.cfg.Name, slot, d.state)
+	}
+	if p := c.cfg.Faults.DoorLeftOpenProbability; p > 0 && d.leftOpen == nil && c.leftOpen.Float64() < p {
+		c.Stats.LeftOpen++
+		wait := time.Duration(c.leftOpen.ExpFloat64() * float64(c.cfg.Faults.LeftOpenFor))
+		d.leftOpen = c.clock.AfterFunc(wait, func() {
+			d.leftOpen = nil
+			if d.state == DoorOpen {
+				c.shut(slot)
+			}
+		})
+		return nil
+	}
+	c.shut(slot)
+	return nil
+}
+
+func (c *Cabinet) shut(slot int) {
+	d := &c.doors[slot-1]
+	if d.chilled {
+		d.tempC, d.tempAt = c.temperature(d), c.clock.Now()
+	}
+	d.state = DoorLocked
+	c.changed()
+	reading := c.read(d)
+	c.emit(Event{Type: EvtDoorClosed, Compartment: slot, Occupied: &reading})
+	if d.chilled {
+		c.watchTemperature(slot)
+	}
+}
+
+// read returns the occupancy sensor's reading, which a fault may flip.
+func (c *Cabinet) read(d *door) bool {
+	if p := c.cfg.Faults.SensorErrorProbability; p > 0 && c.sensor.Float64() < p {
+		c.Stats.SensorErrors++
+		return !d.occupied
+	}
+	return d.occupied
+}
+
+// TypeCode is a person typing a pickup code on the keypad.
+func (c *Cabinet) TypeCode(code string) {
+	c.emit(Event{Type: EvtPin, Code: code})
+}
+
+// Repair clears a jammed door (a technician's visit): it is locked again.
+func (c *Cabinet) Repair(slot int) error {
+	d, err := c.door(slot)
+	if err != nil {
+		return err
+	}
+	if d.state == DoorJammed {
+		d.state = DoorLocked
+		c.changed()
+	}
+	return nil
+}
+
+// DoorState returns a door's state and the physical occupancy.
+func (c *Cabinet) DoorState(slot int) (DoorState, bool, error) {
+	d, err := c.door(slot)
+	if err != nil {
+		return "", false, err
+	}
+	return d.state, d.occupied, nil
+}
+
+// Temperature returns a chilled compartment's temperature now.
+func (c *Cabinet) Temperature(slot int) (float64, error) {
+	d, err := c.door(slot)
+	if err != nil {
+		return 0, err
+	}
+	if !d.chilled {
+		return 0, fmt.Errorf("twin: compartment %s/%d is not chilled", c.cfg.Name, slot)
+	}
+	return c.temperature(d), nil
+}
+
+// temperature evaluates the first-order model from the last known point.
+func (c *Cabinet) temperature(d *door) float64 {
+	target, tau := ChilledSetpointC, TauClosed
+	if d.state == DoorOpen {
+		target, tau = RoomC, TauOpen
+	}
+	dt := c.clock.Now().Sub(d.tempAt)
+	return target + (d.tempC-target)*math.Exp(-float64(dt)/float64(tau))
+}
+
+// watchTemperature schedules the next crossing of the allowed range: out of
+// range while open (warming past 6 °C), back in range once closed.
+func (c *Cabinet) watchTemperature(slot int) {
+	d := &c.doors[slot-1]
+	if d.tempTimer != nil {
+		d.tempTimer.Stop()
+		d.tempTimer = nil
+	}
+	t := c.temperature(d)
+	var target float64
+	var tau time.Duration
+	var limit float64
+	if d.state == DoorOpen {
+		target, tau, limit = RoomC, TauOpen, ChilledMaxC
+		if t >= limit {
+			c.tempOut(slot, t)
+			return
+		}
+	} else {
+		target, tau, limit = ChilledSetpointC, TauClosed, ChilledMaxC-0.5 // hysteresis
+		if !d.tempAlarm {
+			return
+		}
+		if t <= limit {
+			c.tempBack(slot, t)
+			return
+		}
+	}
+	// Solve target + (t - target)·e^(-x/τ) = limit for x.
+	x := time.Duration(float64(tau) * math.Log((t-target)/(limit-target)))
+	d.tempTimer = c.clock.AfterFunc(x+time.Second, func() {
+		d.tempTimer = nil
+		c.watchTemperature(slot)
+	})
+}
+
+func (c *Cabinet) tempOut(slot int, t float64) {
+	d := &c.doors[slot-1]
+	if d.tempAlarm {
+		return
+	}
+	d.tempAlarm = true
+	c.emit(Event{Type: EvtFault, Fault: FaultTempRange, Compartment: slot, TempC: &t})
+}
+
+func (c *Cabinet) tempBack(slot int, t float64) {
+	d := &c.doors[slot-1]
+	d.tempAlarm = false
+	c.emit(Event{Type: EvtTemp, Compartment: slot, TempC: &t})
+}
+
+func (c *Cabinet) heartbeat() {
+	if c.online {
+		c.emit(Event{Type: EvtHeartbeat})
+	}
+	c.clock.AfterFunc(c.cfg.Heartbeat, c.heartbeat)
+}
+
+func (c *Cabinet) scheduleUncommanded() {
+	perDay := c.cfg.Faults.UncommandedOpensPerDay
+	wait := time.Duration(c.uncommanded.ExpFloat64() / perDay * float64(24*time.Hour))
+	c.clock.AfterFunc(wait, func() {
+		slot := 1 + c.uncommanded.IntN(len(c.doors))
+		if c.doors[slot-1].state == DoorLocked {
+			c.Stats.Uncommanded++
+			c.openDoor(slot, "")
+			// Nobody is there: someone notices and shuts it after a while.
+			c.clock.AfterFunc(time.Duration(c.uncommanded.ExpFloat64()*float64(2*time.Minute)), func() {
+				if c.doors[slot-1].state == DoorOpen {
+					c.shut(slot)
+				}
+			})
+		}
+		c.scheduleUncommanded()
+	})
+}
+
+func (c *Cabinet) scheduleOutage() {
+	up := time.Duration(c.outage.ExpFloat64() * float64(c.cfg.Faults.OutageMTBF))
+	c.clock.AfterFunc(up, func() {
+		down := time.Duration(c.outage.ExpFloat64() * float64(c.cfg.Faults.OutageMTTR))
+		c.Disconnect()
+		c.clock.AfterFunc(down, func() {
+			c.Reconnect()
+			c.scheduleOutage()
+		})
+	})
+}
+
+// Disconnect takes the cabinet offline: the broker publishes its will.
+func (c *Cabinet) Disconnect() {
+	if !c.online {
+		return
+	}
+	c.Stats.Outages++
+	c.online = false
+	c.up.PublishStatus(c.cfg.Name, StatusOffline)
+}
+
+// Reconnect brings the cabinet back: online status, the events it held, and
+// its full reported state for the controller's shadow to reconcile.
+func (c *Cabinet) Reconnect() {
+	if c.online {
+		return
+	}
+	c.online = true
+	c.up.PublishStatus(c.cfg.Name, StatusOnline)
+	held := c.outbox
+	c.outbox = nil
+	for _, ev := range held {
+		c.up.PublishEvent(c.cfg.Name, ev)
+	}
+	c.up.PublishState(c.cfg.Name, c.State())
+}

@@ -1,0 +1,68 @@
+package twin
+
+import (
+	"math/rand/v2"
+	"time"
+)
+
+// Scheduler runs a function after a delay on the simulation's clock; the
+// in-process link schedules every delivery through it (no goroutines).
+type Scheduler interface {
+	After(d time.Duration, f func())
+}
+
+// LinkQuality is a link's latency and faults.
+type LinkQuality struct {
+	Latency     time.Duration // one way
+	Jitter      time.Duration // uniform extra delay in [0, Jitter)
+	Loss        float64       // probability a message is lost
+	Duplication float64       // probability a message arrives twice
+	Reorder     float64       // probability a message is held back 1–5 latencies, so later ones overtake it
+}
+
+// LinkStats counts what a link did to its messages.
+type LinkStats struct {
+	Sent, Lost, Duplicated, Reordered int
+}
+
+// SimLink carries messages one way in virtual time, with latency, loss,
+// duplication and reordering drawn from its own random stream. A pair of
+// them (down: commands, up: events) connects the controller to a cabinet in
+// the simulator.
+type SimLink struct {
+	q     LinkQuality
+	sched Scheduler
+	rng   *rand.Rand
+	Stats LinkStats
+}
+
+// NewSimLink makes a link; rng should be a named stream ("link/{cabinet}/up").
+func NewSimLink(q LinkQuality, sched Scheduler, rng *rand.Rand) *SimLink {
+	return &SimLink{q: q, sched: sched, rng: rng}
+}
+
+// Deliver schedules f as the arrival of one message (zero, one or two times).
+func (l *SimLink) Deliver(f func()) {
+	l.Stats.Sent++
+	if l.q.Loss > 0 && l.rng.Float64() < l.q.Loss {
+		l.Stats.Lost++
+		return
+	}
+	l.sched.After(l.delay(), f)
+	if l.q.Duplication > 0 && l.rng.Float64() < l.q.Duplication {
+		l.Stats.Duplicated++
+		l.sched.After(l.delay(), f)
+	}
+}
+
+func (l *SimLink) delay() time.Duration {
+	d := l.q.Latency
+	if l.q.Jitter > 0 {
+		d += time.Duration(l.rng.Int64N(int64(l.q.Jitter)))
+	}
+	if l.q.Reorder > 0 && l.rng.Float64() < l.q.Reorder {
+		l.Stats.Reordered++
+		d += time.Duration(1+l.rng.IntN(5)) * max(l.q.Latency, time.Millisecond)
+	}
+	return d
+}
