@@ -165,6 +165,7 @@ func (c *Core) apply(e *Event) {
 		c.finish(p, StateReturned)
 	case ExceptionRaised:
 		p := c.parcels[e.Parcel]
+		c.exceptions++
 		p.prev, p.state, p.exception = p.state, StateException, e.Text
 		if p.comp >= 0 {
 			if cmd := c.comps[p.comp].cmd; cmd != nil && cmd.parcel == p && !cmd.opened {
@@ -173,6 +174,7 @@ func (c *Core) apply(e *Event) {
 		}
 	case ExceptionResolved:
 		p := c.parcels[e.Parcel]
+		c.exceptions--
 		p.exception = ""
 		if Resolution(e.Text) == ResolveRemoved {
 			c.dropCode(p)
@@ -195,6 +197,13 @@ func (c *Core) apply(e *Event) {
 		must(c.inv.ReturnToService(allocator.CompartmentID(e.Compartment)))
 	case CabinetStatus:
 		c.cabinets[e.Cabinet].online = e.Text == twin.StatusOnline
+	case Cancelled:
+		p := c.parcels[e.Parcel]
+		if p.comp >= 0 {
+			must(c.inv.Release(p.comp))
+			c.comps[p.comp].parcel = nil
+		}
+		c.finish(p, StateCancelled)
 	default:
 		panic(fmt.Sprintf("controller: cannot apply %v", e.Kind))
 	}

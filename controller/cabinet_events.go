@@ -2,6 +2,7 @@ package controller
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/lockertwin/lockertwin/allocator"
 	"github.com/lockertwin/lockertwin/twin"
@@ -30,11 +31,86 @@ func (c *Core) HandleEvent(cabName string, ev twin.Event) error {
 	if ev.Seq <= cab.lastSeq {
 		return fmt.Errorf("%w: cabinet %s sequence %d, last %d", ErrDuplicateEvent, cabName, ev.Seq, cab.lastSeq)
 	}
-	gap := cab.lastSeq != 0 && ev.Seq > cab.lastSeq+1
-	cab.lastSeq = ev.Seq
-	if gap {
-		c.alarm("sequence_gap", ci, -1, "")
+	if cab.lastSeq != 0 && ev.Seq > cab.lastSeq+1 {
+		// An earlier event is missing: hold this one until the gap fills
+		// or ReorderWait passes, so events are handled in the cabinet's order.
+		if _, dup := cab.held[ev.Seq]; dup {
+			return fmt.Errorf("%w: cabinet %s sequence %d already held", ErrDuplicateEvent, cabName, ev.Seq)
+		}
+		if len(cab.held) >= maxHeld {
+			c.flushHeld(ci)
+			return c.HandleEvent(cabName, ev)
+		}
+		if cab.held == nil {
+			cab.held = map[uint64]heldEvent{}
+		}
+		cab.held[ev.Seq] = heldEvent{ev: ev, comp: comp}
+		if cab.flush == nil {
+			cab.flush = c.cfg.Clock.AfterFunc(c.set.ReorderWait, func() {
+				cab.flush = nil
+				c.flushHeld(ci)
+			})
+		}
+		return nil
 	}
+	if err := c.dispatch(ci, comp, ev); err != nil {
+		return err
+	}
+	// Handle what was held behind this one.
+	for len(cab.held) > 0 {
+		next, ok := cab.held[cab.lastSeq+1]
+		if !ok {
+			break
+		}
+		delete(cab.held, cab.lastSeq+1)
+		if err := c.dispatch(ci, next.comp, next.ev); err != nil {
+			return err
+		}
+	}
+	if len(cab.held) == 0 && cab.flush != nil {
+		cab.flush.Stop()
+		cab.flush = nil
+	}
+	return nil
+}
+
+// maxHeld bounds the reorder buffer of a cabinet.
+const maxHeld = 64
+
+type heldEvent struct {
+	ev   twin.Event
+	comp allocator.CompartmentID
+}
+
+// flushHeld gives up waiting for missing events: it raises a sequence-gap
+// alarm and handles the held events in order.
+func (c *Core) flushHeld(ci int32) {
+	cab := &c.cabinets[ci]
+	if cab.flush != nil {
+		cab.flush.Stop()
+		cab.flush = nil
+	}
+	if len(cab.held) == 0 {
+		return
+	}
+	seqs := make([]uint64, 0, len(cab.held))
+	for s := range cab.held {
+		seqs = append(seqs, s)
+	}
+	slices.Sort(seqs)
+	c.alarm("sequence_gap", ci, -1, "")
+	for _, s := range seqs {
+		h := cab.held[s]
+		delete(cab.held, s)
+		_ = c.dispatch(ci, h.comp, h.ev)
+	}
+}
+
+// dispatch handles one in-order cabinet event.
+func (c *Core) dispatch(ci int32, comp allocator.CompartmentID, ev twin.Event) error {
+	cab := &c.cabinets[ci]
+	cabName := cab.name
+	cab.lastSeq = ev.Seq
 	switch ev.Type {
 	case twin.EvtAck:
 		return c.onAck(ci, ev)

@@ -145,6 +145,10 @@ func (k *Checker) Check(e *Event) {
 		k.location[e.Parcel] = e.Compartment
 	case ReservationLapsed:
 		k.release(e)
+	case Cancelled:
+		if _, ok := k.location[e.Parcel]; ok {
+			k.release(e)
+		}
 	case DoorCommanded:
 		if _, live := k.commands[e.Command]; live || k.opened[e.Command] {
 			k.fail(e, "command ids are unique (%s reused)", e.Command)

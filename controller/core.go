@@ -1,8 +1,11 @@
 package controller
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/lockertwin/lockertwin/allocator"
@@ -28,11 +31,12 @@ const (
 	StateRefused                         // terminal: no capacity
 	StateException                       // needs an operator; never silently lost
 	StateRemoved                         // terminal: taken out by staff after an exception
+	StateCancelled                       // terminal: withdrawn before it was deposited
 )
 
 var stateNames = [...]string{"", "announced", "reserved", "deposit_opening", "deposit_open",
 	"awaiting_pickup", "pickup_opening", "pickup_open", "picked_up", "awaiting_return",
-	"return_opening", "return_open", "returned", "refused", "exception", "removed"}
+	"return_opening", "return_open", "returned", "refused", "exception", "removed", "cancelled"}
 
 func (s State) String() string {
 	if int(s) < len(stateNames) && s > 0 {
@@ -43,7 +47,7 @@ func (s State) String() string {
 
 // Terminal reports whether a parcel in state s is done.
 func (s State) Terminal() bool {
-	return s == StatePickedUp || s == StateReturned || s == StateRefused || s == StateRemoved
+	return s == StatePickedUp || s == StateReturned || s == StateRefused || s == StateRemoved || s == StateCancelled
 }
 
 // InLocker reports whether a parcel in state s is physically in a compartment.
@@ -135,6 +139,7 @@ type Settings struct {
 	AckTimeout          time.Duration // resend an unacknowledged command after; default 15 s
 	MaxAttempts         int           // sends of one command before it fails; default 3
 	DoorOpenLimit       time.Duration // alarm if a door stays open longer; default 120 s
+	ReorderWait         time.Duration // how long an event waits for a missing earlier one; default 2 s
 	Limits              CodeLimits    // zero: DefaultCodeLimits
 }
 
@@ -150,6 +155,9 @@ func (s *Settings) defaults() {
 	}
 	if s.DoorOpenLimit <= 0 {
 		s.DoorOpenLimit = 120 * time.Second
+	}
+	if s.ReorderWait <= 0 {
+		s.ReorderWait = 2 * time.Second
 	}
 	if s.Limits == (CodeLimits{}) {
 		s.Limits = DefaultCodeLimits
@@ -177,12 +185,15 @@ type Config struct {
 }
 
 type cabinet struct {
+	shadow      twin.Shadow
 	name        string
 	online      bool
 	lastSeq     uint64
 	codes       map[[16]byte]*parcel
 	fails       []int64 // failure times within the long window, oldest first
 	lockedUntil int64
+	held        map[uint64]heldEvent // events waiting for an earlier one
+	flush       Timer
 }
 
 type compartment struct {
@@ -261,7 +272,8 @@ type Core struct {
 	replaying bool
 	waking    bool
 
-	alarms map[string]int
+	alarms     map[string]int
+	exceptions int // parcels in StateException
 }
 
 // New builds a core. The inventory must be fresh (every compartment free and
@@ -296,7 +308,8 @@ func New(cfg Config) (*Core, error) {
 			return nil, fmt.Errorf("controller: cabinet name %q is invalid or repeated", cb.Name)
 		}
 		c.byName[cb.Name] = int32(len(c.cabinets))
-		c.cabinets = append(c.cabinets, cabinet{name: cb.Name, online: true, codes: map[[16]byte]*parcel{}})
+		c.cabinets = append(c.cabinets, cabinet{name: cb.Name, online: true, codes: map[[16]byte]*parcel{},
+			shadow: twin.Shadow{Cabinet: cb.Name}})
 	}
 	c.wakeFn = c.wake
 	return c, nil
@@ -741,6 +754,43 @@ func (c *Core) ReturnToService(cabName string, slot int) error {
 	return c.emit(Event{Kind: BackInService, Cabinet: ci, Compartment: int32(id)})
 }
 
+// HandleState reconciles a cabinet's reported state (published on connect,
+// on reconnect and on sync) with what the controller expects, through the
+// cabinet's shadow. Each difference is an alarm for a person to look at: the
+// controller does not guess which side is right. A stale report is refused
+// (twin.ErrStaleState) and changes nothing.
+func (c *Core) HandleState(cabName string, st twin.State) error {
+	ci, ok := c.byName[cabName]
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrUnknownCabinet, cabName)
+	}
+	first, end := c.inv.Cabinets()[ci].Compartments()
+	want := make([]twin.Expectation, 0, end-first)
+	for id := first; id < end; id++ {
+		slot := &c.comps[id]
+		want = append(want, twin.Expectation{
+			Occupied:     slot.parcel != nil && (slot.parcel.state.InLocker() || (slot.parcel.state == StateException && slot.parcel.prev.InLocker())),
+			DoorOpen:     slot.doorOpen || slot.cmd != nil,
+			OutOfService: c.inv.Status(id) == allocator.OutOfService,
+		})
+	}
+	diffs, err := c.cabinets[ci].shadow.Reconcile(st, want, c.cfg.Clock.Now())
+	if err != nil {
+		if errors.Is(err, twin.ErrStaleState) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
+	for _, d := range diffs {
+		comp := int32(-1)
+		if d.Compartment > 0 {
+			comp = int32(first) + int32(d.Compartment) - 1
+		}
+		c.alarm("state_mismatch_"+d.Field, ci, comp, "")
+	}
+	return nil
+}
+
 // CabinetOnline records a cabinet's status (from its retained status topic).
 func (c *Core) CabinetOnline(cabName string, online bool) error {
 	ci, ok := c.byName[cabName]
@@ -816,10 +866,38 @@ func (c *Core) issueCode(p *parcel, kind NotificationKind) error {
 
 // ---- queries -----------------------------------------------------------
 
+// Cancel withdraws a parcel that has not been deposited (the courier takes
+// it back, or the sender cancels); a held compartment is released.
+func (c *Core) Cancel(id string) error {
+	p, err := c.parcel(id, "cancel", StateAnnounced, StateReserved)
+	if err != nil {
+		return err
+	}
+	return c.emit(c.parcelEvent(Cancelled, p))
+}
+
+// Exceptions lists the parcels in exception, sorted by id, for an operator.
+func (c *Core) Exceptions() []ParcelInfo {
+	if c.exceptions == 0 {
+		return nil
+	}
+	var out []ParcelInfo
+	for id, p := range c.parcels {
+		if p.state == StateException {
+			info, _ := c.Parcel(id)
+			out = append(out, info)
+		}
+	}
+	slices.SortFunc(out, func(a, b ParcelInfo) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
 // ParcelInfo is a parcel's externally visible state.
 type ParcelInfo struct {
 	ID          string
 	State       State
+	// Previous is the state before an exception.
+	Previous State
 	Recipient   string
 	Cabinet     string
 	Compartment int
@@ -838,6 +916,9 @@ func (c *Core) Parcel(id string) (ParcelInfo, error) {
 		return ParcelInfo{}, fmt.Errorf("%w: %s", ErrUnknownParcel, id)
 	}
 	info := ParcelInfo{ID: p.id, State: p.state, Recipient: p.recipient, Exception: p.exception}
+	if p.state == StateException {
+		info.Previous = p.prev
+	}
 	if p.comp >= 0 {
 		comp, _ := c.inv.Compartment(p.comp)
 		info.Cabinet, info.Compartment = c.cabinets[comp.Cabinet].name, comp.Slot

@@ -503,7 +503,36 @@ func TestCabinetStatusAndSequenceGaps(t *testing.T) {
 	require.NoError(t, r.evt("a1", twin.Event{Type: twin.EvtHeartbeat}))
 	r.seq["a1"] += 5
 	require.NoError(t, r.evt("a1", twin.Event{Type: twin.EvtHeartbeat}))
-	require.Equal(t, 1, r.core.Alarms()["sequence_gap"])
+	require.Zero(t, r.core.Alarms()["sequence_gap"], "held while the gap may still fill")
+	r.clock.Advance(2 * time.Second)
+	require.Equal(t, 1, r.core.Alarms()["sequence_gap"], "lost for good: an alarm, and the held event is handled")
+	r.healthy()
+}
+
+func TestReorderedEventsAreHandledInSequence(t *testing.T) {
+	r := newRig(t, testSettings())
+	_, err := r.core.Announce("p1", ParcelSpec{Class: "S"}, "x")
+	require.NoError(t, err)
+	_, err = r.core.StartDeposit("p1")
+	require.NoError(t, err)
+	sc := r.out.last()
+	mk := func(seq uint64, ev twin.Event) twin.Event {
+		ev.V, ev.Seq, ev.At, ev.ID = 1, seq, r.clock.Now(), "a1-"+itoa(seq)
+		return ev
+	}
+	ack := mk(1, twin.Event{Type: twin.EvtAck, Command: sc.cmd.ID})
+	opened := mk(2, twin.Event{Type: twin.EvtDoorOpened, Compartment: sc.cmd.Compartment, Command: sc.cmd.ID})
+	closed := mk(3, twin.Event{Type: twin.EvtDoorClosed, Compartment: sc.cmd.Compartment, Occupied: ptr(true)})
+	require.NoError(t, r.core.HandleEvent("a1", ack))
+	require.NoError(t, r.core.HandleEvent("a1", closed), "held: 2 is missing")
+	require.Equal(t, StateDepositOpening, r.state("p1"))
+	require.ErrorIs(t, r.core.HandleEvent("a1", closed), ErrDuplicateEvent, "held once")
+	require.NoError(t, r.core.HandleEvent("a1", opened))
+	require.Equal(t, StateAwaitingPickup, r.state("p1"), "2 then 3, in the cabinet's order")
+	require.ErrorIs(t, r.core.HandleEvent("a1", opened), ErrDuplicateEvent)
+	r.clock.Advance(time.Minute)
+	require.Zero(t, r.core.Alarms()["sequence_gap"])
+	require.Zero(t, r.core.Alarms()["late_or_unknown_command_open"])
 	r.healthy()
 }
 
@@ -525,4 +554,43 @@ func TestNewValidatesConfig(t *testing.T) {
 		_, err := New(cfg)
 		require.Error(t, err, tt.name)
 	}
+}
+
+func TestCancelReleasesTheReservation(t *testing.T) {
+	r := newRig(t, testSettings())
+	_, err := r.core.Announce("p1", ParcelSpec{Class: "L"}, "x")
+	require.NoError(t, err)
+	require.Equal(t, 1, r.core.Inventory().Count(allocator.Reserved))
+	require.NoError(t, r.core.Cancel("p1"))
+	require.Equal(t, StateCancelled, r.state("p1"))
+	require.Equal(t, 0, r.core.Inventory().Count(allocator.Reserved))
+	require.ErrorIs(t, r.core.Cancel("p1"), ErrWrongState)
+	require.ErrorIs(t, r.core.Cancel("nope"), ErrUnknownParcel)
+	r.deposit("p2", "S")
+	require.ErrorIs(t, r.core.Cancel("p2"), ErrWrongState, "a deposited parcel is not cancelled")
+	require.Empty(t, r.core.Exceptions())
+	r.healthy()
+}
+
+func TestHandleStateReconcilesThroughTheShadow(t *testing.T) {
+	r := newRig(t, testSettings())
+	r.deposit("p1", "S")
+	info, _ := r.core.Parcel("p1")
+	st := twin.State{V: 1, Cabinet: "a1", Version: 1, Seq: 10, At: r.clock.Now()}
+	for slot := 1; slot <= 7; slot++ {
+		st.Compartments = append(st.Compartments, twin.CompartmentState{Compartment: slot, Door: twin.DoorLocked})
+	}
+	st.Compartments[info.Compartment-1].Occupied = true
+	require.NoError(t, r.core.HandleState("a1", st))
+	require.Zero(t, r.core.Alarms()["state_mismatch_occupied"])
+	// After an outage the cabinet reports the parcel gone: an alarm, not a guess.
+	st.Version, st.Compartments[info.Compartment-1].Occupied = 2, false
+	require.NoError(t, r.core.HandleState("a1", st))
+	require.Equal(t, 1, r.core.Alarms()["state_mismatch_occupied"])
+	require.Equal(t, StateAwaitingPickup, r.state("p1"), "the controller does not guess")
+	require.ErrorIs(t, r.core.HandleState("a1", st), twin.ErrStaleState)
+	require.ErrorIs(t, r.core.HandleState("zz", st), ErrUnknownCabinet)
+	st.Version, st.Cabinet = 3, "a2"
+	require.ErrorIs(t, r.core.HandleState("a1", st), ErrBadRequest)
+	r.healthy()
 }

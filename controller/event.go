@@ -75,6 +75,8 @@ const (
 	BackInService
 	// CabinetStatus: Cabinet, Text = online or offline.
 	CabinetStatus
+	// Cancelled: Parcel (withdrawn before deposit; its reservation is released).
+	Cancelled
 	numKinds
 )
 
@@ -88,7 +90,7 @@ var kindNames = [...]string{
 	LockedOut: "locked_out", PickedUp: "picked_up", PickupAborted: "pickup_aborted",
 	Expired: "expired", Returned: "returned", ExceptionRaised: "exception_raised",
 	ExceptionResolved: "exception_resolved", AlarmRaised: "alarm", OutOfService: "out_of_service",
-	BackInService: "back_in_service", CabinetStatus: "cabinet_status",
+	BackInService: "back_in_service", CabinetStatus: "cabinet_status", Cancelled: "cancelled",
 }
 
 func (k Kind) String() string {

@@ -53,7 +53,7 @@ func (c *Core) applyChecked(e *Event) (err error) {
 func needsParcel(k Kind) bool {
 	switch k {
 	case Reserved, Refused, ReservationLapsed, DoorCommanded, Deposited, DepositAborted, CodeIssued,
-		Notified, PickupAuthorized, PickedUp, PickupAborted, Expired, Returned, ExceptionRaised, ExceptionResolved:
+		Notified, PickupAuthorized, PickedUp, PickupAborted, Expired, Returned, ExceptionRaised, ExceptionResolved, Cancelled:
 		return true
 	}
 	return false

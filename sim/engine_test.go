@@ -219,3 +219,18 @@ func TestStreamsAreNamedAndIndependent(t *testing.T) {
 	require.NotEqual(t, s.Seed(), r0.Seed())
 	require.Equal(t, r1, s.Derive("replication", 1))
 }
+
+func TestClockAdapter(t *testing.T) {
+	e := NewEngine(0)
+	epoch := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+	c := &Clock{Engine: e, Epoch: epoch}
+	var got []time.Time
+	c.AfterFunc(time.Hour, func() { got = append(got, c.Now()) })
+	stopped := c.AfterFunc(2*time.Hour, func() { t.Fatal("stopped timer fired") })
+	c.After(3*time.Hour, func() { got = append(got, c.Now()) })
+	c.AfterFunc(-time.Second, func() { got = append(got, c.Now()) })
+	require.True(t, stopped.Stop())
+	require.False(t, stopped.Stop())
+	e.RunUntilEmpty()
+	require.Equal(t, []time.Time{epoch, epoch.Add(time.Hour), epoch.Add(3 * time.Hour)}, got)
+}

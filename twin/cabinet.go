@@ -407,6 +407,21 @@ func (c *Cabinet) Repair(slot int) error {
 	return nil
 }
 
+// ForceEmpty is staff emptying a compartment with a service key, in
+// maintenance mode: the item is gone and the door is locked, without events.
+func (c *Cabinet) ForceEmpty(slot int) error {
+	d, err := c.door(slot)
+	if err != nil {
+		return err
+	}
+	d.occupied = false
+	if d.state == DoorOpen {
+		d.state = DoorLocked
+	}
+	c.changed()
+	return nil
+}
+
 // DoorState returns a door's state and the physical occupancy.
 func (c *Cabinet) DoorState(slot int) (DoorState, bool, error) {
 	d, err := c.door(slot)

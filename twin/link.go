@@ -33,12 +33,19 @@ type SimLink struct {
 	q     LinkQuality
 	sched Scheduler
 	rng   *rand.Rand
+	clock interface{ Now() time.Time }
+	last  time.Time // arrival of the last in-order message: jitter never reorders
 	Stats LinkStats
 }
 
 // NewSimLink makes a link; rng should be a named stream ("link/{cabinet}/up").
-func NewSimLink(q LinkQuality, sched Scheduler, rng *rand.Rand) *SimLink {
-	return &SimLink{q: q, sched: sched, rng: rng}
+// Like an MQTT session at QoS 1, it delivers in order: jitter delays a
+// message but never lets a later one overtake it; only the Reorder fault does.
+func NewSimLink(q LinkQuality, sched interface {
+	Scheduler
+	Now() time.Time
+}, rng *rand.Rand) *SimLink {
+	return &SimLink{q: q, sched: sched, clock: sched, rng: rng}
 }
 
 // Deliver schedules f as the arrival of one message (zero, one or two times).
@@ -60,9 +67,15 @@ func (l *SimLink) delay() time.Duration {
 	if l.q.Jitter > 0 {
 		d += time.Duration(l.rng.Int64N(int64(l.q.Jitter)))
 	}
+	now := l.clock.Now()
 	if l.q.Reorder > 0 && l.rng.Float64() < l.q.Reorder {
+		// Held back: later messages overtake this one.
 		l.Stats.Reordered++
-		d += time.Duration(1+l.rng.IntN(5)) * max(l.q.Latency, time.Millisecond)
+		return d + time.Duration(1+l.rng.IntN(5))*max(l.q.Latency, time.Millisecond)
 	}
+	if at := now.Add(d); at.Before(l.last) {
+		d = l.last.Sub(now)
+	}
+	l.last = now.Add(d)
 	return d
 }

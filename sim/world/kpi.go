@@ -1,0 +1,317 @@
+package world
+
+import (
+	"math"
+	"sort"
+
+	"github.com/lockertwin/lockertwin/allocator"
+	"github.com/lockertwin/lockertwin/controller"
+	"github.com/lockertwin/lockertwin/sim"
+)
+
+// Collector streams a replication's KPIs: counts, time-weighted occupancy
+// per class and percentile sketches. Nothing grows with the horizon but the
+// hourly rows: memory is bounded by the live state.
+type Collector struct {
+	w         *World
+	measuring bool
+
+	offeredN, accepted, refusedN, redirectedN, deferredN int
+	pickedUp, expired, returned                          int
+	courierStops                                         int
+	counts                                               map[string]int
+	alarms                                               map[string]int
+	duplicatesDropped                                    int
+
+	dwell, pickupDelay, doorRTT *Sketch
+
+	occ, capacity []int
+	area          []float64 // occupied compartment-hours since the warm-up
+	lastT         sim.Time
+	cmdIssued     map[string]sim.Time
+	inLocker      map[string]int // parcel → class index, while deposited
+
+	hours                         []HourRow
+	hourArea                      []float64
+	hourArrivals, hourRefusals    int
+	hourPickups, hourDeposits     int
+	totalArrivals, totalDeposited int
+}
+
+// HourRow is one hour of the measured horizon.
+type HourRow struct {
+	Hour        int       // hours since the warm-up ended
+	Occupancy   []float64 // mean occupied compartments per class over the hour
+	Arrivals    int
+	Deposits    int
+	Refusals    int
+	Pickups     int
+	Utilization float64 // occupied share of all compartments, mean over the hour
+}
+
+func newCollector(w *World) *Collector {
+	n := len(w.sc.CompartmentClasses)
+	return &Collector{
+		w: w, counts: map[string]int{}, alarms: map[string]int{},
+		dwell: NewSketch(), pickupDelay: NewSketch(), doorRTT: NewSketch(),
+		occ: make([]int, n), capacity: make([]int, n), area: make([]float64, n), hourArea: make([]float64, n),
+		cmdIssued: map[string]sim.Time{}, inLocker: map[string]int{},
+	}
+}
+
+func (k *Collector) addCapacity(s *site) {
+	inv := s.core.Inventory()
+	for i := 0; i < inv.Len(); i++ {
+		c, _ := inv.Compartment(allocator.CompartmentID(i))
+		k.capacity[c.Class]++
+	}
+}
+
+// start schedules the opening of the measured horizon and the hourly rows.
+func (k *Collector) start() {
+	eng := k.w.eng
+	eng.AtFunc(k.w.warmup, func() {
+		k.advance()
+		k.measuring = true
+		for i := range k.area {
+			k.area[i], k.hourArea[i] = 0, 0
+		}
+		k.hourArrivals, k.hourRefusals, k.hourPickups, k.hourDeposits = 0, 0, 0, 0
+	})
+	for t := k.w.warmup + sim.Hour; t <= k.w.end; t += sim.Hour {
+		eng.AtFunc(t, k.closeHour)
+	}
+}
+
+// advance accumulates occupancy area up to now.
+func (k *Collector) advance() {
+	now := k.w.eng.Now()
+	if dt := (now - k.lastT).Hours(); dt > 0 && k.measuring {
+		for c, n := range k.occ {
+			k.area[c] += float64(n) * dt
+		}
+	}
+	k.lastT = now
+}
+
+func (k *Collector) closeHour() {
+	k.advance()
+	row := HourRow{Hour: len(k.hours), Occupancy: make([]float64, len(k.occ)),
+		Arrivals: k.hourArrivals, Refusals: k.hourRefusals, Pickups: k.hourPickups, Deposits: k.hourDeposits}
+	total, capTotal := 0.0, 0
+	for c := range k.occ {
+		row.Occupancy[c] = k.area[c] - k.hourArea[c]
+		k.hourArea[c] = k.area[c]
+		total += row.Occupancy[c]
+		capTotal += k.capacity[c]
+	}
+	if capTotal > 0 {
+		row.Utilization = total / float64(capTotal)
+	}
+	k.hours = append(k.hours, row)
+	k.hourArrivals, k.hourRefusals, k.hourPickups, k.hourDeposits = 0, 0, 0, 0
+}
+
+func (k *Collector) offered(p *parcel) {
+	k.totalArrivals++
+	if p.measured {
+		k.offeredN++
+		k.hourArrivals++
+	}
+}
+
+func (k *Collector) refused(p *parcel, _ error) {
+	if p.measured {
+		k.refusedN++
+		k.hourRefusals++
+	}
+}
+
+func (k *Collector) redirected(p *parcel) {
+	if p.measured {
+		k.redirectedN++
+	}
+}
+
+func (k *Collector) deferred(p *parcel) {
+	if p.measured {
+		k.deferredN++
+	}
+}
+
+func (k *Collector) count(name string, p *parcel) {
+	if p == nil || p.measured {
+		k.counts[name]++
+	}
+}
+
+// stop counts a courier stop at a site.
+func (k *Collector) stop(*site) {
+	if k.measuring {
+		k.courierStops++
+	}
+}
+
+// deposited is called when the recipient is notified of an arrival.
+func (k *Collector) deposited(p *parcel) {
+	if p.measured {
+		k.accepted++
+	}
+}
+
+// onEvent reads a site's domain events.
+func (k *Collector) onEvent(s *site, e *controller.Event) {
+	now := k.w.eng.Now()
+	switch e.Kind {
+	case controller.Deposited:
+		k.advance()
+		comp, _ := s.core.Inventory().Compartment(allocator.CompartmentID(e.Compartment))
+		k.occ[comp.Class]++
+		k.inLocker[e.Parcel] = int(comp.Class)
+		k.totalDeposited++
+		if k.measuring {
+			k.hourDeposits++
+		}
+	case controller.PickedUp, controller.Returned, controller.ExceptionResolved:
+		c, in := k.inLocker[e.Parcel]
+		if !in || (e.Kind == controller.ExceptionResolved && e.Text != string(controller.ResolveRemoved)) {
+			break
+		}
+		k.advance()
+		k.occ[c]--
+		delete(k.inLocker, e.Parcel)
+		p := k.w.parcels[e.Parcel]
+		if e.Kind == controller.PickedUp {
+			delete(k.w.parcels, e.Parcel)
+		}
+		if !k.measuring || p == nil {
+			break
+		}
+		k.dwell.Add((now - p.notified).Hours())
+		switch e.Kind {
+		case controller.PickedUp:
+			k.pickedUp++
+			k.hourPickups++
+			k.pickupDelay.Add((now - p.notified).Hours())
+		case controller.Returned:
+			k.returned++
+		}
+	case controller.Expired:
+		if k.measuring {
+			k.expired++
+		}
+	case controller.AlarmRaised:
+		if k.measuring {
+			k.alarms[e.Text]++
+		}
+	case controller.DoorCommanded:
+		k.cmdIssued[e.Command] = now
+	case controller.DoorOpened:
+		if at, ok := k.cmdIssued[e.Command]; ok && e.Command != "" {
+			if k.measuring {
+				k.doorRTT.Add(float64(now-at) / float64(sim.Millisecond))
+			}
+			delete(k.cmdIssued, e.Command)
+		}
+	case controller.CommandFailed:
+		delete(k.cmdIssued, e.Command)
+	}
+}
+
+// KPI is one named figure of a replication.
+type KPI struct {
+	Name  string
+	Value float64
+}
+
+// Result is what one replication measured.
+type Result struct {
+	Seed    uint64
+	KPIs    []KPI
+	Classes []string
+	Hours   []HourRow
+	Dwell   *Sketch
+	Events  uint64
+	Parcels int // parcels that arrived, warm-up included
+}
+
+// Get returns a KPI by name.
+func (r *Result) Get(name string) (float64, bool) {
+	for _, k := range r.KPIs {
+		if k.Name == name {
+			return k.Value, true
+		}
+	}
+	return math.NaN(), false
+}
+
+func (k *Collector) result() *Result {
+	k.advance()
+	w := k.w
+	horizon := (w.end - w.warmup).Hours()
+	nanZero := func(v float64) float64 {
+		if math.IsNaN(v) {
+			return 0
+		}
+		return v
+	}
+	totalArea, totalCap := 0.0, 0
+	for c := range k.area {
+		totalArea += k.area[c]
+		totalCap += k.capacity[c]
+	}
+	r := &Result{Seed: w.opts.Seed, Classes: w.classNames, Hours: k.hours, Dwell: k.dwell,
+		Events: w.eng.Fired(), Parcels: k.totalArrivals}
+	add := func(name string, v float64) { r.KPIs = append(r.KPIs, KPI{name, v}) }
+	add("offered", float64(k.offeredN))
+	add("accepted", float64(k.accepted))
+	add("refused", float64(k.refusedN))
+	overflow := 0.0
+	if k.offeredN > 0 {
+		overflow = float64(k.refusedN) / float64(k.offeredN)
+	}
+	add("overflow_rate", overflow)
+	add("redirected", float64(k.redirectedN))
+	add("deferred", float64(k.deferredN))
+	add("occupancy_mean", totalArea/horizon)
+	add("utilization", totalArea/horizon/math.Max(1, float64(totalCap)))
+	for c, name := range w.classNames {
+		u := 0.0
+		if k.capacity[c] > 0 {
+			u = k.area[c] / horizon / float64(k.capacity[c])
+		}
+		add("utilization_"+name, u)
+	}
+	add("picked_up", float64(k.pickedUp))
+	add("expired", float64(k.expired))
+	add("returned", float64(k.returned))
+	add("dwell_hours_mean", nanZero(k.dwell.Mean()))
+	add("dwell_hours_p50", nanZero(k.dwell.Quantile(0.5)))
+	add("dwell_hours_p90", nanZero(k.dwell.Quantile(0.9)))
+	add("pickup_delay_hours_p50", nanZero(k.pickupDelay.Quantile(0.5)))
+	add("pickup_delay_hours_p90", nanZero(k.pickupDelay.Quantile(0.9)))
+	add("door_rtt_ms_p50", nanZero(k.doorRTT.Quantile(0.5)))
+	add("door_rtt_ms_p99", nanZero(k.doorRTT.Quantile(0.99)))
+	add("courier_stops", float64(k.courierStops))
+	saved := float64(k.accepted-k.courierStops) * w.sc.Couriers.DoorstepStopM / 1000
+	add("distance_saved_km", math.Max(0, saved))
+	for _, name := range sortedKeys(k.counts) {
+		add(name, float64(k.counts[name]))
+	}
+	alarmsTotal := 0
+	for _, name := range sortedKeys(k.alarms) {
+		alarmsTotal += k.alarms[name]
+		add("alarms_"+name, float64(k.alarms[name]))
+	}
+	add("alarms_total", float64(alarmsTotal))
+	return r
+}
+
+func sortedKeys(m map[string]int) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,882 @@
+// Package world is the simulated world of a scenario: demand at each site,
+// couriers, recipients and an operator, driving the real controller core of
+// every site and a virtual cabinet per cabinet through in-process links, on
+// the engine's virtual clock. One World is one replication; it is
+// single-threaded and a pure function of its scenario and seed.
+package world
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/lockertwin/lockertwin/allocator"
+	"github.com/lockertwin/lockertwin/controller"
+	"github.com/lockertwin/lockertwin/scenarios"
+	"github.com/lockertwin/lockertwin/sim"
+	"github.com/lockertwin/lockertwin/twin"
+)
+
+// Epoch is the wall-clock time of virtual time zero: a Monday, so that the
+// weekly profile's first entry is Monday.
+var Epoch = time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+
+// Handling times of people at a door.
+const (
+	courierHandling   = 20 * time.Second
+	recipientHandling = 10 * time.Second
+	doorPatience      = 2 * time.Minute // a person waits this long for a door to open
+	operatorDelay     = 4 * time.Hour   // from an alarm needing a visit to the visit
+	depositSpacing    = 30 * time.Second
+	maxCarries        = 3 // next_wave: after this many waves a parcel is refused
+	maxDepositTries   = 2
+	neighbourRadiusM  = 2000 // nearest_site looks this far (InPost: a temporary locker within ~2 km)
+	maxNeighbours     = 8
+)
+
+// Options of one replication.
+type Options struct {
+	// Seed of this replication (derived from the scenario seed by the runner).
+	Seed uint64
+	// Policy overrides the scenario's allocator policy when set.
+	Policy string
+	// Observer, when set, sees every domain event of every site (the
+	// recorder and live views attach here).
+	Observer func(site string, e *controller.Event)
+}
+
+// World is one replication of a scenario.
+type World struct {
+	sc      *scenarios.Scenario
+	opts    Options
+	eng     *sim.Engine
+	clock   *sim.Clock
+	streams sim.Streams
+
+	sites   []*site
+	parcels map[string]*parcel
+	nextID  uint64
+
+	demandRng, sizeRng, recipientRng, courierRng *rand.Rand
+	delay                                        delaySampler
+
+	hourly, weekly []float64 // normalised to mean 1
+	maxRate        float64   // thinning bound, per hour per unit site rate
+	classIdx       map[string]int
+	classNames     []string
+	ambientMix     []mixEntry
+	chilledMix     []mixEntry
+
+	warmup, end sim.Time
+	kpi         *Collector
+	err         error
+}
+
+type mixEntry struct {
+	class string
+	cum   float64
+}
+
+type site struct {
+	w         *World
+	idx       int
+	id        string
+	pos       scenarios.Position
+	core      *controller.Core
+	checker   *controller.Checker
+	cabinets  []*cab
+	byName    map[string]*cab
+	ratePerH  float64
+	neighbors []int
+	pending   []*parcel // waiting for the next wave
+	returns   []string  // expired parcels waiting for the next courier round
+	visit     bool      // an operator visit is scheduled
+}
+
+type cab struct {
+	s        *site
+	name     string
+	vc       *twin.Cabinet
+	up, down *twin.SimLink
+	expect   []*action // per slot - 1: who is at the door waiting for it
+}
+
+type actionKind uint8
+
+const (
+	actDeposit actionKind = iota + 1
+	actPickup
+	actReturn
+)
+
+type action struct {
+	kind   actionKind
+	p      *parcel
+	opened bool
+}
+
+type parcel struct {
+	id       string
+	home     int // site index of its demand
+	at       int // site index where it got a compartment, -1 before
+	spec     controller.ParcelSpec
+	arrived  sim.Time
+	notified sim.Time
+	measured bool
+	code     string
+	noShow   bool
+	visit    sim.EventID // the recipient's scheduled visit
+	carries  int
+	tries    int
+	cabinet  string
+	slot     int
+}
+
+// New builds a replication: every site's controller core, every cabinet's
+// virtual twin and links, and the demand processes.
+func New(sc *scenarios.Scenario, opts Options) (*World, error) {
+	eng := sim.NewEngine(1 << 12)
+	streams := sim.NewStreams(opts.Seed)
+	w := &World{
+		sc: sc, opts: opts, eng: eng, clock: &sim.Clock{Engine: eng, Epoch: Epoch}, streams: streams,
+		parcels:   map[string]*parcel{},
+		demandRng: streams.Stream("demand"), sizeRng: streams.Stream("sizes"),
+		recipientRng: streams.Stream("recipients"), courierRng: streams.Stream("couriers"),
+		warmup: sim.FromDuration(sc.Warmup.D()), classIdx: map[string]int{},
+	}
+	w.end = w.warmup + sim.FromDuration(sc.Duration.D())
+	var err error
+	if w.delay, err = newDelaySampler(sc.Recipients.PickupDelay, streams.Stream("pickup-delay")); err != nil {
+		return nil, err
+	}
+	w.hourly = normalise(sc.Demand.HourlyProfile, 24)
+	w.weekly = normalise(sc.Demand.WeeklyProfile, 7)
+	peakSeason := 1.0
+	for _, s := range sc.Demand.Seasonality {
+		peakSeason = math.Max(peakSeason, s.Factor)
+	}
+	w.maxRate = maxOf(w.hourly) * maxOf(w.weekly) * peakSeason
+	w.ambientMix = cumulative(sc.Demand.SizeMix)
+	w.chilledMix = cumulative(sc.Demand.ChilledSizeMix)
+	if len(w.chilledMix) == 0 && sc.Demand.ChilledShare > 0 {
+		for _, cl := range sc.CompartmentClasses {
+			if cl.Zone == scenarios.ZoneChilled {
+				w.chilledMix = []mixEntry{{class: cl.Name, cum: 1}}
+				break
+			}
+		}
+	}
+	classes := make([]allocator.Class, len(sc.CompartmentClasses))
+	for i, cl := range sc.CompartmentClasses {
+		z, err := allocator.ParseZone(cl.Zone)
+		if err != nil {
+			return nil, err
+		}
+		classes[i] = allocator.Class{Name: cl.Name, WidthMm: cl.WidthMm, HeightMm: cl.HeightMm, DepthMm: cl.DepthMm, Zone: z}
+		w.classIdx[cl.Name] = i
+		w.classNames = append(w.classNames, cl.Name)
+	}
+	cat, err := allocator.NewCatalog(classes)
+	if err != nil {
+		return nil, err
+	}
+	w.kpi = newCollector(w)
+	for i, sp := range sc.Sites {
+		s, err := w.buildSite(i, sp, cat)
+		if err != nil {
+			return nil, fmt.Errorf("site %s: %w", sp.ID, err)
+		}
+		w.sites = append(w.sites, s)
+	}
+	w.findNeighbours()
+	for _, s := range w.sites {
+		w.kpi.addCapacity(s)
+		if s.ratePerH > 0 {
+			w.scheduleArrival(s)
+		}
+	}
+	if sc.Couriers.Delivery == scenarios.DeliveryWaves {
+		w.scheduleWaves()
+	}
+	w.kpi.start()
+	return w, nil
+}
+
+func normalise(profile []float64, n int) []float64 {
+	out := make([]float64, n)
+	if len(profile) != n {
+		for i := range out {
+			out[i] = 1
+		}
+		return out
+	}
+	sum := 0.0
+	for _, v := range profile {
+		sum += v
+	}
+	for i, v := range profile {
+		out[i] = v * float64(n) / sum
+	}
+	return out
+}
+
+func maxOf(xs []float64) float64 {
+	m := 0.0
+	for _, x := range xs {
+		m = math.Max(m, x)
+	}
+	return m
+}
+
+func cumulative(mix scenarios.Ordered[float64]) []mixEntry {
+	var out []mixEntry
+	sum := 0.0
+	for _, e := range mix {
+		sum += e.Value
+		out = append(out, mixEntry{class: e.Key, cum: sum})
+	}
+	return out
+}
+
+func (w *World) buildSite(idx int, sp scenarios.Site, cat *allocator.Catalog) (*site, error) {
+	s := &site{w: w, idx: idx, id: sp.ID, pos: sp.Position, byName: map[string]*cab{},
+		ratePerH: w.sc.SiteParcelsPerDay(sp) / 24}
+	var specs []allocator.CabinetSpec
+	var chilled [][]twin.CompartmentSpec
+	n := 0
+	for _, g := range sp.Cabinets {
+		model, _ := w.sc.Model(g.Model)
+		var counts []allocator.ClassCount
+		for _, e := range model.Compartments {
+			counts = append(counts, allocator.ClassCount{Class: allocator.ClassID(w.classIdx[e.Key]), Count: e.Value})
+		}
+		for k := 0; k < g.Count; k++ {
+			comps, err := allocator.StackLayout(cat, counts)
+			if err != nil {
+				return nil, err
+			}
+			n++
+			specs = append(specs, allocator.CabinetSpec{Name: "c" + strconv.Itoa(n), Compartments: comps})
+			tw := make([]twin.CompartmentSpec, len(comps))
+			for i, c := range comps {
+				tw[i].Chilled = cat.Class(c.Class).Zone == allocator.Chilled
+			}
+			chilled = append(chilled, tw)
+		}
+	}
+	inv, err := allocator.NewInventory(cat, specs)
+	if err != nil {
+		return nil, err
+	}
+	policyName := w.sc.Policy.Allocator
+	if w.opts.Policy != "" {
+		policyName = w.opts.Policy
+	}
+	reserve := map[string]int{}
+	for _, e := range w.sc.Policy.Reserve {
+		reserve[e.Key] = e.Value
+	}
+	pol, err := allocator.New(policyName, cat, allocator.Config{Rand: w.streams.Stream("allocator/" + sp.ID), Reserve: reserve})
+	if err != nil {
+		return nil, err
+	}
+	key := sha256.Sum256(binary.LittleEndian.AppendUint64([]byte("codes/"+sp.ID), w.opts.Seed))
+	core, err := controller.New(controller.Config{
+		Site: sp.ID, Inventory: inv, Policy: pol, Settings: settings(w.sc), Clock: w.clock,
+		Rand: w.streams.Stream("codes/" + sp.ID), CodeKey: key[:], Log: &controller.HeadLog{}, Out: s,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.core = core
+	s.checker = controller.NewChecker(controller.CodeLimits{})
+	s.checker.OnViolation = func(v *controller.Violation) {
+		w.fail(fmt.Errorf("site %s: %w", sp.ID, v))
+	}
+	core.AddHook(s.checker)
+	core.AddHook(siteHook{s})
+	f := w.sc.Faults
+	faults := twin.Faults{
+		DoorJamProbability: f.DoorJamProbability, SensorErrorProbability: f.SensorErrorProbability,
+		DoorLeftOpenProbability: f.DoorLeftOpenProbability,
+	}
+	if f.CabinetOutage != nil {
+		faults.OutageMTBF, faults.OutageMTTR = f.CabinetOutage.MTBF.D(), f.CabinetOutage.MTTR.D()
+	}
+	q := twin.LinkQuality{Latency: f.Link.Latency.D(), Jitter: f.Link.Latency.D() / 2,
+		Loss: f.Link.Loss, Duplication: f.Link.Duplication, Reorder: f.Link.Reorder}
+	for i, spec := range specs {
+		c := &cab{s: s, name: spec.Name, expect: make([]*action, len(spec.Compartments))}
+		prefix := "link/" + sp.ID + "/" + spec.Name
+		c.up = twin.NewSimLink(q, w.clock, w.streams.Stream(prefix+"/up"))
+		c.down = twin.NewSimLink(q, w.clock, w.streams.Stream(prefix+"/down"))
+		vc, err := twin.NewCabinet(twin.CabinetConfig{Site: sp.ID, Name: spec.Name, Compartments: chilled[i], Faults: faults},
+			w.clock, c, c, w.streams.Stream)
+		if err != nil {
+			return nil, err
+		}
+		c.vc = vc
+		s.cabinets = append(s.cabinets, c)
+		s.byName[spec.Name] = c
+	}
+	return s, nil
+}
+
+func settings(sc *scenarios.Scenario) controller.Settings {
+	win := func(d scenarios.Duration) time.Duration {
+		if d == scenarios.Never {
+			return -1
+		}
+		return d.D()
+	}
+	set := controller.Settings{
+		PickupWindow: win(sc.Policy.PickupWindow), ChilledPickupWindow: win(sc.Policy.ChilledPickupWindow),
+		ReminderAfter: win(sc.Policy.ReminderAfter), ReservationTimeout: sc.Policy.ReservationTimeout.D(),
+	}
+	if set.ChilledPickupWindow == 0 {
+		set.ChilledPickupWindow = set.PickupWindow
+	}
+	return set
+}
+
+func (w *World) findNeighbours() {
+	if w.sc.Couriers.OnFull != scenarios.OnFullNearestSite {
+		return
+	}
+	// A grid of cells the size of the search radius keeps this linear.
+	cell := func(p scenarios.Position) [2]int {
+		return [2]int{int(math.Floor(p.XM / neighbourRadiusM)), int(math.Floor(p.YM / neighbourRadiusM))}
+	}
+	grid := map[[2]int][]int{}
+	for i, s := range w.sites {
+		k := cell(s.pos)
+		grid[k] = append(grid[k], i)
+	}
+	for i, s := range w.sites {
+		k := cell(s.pos)
+		type cand struct {
+			idx int
+			d   float64
+		}
+		var cands []cand
+		for dx := -1; dx <= 1; dx++ {
+			for dy := -1; dy <= 1; dy++ {
+				for _, j := range grid[[2]int{k[0] + dx, k[1] + dy}] {
+					if j == i {
+						continue
+					}
+					if d := dist(s.pos, w.sites[j].pos); d <= neighbourRadiusM {
+						cands = append(cands, cand{j, d})
+					}
+				}
+			}
+		}
+		sort.Slice(cands, func(a, b int) bool {
+			if cands[a].d != cands[b].d {
+				return cands[a].d < cands[b].d
+			}
+			return cands[a].idx < cands[b].idx
+		})
+		for n := 0; n < len(cands) && n < maxNeighbours; n++ {
+			s.neighbors = append(s.neighbors, cands[n].idx)
+		}
+	}
+}
+
+func dist(a, b scenarios.Position) float64 { return math.Hypot(a.XM-b.XM, a.YM-b.YM) }
+
+// fail stops the run with an error naming the seed and simulated time.
+func (w *World) fail(err error) {
+	if w.err == nil {
+		w.err = fmt.Errorf("seed %d at simulated %v: %w", w.opts.Seed, w.eng.Now(), err)
+		w.eng.Stop()
+	}
+}
+
+// Run simulates the warm-up and the measured horizon and returns the
+// replication's results.
+func (w *World) Run() (*Result, error) {
+	w.eng.Run(w.end)
+	if w.err != nil {
+		return nil, w.err
+	}
+	for _, s := range w.sites {
+		if err := controller.CheckCore(s.core); err != nil {
+			return nil, fmt.Errorf("seed %d: site %s at the end: %w", w.opts.Seed, s.id, err)
+		}
+	}
+	return w.kpi.result(), nil
+}
+
+// Engine exposes the replication's engine (for stats and hooks).
+func (w *World) Engine() *sim.Engine { return w.eng }
+
+// ---- demand ---------------------------------------------------------------
+
+// rate is a site's arrival intensity at time t, per hour.
+func (w *World) rate(s *site, t sim.Time) float64 {
+	ts := Epoch.Add(time.Duration(t))
+	r := s.ratePerH * w.hourly[ts.Hour()] * w.weekly[(int(ts.Weekday())+6)%7]
+	for _, season := range w.sc.Demand.Seasonality {
+		if t >= sim.FromDuration(season.From.D()) && t < sim.FromDuration(season.To.D()) {
+			r *= season.Factor
+		}
+	}
+	return r
+}
+
+// scheduleArrival draws the site's next arrival of a non-homogeneous
+// Poisson process by thinning (Lewis & Shedler).
+func (w *World) scheduleArrival(s *site) {
+	bound := s.ratePerH * w.maxRate
+	t := w.eng.Now()
+	for {
+		t += sim.FromSeconds(w.demandRng.ExpFloat64() / bound * 3600)
+		if t > w.end {
+			return
+		}
+		if w.demandRng.Float64()*bound <= w.rate(s, t) {
+			break
+		}
+	}
+	w.eng.AtFunc(t, func() { w.arrive(s) })
+}
+
+func (w *World) arrive(s *site) {
+	w.nextID++
+	p := &parcel{id: s.id + "-" + strconv.FormatUint(w.nextID, 36), home: s.idx, at: -1,
+		arrived: w.eng.Now(), measured: w.eng.Now() >= w.warmup}
+	p.spec = controller.ParcelSpec{Class: w.drawClass()}
+	w.parcels[p.id] = p
+	w.kpi.offered(p)
+	if w.sc.Couriers.Delivery == scenarios.DeliveryWaves {
+		s.pending = append(s.pending, p)
+	} else {
+		w.deliver(p, s, 0)
+	}
+	w.scheduleArrival(s)
+}
+
+func (w *World) drawClass() string {
+	mix := w.ambientMix
+	if w.sc.Demand.ChilledShare > 0 && w.sizeRng.Float64() < w.sc.Demand.ChilledShare {
+		mix = w.chilledMix
+	}
+	u := w.sizeRng.Float64() * mix[len(mix)-1].cum
+	for _, e := range mix {
+		if u < e.cum {
+			return e.class
+		}
+	}
+	return mix[len(mix)-1].class
+}
+
+// ---- couriers ---------------------------------------------------------------
+
+// scheduleWaves runs every wave of every day until the end.
+func (w *World) scheduleWaves() {
+	for day := sim.Time(0); day < w.end; day += sim.Day {
+		for _, wave := range w.sc.Couriers.Waves {
+			at := day + sim.FromDuration(wave.D())
+			if at <= w.end {
+				w.eng.AtFunc(at, w.wave)
+			}
+		}
+	}
+}
+
+// wave is a courier round: each site with waiting parcels (or returns to
+// collect) is one stop.
+func (w *World) wave() {
+	for _, s := range w.sites {
+		if len(s.pending) == 0 && len(s.returns) == 0 {
+			continue
+		}
+		w.kpi.stop(s)
+		batch, returns := s.pending, s.returns
+		s.pending, s.returns = nil, nil
+		for i, p := range batch {
+			w.deliver(p, s, time.Duration(i)*depositSpacing)
+		}
+		for i, id := range returns {
+			w.collectReturn(s, id, time.Duration(len(batch)+i)*depositSpacing)
+		}
+	}
+}
+
+// deliver brings a parcel to a site: announce (reserve), then deposit after
+// a delay; when the site is full, the scenario's on_full policy decides.
+func (w *World) deliver(p *parcel, s *site, after time.Duration) {
+	if w.sc.Couriers.Delivery == scenarios.DeliveryIndividual {
+		w.kpi.stop(s)
+	}
+	w.eng.AfterFunc(sim.FromDuration(after), func() {
+		if _, err := s.core.Announce(p.id, p.spec, "recipient-"+p.id); err != nil {
+			if !errors.Is(err, controller.ErrNoCapacity) {
+				w.fail(fmt.Errorf("announce %s: %w", p.id, err))
+				return
+			}
+			w.full(p, s, err)
+			return
+		}
+		p.at = s.idx
+		if s.idx != p.home {
+			w.kpi.redirected(p)
+		}
+		w.startDeposit(p, s)
+	})
+}
+
+// full applies on_full to a refused parcel.
+func (w *World) full(p *parcel, s *site, err error) {
+	switch w.sc.Couriers.OnFull {
+	case scenarios.OnFullNextWave:
+		p.carries++
+		if p.carries < maxCarries {
+			w.kpi.deferred(p)
+			// A refused id cannot be announced again: the parcel gets a new one.
+			w.renew(p)
+			w.sites[p.home].pending = append(w.sites[p.home].pending, p)
+			return
+		}
+	case scenarios.OnFullNearestSite:
+		if s.idx == p.home {
+			for _, j := range s.neighbors {
+				if w.tryAt(p, w.sites[j]) {
+					return
+				}
+			}
+		}
+	}
+	w.kpi.refused(p, err)
+	delete(w.parcels, p.id)
+}
+
+// tryAt announces a parcel at another site; on success the courier drives
+// there and deposits it.
+func (w *World) tryAt(p *parcel, s *site) bool {
+	w.renew(p)
+	if _, err := s.core.Announce(p.id, p.spec, "recipient-"+p.id); err != nil {
+		return false
+	}
+	p.at = s.idx
+	w.kpi.redirected(p)
+	w.kpi.stop(s)
+	w.startDeposit(p, s)
+	return true
+}
+
+// renew gives a parcel a fresh controller id (a refused id is final).
+func (w *World) renew(p *parcel) {
+	delete(w.parcels, p.id)
+	w.nextID++
+	p.id = w.sites[p.home].id + "-" + strconv.FormatUint(w.nextID, 36)
+	w.parcels[p.id] = p
+}
+
+func (w *World) startDeposit(p *parcel, s *site) {
+	p.tries++
+	d, err := s.core.StartDeposit(p.id)
+	if err != nil {
+		if errors.Is(err, controller.ErrNoCapacity) {
+			w.kpi.refused(p, err)
+			delete(w.parcels, p.id)
+			return
+		}
+		w.fail(fmt.Errorf("deposit %s: %w", p.id, err))
+		return
+	}
+	p.cabinet, p.slot = d.Cabinet, d.Compartment
+	w.await(s.byName[d.Cabinet], d.Compartment, &action{kind: actDeposit, p: p})
+}
+
+// await puts a person at a door until it opens (or their patience ends).
+func (w *World) await(c *cab, slot int, a *action) {
+	c.expect[slot-1] = a
+	w.eng.AfterFunc(sim.FromDuration(doorPatience), func() {
+		if c.expect[slot-1] == a && !a.opened {
+			c.expect[slot-1] = nil
+			w.gaveUp(c, a)
+		}
+	})
+}
+
+// gaveUp: the door did not open for a person.
+func (w *World) gaveUp(c *cab, a *action) {
+	switch a.kind {
+	case actDeposit:
+		w.kpi.count("deposit_door_failures", a.p)
+		// The operator sorts the controller's side out; the courier takes
+		// the parcel back and it is lost to this locker.
+	case actPickup:
+		w.kpi.count("pickup_door_failures", a.p)
+		w.revisit(a.p, 2*time.Hour)
+	case actReturn:
+		w.kpi.count("return_door_failures", a.p)
+	}
+}
+
+// DoorOpened is the virtual cabinet telling the world a door opened.
+func (c *cab) DoorOpened(_ string, slot int, command string) {
+	a := c.expect[slot-1]
+	if a == nil || command == "" {
+		return // nobody there (an uncommanded opening): the cabinet shuts it
+	}
+	a.opened = true
+	c.expect[slot-1] = nil
+	w := c.s.w
+	switch a.kind {
+	case actDeposit:
+		w.eng.AfterFunc(sim.FromDuration(courierHandling), func() {
+			_ = c.vc.Place(slot)
+			_ = c.vc.Close(slot)
+			// The courier's app says whether the deposit took.
+			w.eng.AfterFunc(sim.FromDuration(10*time.Second), func() { w.checkDeposit(a.p, c) })
+		})
+	case actPickup, actReturn:
+		w.eng.AfterFunc(sim.FromDuration(recipientHandling), func() {
+			_ = c.vc.Remove(slot)
+			_ = c.vc.Close(slot)
+		})
+	}
+}
+
+// DoorJammed is the virtual cabinet telling the world a door jammed.
+func (c *cab) DoorJammed(string, int) { c.s.w.needVisit(c.s) }
+
+// checkDeposit: a courier whose deposit did not register (the sensor read
+// empty) opens the door again; after maxDepositTries they take the parcel
+// back and cancel it.
+func (w *World) checkDeposit(p *parcel, c *cab) {
+	info, err := c.s.core.Parcel(p.id)
+	if err != nil || info.State != controller.StateReserved {
+		return
+	}
+	if p.tries < maxDepositTries {
+		w.startDeposit(p, c.s)
+		return
+	}
+	if err := c.s.core.Cancel(p.id); err != nil {
+		w.fail(fmt.Errorf("cancel %s: %w", p.id, err))
+		return
+	}
+	w.kpi.count("deposits_cancelled", p)
+	delete(w.parcels, p.id)
+}
+
+// ---- recipients -----------------------------------------------------------
+
+// onNotify handles a notification to a recipient.
+func (s *site) onNotify(n controller.Notification) {
+	w := s.w
+	p := w.parcels[n.Parcel]
+	if p == nil {
+		return
+	}
+	switch n.Kind {
+	case controller.NotifyArrival:
+		p.code, p.cabinet, p.slot, p.notified = n.Code, n.Cabinet, n.Compartment, w.eng.Now()
+		w.kpi.deposited(p)
+		if w.recipientRng.Float64() < w.sc.Recipients.NoShowShare {
+			p.noShow = true
+			return
+		}
+		w.revisit(p, w.delay.draw())
+	case controller.NotifyCodeReissued:
+		p.code = n.Code
+		if !p.noShow {
+			w.revisit(p, time.Duration(w.recipientRng.ExpFloat64()*float64(2*time.Hour)))
+		}
+	case controller.NotifyReminder:
+		if p.noShow || w.recipientRng.Float64() >= w.sc.Recipients.ReminderResponse {
+			return
+		}
+		soon := time.Duration(w.recipientRng.ExpFloat64() * float64(2*time.Hour))
+		w.revisit(p, soon)
+	case controller.NotifyExpiry:
+		w.eng.Cancel(p.visit)
+		p.visit = 0
+		if w.sc.Couriers.Delivery == scenarios.DeliveryWaves {
+			s.returns = append(s.returns, p.id)
+		} else {
+			// A courier collects returns on the next morning round.
+			next := (w.eng.Now()/sim.Day+1)*sim.Day + 10*sim.Hour
+			w.eng.AtFunc(next, func() {
+				w.kpi.stop(s)
+				w.collectReturn(s, p.id, 0)
+			})
+		}
+	case controller.NotifyReturned:
+		delete(w.parcels, p.id)
+	}
+}
+
+// revisit schedules (or brings forward) the recipient's visit.
+func (w *World) revisit(p *parcel, after time.Duration) {
+	at := w.eng.Now() + sim.FromDuration(after)
+	w.eng.Cancel(p.visit)
+	p.visit = w.eng.AtFunc(at, func() { p.visit = 0; w.pickup(p) })
+}
+
+// pickup: the recipient at the cabinet types their code.
+func (w *World) pickup(p *parcel) {
+	s := w.sites[p.at]
+	info, err := s.core.Parcel(p.id)
+	if err != nil || info.State != controller.StateAwaitingPickup {
+		return // expired, or in an exception the operator will sort out
+	}
+	c := s.byName[p.cabinet]
+	w.await(c, p.slot, &action{kind: actPickup, p: p})
+	c.vc.TypeCode(p.code)
+}
+
+// ---- returns and the operator ----------------------------------------------
+
+func (w *World) collectReturn(s *site, id string, after time.Duration) {
+	w.eng.AfterFunc(sim.FromDuration(after), func() {
+		p := w.parcels[id]
+		if p == nil {
+			return
+		}
+		d, err := s.core.CollectReturn(id)
+		if err != nil {
+			return // already collected, or in an exception
+		}
+		w.await(s.byName[d.Cabinet], d.Compartment, &action{kind: actReturn, p: p})
+	})
+}
+
+// needVisit schedules an operator visit to a site.
+func (w *World) needVisit(s *site) {
+	if s.visit {
+		return
+	}
+	s.visit = true
+	w.eng.AfterFunc(sim.FromDuration(operatorDelay), func() { w.operatorVisit(s) })
+}
+
+// operatorVisit: a technician repairs jammed doors, resolves exceptions by
+// looking in the compartment, and puts repaired doors back in service.
+func (w *World) operatorVisit(s *site) {
+	s.visit = false
+	for _, c := range s.cabinets {
+		for slot := 1; slot <= len(c.expect); slot++ {
+			if st, _, _ := c.vc.DoorState(slot); st == twin.DoorJammed {
+				_ = c.vc.Repair(slot)
+			}
+		}
+	}
+	for _, info := range s.core.Exceptions() {
+		p := w.parcels[info.ID]
+		c := s.byName[info.Cabinet]
+		var occupied bool
+		if c != nil {
+			_, occupied, _ = c.vc.DoorState(info.Compartment)
+		}
+		inLocker := info.Previous.InLocker()
+		res := controller.ResolveRemoved
+		if inLocker && occupied {
+			res = controller.ResolveResume
+		}
+		if res == controller.ResolveRemoved && occupied && c != nil {
+			// Staff take the parcel out: the compartment is empty afterwards.
+			c.vc.ForceEmpty(info.Compartment)
+		}
+		if err := s.core.ResolveException(info.ID, res); err != nil {
+			w.fail(fmt.Errorf("operator resolving %s: %w", info.ID, err))
+			return
+		}
+		if p != nil && res == controller.ResolveRemoved {
+			w.kpi.count("parcels_removed_by_staff", p)
+			delete(w.parcels, p.id)
+		}
+	}
+	inv := s.core.Inventory()
+	for _, c := range s.cabinets {
+		for slot := 1; slot <= len(c.expect); slot++ {
+			id, _ := inv.CompartmentAt(allocator.CabinetID(cabIndex(s, c)), slot)
+			if inv.Status(id) != allocator.OutOfService {
+				continue
+			}
+			if st, _, _ := c.vc.DoorState(slot); st == twin.DoorLocked {
+				if err := s.core.ReturnToService(c.name, slot); err != nil {
+					w.fail(fmt.Errorf("operator returning %s/%d: %w", c.name, slot, err))
+					return
+				}
+			}
+		}
+	}
+}
+
+func cabIndex(s *site, c *cab) int {
+	for i, x := range s.cabinets {
+		if x == c {
+			return i
+		}
+	}
+	return -1
+}
+
+// ---- wiring: controller outputs, cabinet uplink ----------------------------
+
+// Send delivers a controller command to a cabinet over the down link.
+func (s *site) Send(cabName string, cmd twin.Command) {
+	c := s.byName[cabName]
+	c.down.Deliver(func() { c.vc.HandleCommand(cmd) })
+}
+
+// Notify hands a notification to the world's recipients.
+func (s *site) Notify(n controller.Notification) { s.onNotify(n) }
+
+// PublishEvent carries a cabinet event up to its site's controller.
+func (c *cab) PublishEvent(name string, ev twin.Event) {
+	c.up.Deliver(func() {
+		if err := c.s.core.HandleEvent(name, ev); err != nil {
+			if errors.Is(err, controller.ErrDuplicateEvent) {
+				c.s.w.kpi.duplicatesDropped++
+				return
+			}
+			c.s.w.fail(fmt.Errorf("cabinet %s event %s: %w", name, ev.Type, err))
+		}
+	})
+}
+
+// PublishState carries a reported state up (the controller reconciles it).
+func (c *cab) PublishState(name string, st twin.State) {
+	c.up.Deliver(func() {
+		if err := c.s.core.HandleState(name, st); err != nil && !errors.Is(err, twin.ErrStaleState) {
+			c.s.w.fail(fmt.Errorf("cabinet %s state: %w", name, err))
+		}
+	})
+}
+
+// PublishStatus carries online/offline (the will) up.
+func (c *cab) PublishStatus(name string, status string) {
+	c.up.Deliver(func() {
+		if err := c.s.core.CabinetOnline(name, status == twin.StatusOnline); err != nil {
+			c.s.w.fail(err)
+		}
+	})
+}
+
+// siteHook feeds the site's domain events to the KPIs, the operator and the
+// replication's observer.
+type siteHook struct{ s *site }
+
+func (h siteHook) OnLogged(_ *controller.Core, e *controller.Event) {
+	s := h.s
+	s.w.kpi.onEvent(s, e)
+	switch e.Kind {
+	case controller.ExceptionRaised, controller.OutOfService:
+		s.w.needVisit(s)
+	}
+	if s.w.opts.Observer != nil {
+		s.w.opts.Observer(s.id, e)
+	}
+}
