@@ -66,9 +66,11 @@ test: setup fmt-check vet test-go
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./sim/ ./allocator/ ./controller/... ./twin/...
 
-# The main job. Until `lockersim run` lands it validates every shipped scenario.
+# The main job: simulate a shipped scenario with the real controller and
+# write its KPIs, time series and report.
 run: build
-	$(BIN)/lockersim validate scenarios/*.yaml
+	$(BIN)/lockersim run $(SCENARIO) -out $(OUT)
+	@echo "report: $(OUT)/report.html (open it in a browser; it needs no network)"
 
 lint: vet fmt-check
 

@@ -24,6 +24,8 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"run", "simulate a scenario: KPIs with confidence intervals, summary.json, timeseries.csv, report.html", runRun},
+		{"compare", "run allocator policies on common random numbers and compare their KPIs", runCompare},
 		{"validate", "check scenario files and report every problem as file:line:col", runValidate},
 	}
 }

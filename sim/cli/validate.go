@@ -76,3 +76,5 @@ func checkPolicy(s *scenarios.Scenario) scenarios.Problems {
 	return scenarios.Problems{s.Problem("policy.allocator", scenarios.Error,
 		"unknown allocator policy %q (registered: %s)", s.Policy.Allocator, strings.Join(allocator.Names(), ", "))}
 }
+
+func registeredNames() []string { return allocator.Names() }

@@ -99,3 +99,15 @@ func (s *Sketch) Histogram(upper float64, bins int) []float64 {
 	}
 	return out
 }
+
+// Merge adds another sketch's values to this one.
+func (s *Sketch) Merge(o *Sketch) {
+	for k, n := range o.counts {
+		s.counts[k] += n
+	}
+	s.zeros += o.zeros
+	s.n += o.n
+	s.sum += o.sum
+	s.min = math.Min(s.min, o.min)
+	s.max = math.Max(s.max, o.max)
+}

@@ -1,0 +1,161 @@
+package cli
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/lockertwin/lockertwin/sim/runner"
+)
+
+// failIf is a -fail-if condition on the difference of a KPI between a policy
+// and the first (baseline) policy: "overflow_rate>+0.005" fails when some
+// policy's mean overflow exceeds the baseline's by more than 0.005.
+type failIf struct {
+	kpi   string
+	op    byte // '>' or '<'
+	limit float64
+	text  string
+}
+
+func parseFailIf(s string) (failIf, error) {
+	i := strings.IndexAny(s, "<>")
+	if i <= 0 || i == len(s)-1 {
+		return failIf{}, fmt.Errorf("-fail-if %q: want KPI>VALUE or KPI<VALUE, e.g. overflow_rate>+0.005", s)
+	}
+	v, err := strconv.ParseFloat(s[i+1:], 64)
+	if err != nil {
+		return failIf{}, fmt.Errorf("-fail-if %q: %v", s, err)
+	}
+	return failIf{kpi: s[:i], op: s[i], limit: v, text: s}, nil
+}
+
+func (f failIf) holds(diff float64) bool {
+	if f.op == '>' {
+		return diff > f.limit
+	}
+	return diff < f.limit
+}
+
+// ExitFailIf is compare's exit code when a -fail-if condition holds.
+const ExitFailIf = 3
+
+func runCompare(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f runFlags
+	f.register(fs)
+	policies := fs.String("policies", "", "comma-separated allocator policies; the first is the baseline")
+	var conds []failIf
+	fs.Func("fail-if", "exit 3 when a policy's KPI differs from the baseline's so (repeatable), e.g. overflow_rate>+0.005", func(s string) error {
+		c, err := parseFailIf(s)
+		if err == nil {
+			conds = append(conds, c)
+		}
+		return err
+	})
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: lockersim compare SCENARIO -policies a,b [flags]\n\nRuns each policy on the same seeds (common random numbers) and prints KPI differences against the first with paired 95% confidence intervals.")
+		fs.PrintDefaults()
+	}
+	file, ok := parseOne(fs, args, stderr)
+	if !ok {
+		return usageCode(args)
+	}
+	names := strings.Split(*policies, ",")
+	if *policies == "" || len(names) < 2 {
+		fmt.Fprintln(stderr, "lockersim compare: -policies needs at least two policies, e.g. best-fit,reserve-large")
+		return ExitUsage
+	}
+	for _, n := range names {
+		if !registered(n) {
+			fmt.Fprintf(stderr, "lockersim: unknown allocator policy %q (registered: %s)\n", n, strings.Join(registeredNames(), ", "))
+			return ExitProblem
+		}
+	}
+	s, _, ok := f.load(file, stderr)
+	if !ok {
+		return ExitProblem
+	}
+	outs := make([]*runner.Output, len(names))
+	for i, n := range names {
+		onProgress, wait := progress(stderr, s.Replications, n)
+		out, err := runner.Run(s, runner.Options{Policy: n, Workers: f.workers, Progress: onProgress})
+		wait()
+		if err != nil {
+			fmt.Fprintln(stderr, "lockersim:", err)
+			return ExitProblem
+		}
+		outs[i] = out
+	}
+	base := outs[0]
+	fmt.Fprintf(stdout, "%s — %d replication(s) per policy on common random numbers (seed %d); differences against %s\n\n",
+		s.Name, s.Replications, s.Seed, names[0])
+	fmt.Fprintf(stdout, "%-28s", "KPI")
+	for _, n := range names {
+		fmt.Fprintf(stdout, " %14s", n)
+	}
+	for _, n := range names[1:] {
+		fmt.Fprintf(stdout, "   %-34s", "Δ "+n+" (95% CI)")
+	}
+	fmt.Fprintln(stdout)
+	failed := false
+	for _, st := range base.Summary {
+		fmt.Fprintf(stdout, "%-28s", st.Name)
+		for _, o := range outs {
+			v, _ := o.Get(st.Name)
+			fmt.Fprintf(stdout, " %14s", num(v.Mean))
+		}
+		for _, o := range outs[1:] {
+			d := paired(st.Name, base, o)
+			fmt.Fprintf(stdout, "   %-34s", fmt.Sprintf("%+.4g [%+.4g, %+.4g]", d.Mean, d.Low, d.High))
+		}
+		fmt.Fprintln(stdout)
+	}
+	for _, c := range conds {
+		if _, ok := base.Get(c.kpi); !ok {
+			fmt.Fprintf(stderr, "lockersim compare: -fail-if names unknown KPI %q\n", c.kpi)
+			return ExitUsage
+		}
+		for i, o := range outs[1:] {
+			d := paired(c.kpi, base, o)
+			if c.holds(d.Mean) {
+				fmt.Fprintf(stdout, "\nFAIL: %s: %s − %s = %+.4g\n", c.text, names[i+1], names[0], d.Mean)
+				failed = true
+			}
+		}
+	}
+	if failed {
+		return ExitFailIf
+	}
+	return ExitOK
+}
+
+// paired is the mean and 95 % CI of per-replication differences o − base:
+// with common random numbers the pairs share demand and behaviour, so the
+// interval is far narrower than comparing two independent means.
+func paired(name string, base, o *runner.Output) runner.Stat {
+	b, _ := base.Get(name)
+	v, _ := o.Get(name)
+	diffs := make([]float64, len(b.Values))
+	for i := range diffs {
+		if i < len(v.Values) {
+			diffs[i] = v.Values[i] - b.Values[i]
+		}
+	}
+	st := runner.Interval(name, diffs)
+	if math.IsNaN(st.Mean) {
+		st.Mean, st.Low, st.High = 0, 0, 0
+	}
+	return st
+}
+
+func num(v float64) string {
+	if v == math.Trunc(v) && math.Abs(v) < 1e12 {
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	}
+	return strconv.FormatFloat(v, 'g', 5, 64)
+}

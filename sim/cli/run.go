@@ -1,0 +1,199 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+
+	"github.com/lockertwin/lockertwin/allocator"
+	"github.com/lockertwin/lockertwin/scenarios"
+	"github.com/lockertwin/lockertwin/sim/report"
+	"github.com/lockertwin/lockertwin/sim/runner"
+	"github.com/vbauerster/mpb/v8"
+	"github.com/vbauerster/mpb/v8/decor"
+)
+
+// runFlags are the flags run and compare share.
+type runFlags struct {
+	seed         uint64
+	seedSet      bool
+	replications int
+	duration     string
+	workers      int
+}
+
+func (f *runFlags) register(fs *flag.FlagSet) {
+	fs.Func("seed", "override the scenario's seed", func(s string) error {
+		_, err := fmt.Sscan(s, &f.seed)
+		f.seedSet = err == nil
+		return err
+	})
+	fs.IntVar(&f.replications, "replications", 0, "override the scenario's number of replications")
+	fs.StringVar(&f.duration, "duration", "", "override the measured horizon (e.g. 14d)")
+	fs.IntVar(&f.workers, "workers", runtime.GOMAXPROCS(0), "replications run in parallel")
+}
+
+// load reads the scenario, applies overrides and checks everything before
+// any simulation starts.
+func (f *runFlags) load(file string, stderr io.Writer) (*scenarios.Scenario, []byte, bool) {
+	s, problems := loadScenario(file)
+	if errs := problems.Errors(); len(errs) > 0 {
+		fmt.Fprintln(stderr, errs.Error())
+		return nil, nil, false
+	}
+	if w := problems.Warnings(); len(w) > 0 {
+		fmt.Fprintln(stderr, w.Error())
+	}
+	if f.seedSet {
+		s.Seed = f.seed
+	}
+	if f.replications < 0 || f.replications > 10_000 {
+		fmt.Fprintln(stderr, "lockersim: -replications must be between 1 and 10000")
+		return nil, nil, false
+	}
+	if f.replications > 0 {
+		s.Replications = f.replications
+	}
+	if f.duration != "" {
+		d, err := scenarios.ParseDuration(f.duration)
+		if err != nil || d <= 0 {
+			fmt.Fprintf(stderr, "lockersim: -duration: %v\n", orPositive(err))
+			return nil, nil, false
+		}
+		s.Duration = d
+	}
+	src, err := os.ReadFile(file)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return nil, nil, false
+	}
+	return s, src, true
+}
+
+func orPositive(err error) error {
+	if err == nil {
+		return errors.New("must be positive")
+	}
+	return err
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// progress returns a Progress callback drawing a bar on a terminal, or nil.
+func progress(stderr io.Writer, total int, label string) (func(done, total int), func()) {
+	if !isTerminal(stderr) {
+		return nil, func() {}
+	}
+	p := mpb.New(mpb.WithOutput(stderr), mpb.WithWidth(40))
+	bar := p.AddBar(int64(total),
+		mpb.PrependDecorators(decor.Name(label+" "), decor.CountersNoUnit("%d/%d replications")),
+		mpb.AppendDecorators(decor.Elapsed(decor.ET_STYLE_GO)))
+	return func(done, _ int) { bar.SetCurrent(int64(done)) }, p.Wait
+}
+
+func runRun(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f runFlags
+	f.register(fs)
+	out := fs.String("out", "", "write summary.json, timeseries.csv and report.html here")
+	asJSON := fs.Bool("json", false, "print summary.json on stdout instead of the table")
+	policy := fs.String("policy", "", "override the scenario's allocator policy")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: lockersim run SCENARIO [flags]\n\nSimulates a scenario with the real controller and prints its KPIs with 95% confidence intervals.")
+		fs.PrintDefaults()
+	}
+	file, ok := parseOne(fs, args, stderr)
+	if !ok {
+		return usageCode(args)
+	}
+	s, src, ok := f.load(file, stderr)
+	if !ok {
+		return ExitProblem
+	}
+	if *policy != "" && !registered(*policy) {
+		fmt.Fprintf(stderr, "lockersim: unknown allocator policy %q (registered: %v)\n", *policy, allocator.Names())
+		return ExitProblem
+	}
+	if *out != "" {
+		if err := report.CheckWritable(*out); err != nil {
+			fmt.Fprintln(stderr, "lockersim:", err)
+			return ExitProblem
+		}
+	}
+	onProgress, wait := progress(stderr, s.Replications, s.Name)
+	res, err := runner.Run(s, runner.Options{Policy: *policy, Workers: f.workers, Progress: onProgress})
+	wait()
+	if err != nil {
+		fmt.Fprintln(stderr, "lockersim:", err)
+		fmt.Fprintf(stderr, "replay it with: lockersim run %s -seed %d\n", file, s.Seed)
+		return ExitProblem
+	}
+	if *asJSON {
+		data, _ := json.MarshalIndent(report.NewSummary(res, f.workers), "", "  ")
+		fmt.Fprintln(stdout, string(data))
+	} else {
+		fmt.Fprint(stdout, report.Table(res))
+		fmt.Fprintf(stdout, "\n%d events, %d parcels in %.2fs wall (%.0f events/s)\n",
+			res.Events, res.Parcels, res.WallSeconds, float64(res.Events)/max(res.WallSeconds, 1e-9))
+	}
+	if *out != "" {
+		files, err := report.Write(*out, res, f.workers, src)
+		if err != nil {
+			fmt.Fprintln(stderr, "lockersim:", err)
+			return ExitProblem
+		}
+		fmt.Fprintf(stderr, "wrote %s, %s and %s\n", files.Summary, files.Timeseries, files.Report)
+	}
+	return ExitOK
+}
+
+func registered(name string) bool {
+	for _, n := range allocator.Names() {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+// parseOne parses flags placed before or after the one positional argument.
+func parseOne(fs *flag.FlagSet, args []string, stderr io.Writer) (string, bool) {
+	var pos []string
+	rest := args
+	for {
+		if err := fs.Parse(rest); err != nil {
+			return "", false
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return "", false
+	}
+	return pos[0], true
+}
+
+func usageCode(args []string) int {
+	for _, a := range args {
+		if a == "-h" || a == "-help" || a == "--help" {
+			return ExitOK
+		}
+	}
+	return ExitUsage
+}

@@ -1,0 +1,288 @@
+package report
+
+import (
+	"bytes"
+	"fmt"
+	"html/template"
+	"image/color"
+	"math"
+	"strings"
+
+	"github.com/lockertwin/lockertwin/sim/runner"
+	"github.com/lockertwin/lockertwin/sim/world"
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgsvg"
+)
+
+// Okabe–Ito: a palette that colour-blind readers can tell apart.
+var palette = []color.RGBA{
+	{0, 114, 178, 255}, {230, 159, 0, 255}, {0, 158, 115, 255}, {204, 121, 167, 255},
+	{86, 180, 233, 255}, {213, 94, 0, 255}, {240, 228, 66, 255}, {0, 0, 0, 255},
+}
+
+func svg(p *plot.Plot, w, h vg.Length) (template.HTML, error) {
+	c := vgsvg.New(w, h)
+	p.Draw(draw.New(c))
+	var b bytes.Buffer
+	if _, err := c.WriteTo(&b); err != nil {
+		return "", err
+	}
+	s := b.String()
+	if i := strings.Index(s, "<svg"); i > 0 {
+		s = s[i:] // drop the XML prolog: inline in HTML
+	}
+	return template.HTML(s), nil
+}
+
+func occupancyPlot(out *runner.Output, rows []world.HourRow) (*plot.Plot, error) {
+	p := plot.New()
+	p.Title.Text = "Utilisation per class over time (mean of replications)"
+	p.X.Label.Text = "day of the measured horizon"
+	p.Y.Label.Text = "occupied share of compartments"
+	p.Y.Min, p.Y.Max = 0, 1
+	caps := capacities(out)
+	for c, name := range out.Results[0].Classes {
+		if caps[c] == 0 {
+			continue
+		}
+		pts := make(plotter.XYs, len(rows))
+		for i, r := range rows {
+			pts[i].X = float64(r.Hour) / 24
+			pts[i].Y = r.Occupancy[c] / float64(caps[c])
+		}
+		l, err := plotter.NewLine(pts)
+		if err != nil {
+			return nil, err
+		}
+		l.Color = palette[c%len(palette)]
+		l.Width = vg.Points(1.2)
+		if c >= len(palette) {
+			l.Dashes = []vg.Length{vg.Points(4), vg.Points(2)}
+		}
+		p.Add(l)
+		p.Legend.Add(name, l)
+	}
+	p.Legend.Top = true
+	p.Add(plotter.NewGrid())
+	return p, nil
+}
+
+func capacities(out *runner.Output) []int {
+	classes := out.Results[0].Classes
+	caps := make([]int, len(classes))
+	sc := out.Scenario
+	for _, site := range sc.Sites {
+		for _, g := range site.Cabinets {
+			m, _ := sc.Model(g.Model)
+			for _, e := range m.Compartments {
+				for c, name := range classes {
+					if name == e.Key {
+						caps[c] += e.Value * g.Count
+					}
+				}
+			}
+		}
+	}
+	return caps
+}
+
+func dwellPlot(out *runner.Output) (*plot.Plot, error) {
+	merged := world.NewSketch()
+	for _, r := range out.Results {
+		merged.Merge(r.Dwell)
+	}
+	p := plot.New()
+	p.Title.Text = "Dwell time (deposit to pickup or return)"
+	p.X.Label.Text = "hours"
+	p.Y.Label.Text = "share of parcels"
+	upper := math.Max(24, math.Ceil(merged.Quantile(0.99)/12)*12)
+	const bins = 48
+	counts := merged.Histogram(upper, bins)
+	total := float64(merged.Count())
+	width := upper / bins
+	pts := make(plotter.XYs, bins)
+	for i, v := range counts {
+		pts[i].X = (float64(i) + 0.5) * width
+		if total > 0 {
+			pts[i].Y = v / total
+		}
+	}
+	h, err := plotter.NewHistogram(pts, bins)
+	if err != nil {
+		return nil, err
+	}
+	h.FillColor = palette[0]
+	h.LineStyle.Color = color.White
+	p.Add(h)
+	return p, nil
+}
+
+func refusalsPlot(rows []world.HourRow) (*plot.Plot, error) {
+	days := (len(rows) + 23) / 24
+	ref := make(plotter.Values, days)
+	arr := make(plotter.Values, days)
+	for _, r := range rows {
+		ref[r.Hour/24] += float64(r.Refusals)
+		arr[r.Hour/24] += float64(r.Arrivals)
+	}
+	p := plot.New()
+	p.Title.Text = "Arrivals and refusals per day (mean of replications)"
+	p.X.Label.Text = "day of the measured horizon"
+	p.Y.Label.Text = "parcels"
+	w := vg.Points(4)
+	a, err := plotter.NewBarChart(arr, w)
+	if err != nil {
+		return nil, err
+	}
+	a.Color = palette[4]
+	a.LineStyle.Width = 0
+	a.Offset = -w / 2
+	r, err := plotter.NewBarChart(ref, w)
+	if err != nil {
+		return nil, err
+	}
+	r.Color = palette[5]
+	r.LineStyle.Width = 0
+	r.Offset = w / 2
+	p.Add(a, r)
+	p.Legend.Add("arrivals", a)
+	p.Legend.Add("refused", r)
+	p.Legend.Top = true
+	return p, nil
+}
+
+func utilisationPlot(out *runner.Output) (*plot.Plot, error) {
+	classes := out.Results[0].Classes
+	vals := make(plotter.Values, len(classes))
+	errs := make(plotter.YErrors, len(classes))
+	for i, c := range classes {
+		st, _ := out.Get("utilization_" + c)
+		vals[i] = st.Mean
+		errs[i].Low, errs[i].High = st.Mean-st.Low, st.High-st.Mean
+	}
+	p := plot.New()
+	p.Title.Text = "Mean utilisation per class, with 95 % CI"
+	p.Y.Label.Text = "occupied share (time-weighted)"
+	p.Y.Min, p.Y.Max = 0, 1
+	bars, err := plotter.NewBarChart(vals, vg.Points(28))
+	if err != nil {
+		return nil, err
+	}
+	bars.Color = palette[2]
+	bars.LineStyle.Width = 0
+	p.Add(bars)
+	pts := make(plotter.XYs, len(classes))
+	for i := range classes {
+		pts[i].X, pts[i].Y = float64(i), vals[i]
+	}
+	eb, err := plotter.NewYErrorBars(struct {
+		plotter.XYer
+		plotter.YErrorer
+	}{pts, errs})
+	if err != nil {
+		return nil, err
+	}
+	p.Add(eb)
+	p.NominalX(classes...)
+	return p, nil
+}
+
+type kpiRow struct {
+	Name, Mean, CI string
+}
+
+type page struct {
+	Title, Description, Policy string
+	Seed                       uint64
+	Replications               int
+	Duration, Warmup           string
+	Headline                   []kpiRow
+	KPIs                       []kpiRow
+	Plots                      []template.HTML
+	Scenario                   string
+	OneReplication             bool
+}
+
+var headline = []string{"overflow_rate", "occupancy_mean", "utilization", "dwell_hours_p90", "expired", "refused"}
+
+// HTML renders report.html.
+func HTML(out *runner.Output, scenarioSource []byte) ([]byte, error) {
+	rows := meanHours(out)
+	pg := page{
+		Title: out.Scenario.Name, Description: out.Scenario.Description, Policy: out.Policy,
+		Seed: out.Scenario.Seed, Replications: out.Replications,
+		Duration: out.Scenario.Duration.String(), Warmup: out.Scenario.Warmup.String(),
+		Scenario: string(scenarioSource), OneReplication: out.Replications == 1,
+	}
+	for _, s := range out.Summary {
+		row := kpiRow{Name: s.Name, Mean: num(s.Mean)}
+		if out.Replications > 1 {
+			row.CI = num(s.Low) + " – " + num(s.High)
+		}
+		pg.KPIs = append(pg.KPIs, row)
+		for _, h := range headline {
+			if h == s.Name {
+				pg.Headline = append(pg.Headline, row)
+			}
+		}
+	}
+	builders := []func() (*plot.Plot, error){
+		func() (*plot.Plot, error) { return occupancyPlot(out, rows) },
+		func() (*plot.Plot, error) { return refusalsPlot(rows) },
+		func() (*plot.Plot, error) { return dwellPlot(out) },
+		func() (*plot.Plot, error) { return utilisationPlot(out) },
+	}
+	for _, build := range builders {
+		p, err := build()
+		if err != nil {
+			return nil, err
+		}
+		s, err := svg(p, 16*vg.Centimeter, 9*vg.Centimeter)
+		if err != nil {
+			return nil, err
+		}
+		pg.Plots = append(pg.Plots, s)
+	}
+	var b bytes.Buffer
+	if err := pageTemplate.Execute(&b, pg); err != nil {
+		return nil, fmt.Errorf("report template: %w", err)
+	}
+	return b.Bytes(), nil
+}
+
+var pageTemplate = template.Must(template.New("report").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>lockertwin — {{.Title}}</title>
+<style>
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem auto;max-width:70rem;color:#1b1b1b;padding:0 1rem}
+h1{margin-bottom:.2rem} .sub{color:#555;margin-top:0}
+.cards{display:flex;flex-wrap:wrap;gap:.8rem;margin:1.2rem 0}
+.card{border:1px solid #ddd;border-radius:.5rem;padding:.6rem .9rem;min-width:9rem}
+.card b{display:block;font-size:1.35rem} .card span{color:#555;font-size:.85rem}
+.plots{display:grid;grid-template-columns:repeat(auto-fit,minmax(30rem,1fr));gap:1rem}
+.plots div{border:1px solid #eee;border-radius:.5rem;padding:.3rem}
+table{border-collapse:collapse;margin:1rem 0} td,th{padding:.2rem .8rem;border-bottom:1px solid #eee;text-align:right}
+td:first-child,th:first-child{text-align:left;font-family:ui-monospace,monospace}
+pre{background:#f6f6f6;padding:1rem;overflow:auto;font-size:.85rem}
+.note{color:#555;font-size:.9rem}
+</style></head><body>
+<h1>{{.Title}}</h1>
+<p class="sub">{{.Description}}</p>
+<p class="note">Allocator <b>{{.Policy}}</b>, seed {{.Seed}}, {{.Replications}} replication(s), {{.Duration}} measured after a {{.Warmup}} warm-up.
+Simulated with the real lockertwin controller and virtual cabinets; the same scenario and seed give this same page.
+{{if .OneReplication}}With one replication there is no confidence interval: run more replications for one.{{end}}</p>
+<div class="cards">{{range .Headline}}<div class="card"><b>{{.Mean}}</b><span>{{.Name}}{{if .CI}}<br>95% CI {{.CI}}{{end}}</span></div>{{end}}</div>
+<div class="plots">{{range .Plots}}<div>{{.}}</div>{{end}}</div>
+<h2>All KPIs</h2>
+<table><tr><th>KPI</th><th>mean</th><th>95% CI</th></tr>
+{{range .KPIs}}<tr><td>{{.Name}}</td><td>{{.Mean}}</td><td>{{.CI}}</td></tr>
+{{end}}</table>
+<p class="note">Warm-up excluded. Occupancy and utilisation are time-weighted over the measured horizon; dwell runs from deposit to pickup or return;
+overflow_rate is refused ÷ offered; distance_saved_km counts each consolidated locker stop as saving the doorstep stops it replaces.</p>
+<h2>Scenario</h2>
+<pre>{{.Scenario}}</pre>
+</body></html>
+`))

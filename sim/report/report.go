@@ -1,0 +1,216 @@
+// Package report writes a run's outputs: summary.json (schema
+// lockertwin/summary/v1), timeseries.csv (hourly) and report.html, one
+// self-contained page with inline SVG plots. Everything but summary.json's
+// engine block is a pure function of the run's results, so the same
+// scenario and seed give byte-identical files.
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lockertwin/lockertwin/sim/runner"
+	"github.com/lockertwin/lockertwin/sim/world"
+)
+
+// SummarySchema names the summary.json format.
+const SummarySchema = "lockertwin/summary/v1"
+
+// Summary is summary.json.
+type Summary struct {
+	Schema        string              `json:"schema"`
+	Scenario      string              `json:"scenario"`
+	Policy        string              `json:"policy"`
+	Seed          uint64              `json:"seed"`
+	Replications  int                 `json:"replications"`
+	DurationHours float64             `json:"duration_hours"`
+	WarmupHours   float64             `json:"warmup_hours"`
+	KPIs          map[string]Interval `json:"kpis"`
+	Engine        Engine              `json:"engine"`
+}
+
+// Interval is a KPI's mean and 95 % confidence interval.
+type Interval struct {
+	Mean     float64 `json:"mean"`
+	CI95Low  float64 `json:"ci95_low"`
+	CI95High float64 `json:"ci95_high"`
+}
+
+// Engine is how fast the run went: the only part that varies run to run.
+type Engine struct {
+	Events            uint64  `json:"events"`
+	WallSeconds       float64 `json:"wall_seconds"`
+	EventsPerSecond   float64 `json:"events_per_second"`
+	ParcelsPerSecond  float64 `json:"parcels_per_second"`
+	ReplicationsCores int     `json:"workers"`
+}
+
+// NewSummary builds summary.json's content.
+func NewSummary(out *runner.Output, workers int) Summary {
+	s := Summary{
+		Schema: SummarySchema, Scenario: out.Scenario.Name, Policy: out.Policy, Seed: out.Scenario.Seed,
+		Replications: out.Replications, DurationHours: out.Scenario.Duration.Hours(), WarmupHours: out.Scenario.Warmup.Hours(),
+		KPIs: map[string]Interval{},
+		Engine: Engine{Events: out.Events, WallSeconds: round(out.WallSeconds, 3), ReplicationsCores: workers},
+	}
+	if out.WallSeconds > 0 {
+		s.Engine.EventsPerSecond = math.Round(float64(out.Events) / out.WallSeconds)
+		s.Engine.ParcelsPerSecond = math.Round(float64(out.Parcels) / out.WallSeconds)
+	}
+	for _, st := range out.Summary {
+		s.KPIs[st.Name] = Interval{Mean: round(st.Mean, 6), CI95Low: round(st.Low, 6), CI95High: round(st.High, 6)}
+	}
+	return s
+}
+
+// round keeps JSON stable and readable: 6 significant decimals.
+func round(v float64, places int) float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0
+	}
+	p := math.Pow(10, float64(places))
+	return math.Round(v*p) / p
+}
+
+// CheckWritable makes sure dir exists and can take files, before a run.
+func CheckWritable(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("output directory: %w", err)
+	}
+	f, err := os.CreateTemp(dir, ".lockersim-*")
+	if err != nil {
+		return fmt.Errorf("output directory %s is not writable: %w", dir, err)
+	}
+	name := f.Name()
+	f.Close()
+	return os.Remove(name)
+}
+
+// Files are the paths written by Write.
+type Files struct {
+	Summary, Timeseries, Report string
+}
+
+// Write writes the three outputs into dir.
+func Write(dir string, out *runner.Output, workers int, scenarioSource []byte) (Files, error) {
+	files := Files{
+		Summary:    filepath.Join(dir, "summary.json"),
+		Timeseries: filepath.Join(dir, "timeseries.csv"),
+		Report:     filepath.Join(dir, "report.html"),
+	}
+	summary, err := json.MarshalIndent(NewSummary(out, workers), "", "  ")
+	if err != nil {
+		return files, err
+	}
+	if err := os.WriteFile(files.Summary, append(summary, '\n'), 0o644); err != nil {
+		return files, fmt.Errorf("writing summary: %w", err)
+	}
+	if err := os.WriteFile(files.Timeseries, Timeseries(out), 0o644); err != nil {
+		return files, fmt.Errorf("writing time series: %w", err)
+	}
+	html, err := HTML(out, scenarioSource)
+	if err != nil {
+		return files, fmt.Errorf("rendering report: %w", err)
+	}
+	if err := os.WriteFile(files.Report, html, 0o644); err != nil {
+		return files, fmt.Errorf("writing report: %w", err)
+	}
+	return files, nil
+}
+
+// meanHours averages the replications' hourly rows.
+func meanHours(out *runner.Output) []world.HourRow {
+	if len(out.Results) == 0 {
+		return nil
+	}
+	n := len(out.Results[0].Hours)
+	classes := len(out.Results[0].Classes)
+	rows := make([]world.HourRow, n)
+	reps := float64(len(out.Results))
+	type acc struct{ arr, dep, ref, pick float64 }
+	sums := make([]acc, n)
+	for i := range rows {
+		rows[i].Hour = i
+		rows[i].Occupancy = make([]float64, classes)
+	}
+	for _, r := range out.Results {
+		for i := 0; i < n && i < len(r.Hours); i++ {
+			h := r.Hours[i]
+			for c := range h.Occupancy {
+				rows[i].Occupancy[c] += h.Occupancy[c] / reps
+			}
+			rows[i].Utilization += h.Utilization / reps
+			sums[i].arr += float64(h.Arrivals)
+			sums[i].dep += float64(h.Deposits)
+			sums[i].ref += float64(h.Refusals)
+			sums[i].pick += float64(h.Pickups)
+		}
+	}
+	for i := range rows {
+		rows[i].Arrivals = int(math.Round(sums[i].arr / reps))
+		rows[i].Deposits = int(math.Round(sums[i].dep / reps))
+		rows[i].Refusals = int(math.Round(sums[i].ref / reps))
+		rows[i].Pickups = int(math.Round(sums[i].pick / reps))
+	}
+	return rows
+}
+
+// Timeseries renders timeseries.csv: per measured hour, the mean over
+// replications of occupied compartments per class, utilisation, and the
+// hour's arrivals, deposits, refusals and pickups.
+func Timeseries(out *runner.Output) []byte {
+	var b bytes.Buffer
+	classes := out.Results[0].Classes
+	b.WriteString("hour,time")
+	for _, c := range classes {
+		b.WriteString(",occupied_" + c)
+	}
+	b.WriteString(",utilization,arrivals,deposits,refusals,pickups\n")
+	start := world.Epoch.Add(out.Scenario.Warmup.D())
+	for _, row := range meanHours(out) {
+		b.WriteString(strconv.Itoa(row.Hour))
+		b.WriteByte(',')
+		b.WriteString(start.Add(time.Duration(row.Hour) * time.Hour).Format(time.RFC3339))
+		for _, v := range row.Occupancy {
+			b.WriteByte(',')
+			b.WriteString(strconv.FormatFloat(v, 'f', 3, 64))
+		}
+		fmt.Fprintf(&b, ",%s,%d,%d,%d,%d\n", strconv.FormatFloat(row.Utilization, 'f', 4, 64),
+			row.Arrivals, row.Deposits, row.Refusals, row.Pickups)
+	}
+	return b.Bytes()
+}
+
+// Table renders the KPI table for a terminal.
+func Table(out *runner.Output) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s — policy %s, seed %d, %d replication(s), %v measured after %v warm-up\n\n",
+		out.Scenario.Name, out.Policy, out.Scenario.Seed, out.Replications, out.Scenario.Duration, out.Scenario.Warmup)
+	fmt.Fprintf(&b, "%-30s %14s   %s\n", "KPI", "mean", "95% CI")
+	for _, s := range out.Summary {
+		ci := ""
+		if out.Replications > 1 {
+			ci = fmt.Sprintf("[%s, %s]", num(s.Low), num(s.High))
+		}
+		fmt.Fprintf(&b, "%-30s %14s   %s\n", s.Name, num(s.Mean), ci)
+	}
+	return b.String()
+}
+
+func num(v float64) string {
+	switch {
+	case v == math.Trunc(v) && math.Abs(v) < 1e12:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	case math.Abs(v) >= 100:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	default:
+		return strconv.FormatFloat(v, 'f', 4, 64)
+	}
+}

@@ -1,0 +1,186 @@
+// Package runner runs a scenario's replications in parallel, each a
+// deterministic world with a seed derived from the scenario's, and
+// summarises their KPIs with confidence intervals.
+package runner
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/lockertwin/lockertwin/scenarios"
+	"github.com/lockertwin/lockertwin/sim"
+	"github.com/lockertwin/lockertwin/sim/world"
+	"gonum.org/v1/gonum/stat"
+	"gonum.org/v1/gonum/stat/distuv"
+)
+
+// Options tune a run.
+type Options struct {
+	Replications int    // 0: the scenario's
+	Policy       string // "": the scenario's allocator
+	Workers      int    // 0: GOMAXPROCS
+	// Progress, if set, is called after each replication with the number done.
+	Progress func(done, total int)
+}
+
+// Output is a run's results: one Result per replication, in order.
+type Output struct {
+	Scenario     *scenarios.Scenario
+	Policy       string
+	Seeds        []uint64
+	Results      []*world.Result
+	Summary      []Stat
+	WallSeconds  float64
+	Events       uint64
+	Parcels      int
+	Replications int
+}
+
+// Stat is a KPI over replications: mean and 95 % confidence interval.
+type Stat struct {
+	Name            string
+	Mean, Low, High float64
+	Values          []float64 // per replication
+}
+
+// ReplicationSeed is the seed of replication i of a scenario seed: derived,
+// so replications are independent and any one can be rerun alone.
+func ReplicationSeed(seed uint64, i int) uint64 {
+	return sim.NewStreams(seed).Derive("replication", uint64(i)).Seed()
+}
+
+// Run simulates every replication and summarises them.
+func Run(sc *scenarios.Scenario, opts Options) (*Output, error) {
+	n := opts.Replications
+	if n <= 0 {
+		n = sc.Replications
+	}
+	workers := opts.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	policy := opts.Policy
+	if policy == "" {
+		policy = sc.Policy.Allocator
+	}
+	out := &Output{Scenario: sc, Policy: policy, Replications: n, Seeds: make([]uint64, n), Results: make([]*world.Result, n)}
+	for i := range out.Seeds {
+		out.Seeds[i] = ReplicationSeed(sc.Seed, i)
+	}
+	errs := make([]error, n)
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	done := 0
+	start := time.Now() // wall time only for the engine block, never in results
+	for k := 0; k < min(workers, n); k++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				w, err := world.New(sc, world.Options{Seed: out.Seeds[i], Policy: opts.Policy})
+				if err == nil {
+					out.Results[i], err = w.Run()
+				}
+				if err != nil {
+					errs[i] = fmt.Errorf("replication %d: %w", i, err)
+				}
+				mu.Lock()
+				done++
+				if opts.Progress != nil {
+					opts.Progress(done, n)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	out.WallSeconds = time.Since(start).Seconds()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	for _, r := range out.Results {
+		out.Events += r.Events
+		out.Parcels += r.Parcels
+	}
+	out.Summary = Summarise(out.Results)
+	return out, nil
+}
+
+// Summarise computes each KPI's mean and 95 % confidence interval over
+// replications (Student's t with n−1 degrees of freedom). With one
+// replication the interval is the point itself. KPIs keep the order of the
+// first replication; a KPI missing from a replication (an alarm kind that
+// did not occur) counts as zero there.
+func Summarise(results []*world.Result) []Stat {
+	var names []string
+	seen := map[string]bool{}
+	for _, r := range results {
+		for _, k := range r.KPIs {
+			if !seen[k.Name] {
+				seen[k.Name] = true
+				names = append(names, k.Name)
+			}
+		}
+	}
+	stats := make([]Stat, 0, len(names))
+	for _, name := range names {
+		vals := make([]float64, len(results))
+		for i, r := range results {
+			if v, ok := r.Get(name); ok {
+				vals[i] = v
+			}
+		}
+		stats = append(stats, Interval(name, vals))
+	}
+	return stats
+}
+
+// Interval is the mean and 95 % t-interval of values.
+func Interval(name string, vals []float64) Stat {
+	s := Stat{Name: name, Values: vals}
+	if len(vals) == 0 {
+		s.Mean, s.Low, s.High = math.NaN(), math.NaN(), math.NaN()
+		return s
+	}
+	mean, sd := stat.MeanStdDev(vals, nil)
+	if len(vals) == 1 || math.IsNaN(sd) {
+		s.Mean, s.Low, s.High = mean, mean, mean
+		return s
+	}
+	t := distuv.StudentsT{Mu: 0, Sigma: 1, Nu: float64(len(vals) - 1)}.Quantile(0.975)
+	half := t * sd / math.Sqrt(float64(len(vals)))
+	s.Mean, s.Low, s.High = mean, mean-half, mean+half
+	if s.Low < 0 && !anyNegative(vals) {
+		s.Low = 0 // a count or a share cannot be negative
+	}
+	return s
+}
+
+// Get returns a KPI's summary by name.
+func (o *Output) Get(name string) (Stat, bool) {
+	for _, s := range o.Summary {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return Stat{}, false
+}
+
+func anyNegative(vals []float64) bool {
+	for _, v := range vals {
+		if v < 0 {
+			return true
+		}
+	}
+	return false
+}
