@@ -894,10 +894,10 @@ func (c *Core) Exceptions() []ParcelInfo {
 
 // ParcelInfo is a parcel's externally visible state.
 type ParcelInfo struct {
-	ID          string
-	State       State
+	ID    string
+	State State
 	// Previous is the state before an exception.
-	Previous State
+	Previous    State
 	Recipient   string
 	Cabinet     string
 	Compartment int

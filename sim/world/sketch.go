@@ -23,7 +23,9 @@ const sketchGamma = 1.01
 var logGamma = math.Log(sketchGamma)
 
 // NewSketch returns an empty sketch.
-func NewSketch() *Sketch { return &Sketch{counts: map[int32]uint64{}, min: math.Inf(1), max: math.Inf(-1)} }
+func NewSketch() *Sketch {
+	return &Sketch{counts: map[int32]uint64{}, min: math.Inf(1), max: math.Inf(-1)}
+}
 
 // Add records a value (negative values count as zero).
 func (s *Sketch) Add(v float64) {
