@@ -223,8 +223,10 @@ func HTML(out *runner.Output, scenarioSource []byte) ([]byte, error) {
 			row.CI = num(s.Low) + " – " + num(s.High)
 		}
 		pg.KPIs = append(pg.KPIs, row)
-		for _, h := range headline {
-			if h == s.Name {
+	}
+	for _, h := range headline {
+		for _, row := range pg.KPIs {
+			if row.Name == h {
 				pg.Headline = append(pg.Headline, row)
 			}
 		}
@@ -264,6 +266,7 @@ h1{margin-bottom:.2rem} .sub{color:#555;margin-top:0}
 .card b{display:block;font-size:1.35rem} .card span{color:#555;font-size:.85rem}
 .plots{display:grid;grid-template-columns:repeat(auto-fit,minmax(30rem,1fr));gap:1rem}
 .plots div{border:1px solid #eee;border-radius:.5rem;padding:.3rem}
+.plots svg{width:100%;height:auto;display:block}
 table{border-collapse:collapse;margin:1rem 0} td,th{padding:.2rem .8rem;border-bottom:1px solid #eee;text-align:right}
 td:first-child,th:first-child{text-align:left;font-family:ui-monospace,monospace}
 pre{background:#f6f6f6;padding:1rem;overflow:auto;font-size:.85rem}

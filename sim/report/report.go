@@ -204,13 +204,23 @@ func Table(out *runner.Output) string {
 	return b.String()
 }
 
+// num formats a figure for people: whole numbers as such, otherwise with
+// about four significant digits.
 func num(v float64) string {
+	a := math.Abs(v)
+	var s string
 	switch {
-	case v == math.Trunc(v) && math.Abs(v) < 1e12:
+	case v == math.Trunc(v) && a < 1e12:
 		return strconv.FormatFloat(v, 'f', 0, 64)
-	case math.Abs(v) >= 100:
-		return strconv.FormatFloat(v, 'f', 1, 64)
+	case a >= 1000:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	case a >= 100:
+		s = strconv.FormatFloat(v, 'f', 1, 64)
+	case a >= 1:
+		s = strconv.FormatFloat(v, 'f', 2, 64)
 	default:
-		return strconv.FormatFloat(v, 'f', 4, 64)
+		s = strconv.FormatFloat(v, 'f', 4, 64)
 	}
+	s = strings.TrimRight(s, "0")
+	return strings.TrimSuffix(s, ".")
 }
