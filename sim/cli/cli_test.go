@@ -90,3 +90,78 @@ policy: {allocator: worst-fit}
 	require.Equal(t, ExitProblem, code)
 	require.Contains(t, errOut, file+`:9:21: unknown allocator policy "worst-fit" (registered: best-fit, first-fit, random-fit, reserve-large)`)
 }
+
+func TestRunWritesTheThreeFiles(t *testing.T) {
+	dir := t.TempDir()
+	code, out, errOut := run("run", "../../scenarios/grocery-chilled.yaml", "-duration", "7d", "-replications", "2", "-out", dir)
+	require.Equal(t, ExitOK, code, errOut)
+	require.Contains(t, out, "grocery-chilled — policy best-fit, seed 3, 2 replication(s), 7d measured after 3d warm-up")
+	require.Contains(t, out, "overflow_rate")
+	for _, f := range []string{"summary.json", "timeseries.csv", "report.html"} {
+		data, err := os.ReadFile(filepath.Join(dir, f))
+		require.NoError(t, err)
+		require.NotEmpty(t, data)
+	}
+	summary, _ := os.ReadFile(filepath.Join(dir, "summary.json"))
+	require.Contains(t, string(summary), `"schema": "lockertwin/summary/v1"`)
+	require.Contains(t, string(summary), `"utilization_M-cold"`)
+	csv, _ := os.ReadFile(filepath.Join(dir, "timeseries.csv"))
+	lines := strings.Split(strings.TrimSpace(string(csv)), "\n")
+	require.Len(t, lines, 1+7*24, "one row per measured hour")
+	require.Equal(t, "hour,time,occupied_S,occupied_M,occupied_L,occupied_M-cold,occupied_L-cold,utilization,arrivals,deposits,refusals,pickups", lines[0])
+
+	code, out, _ = run("run", "../../scenarios/grocery-chilled.yaml", "-duration", "2d", "-replications", "1", "-json")
+	require.Equal(t, ExitOK, code)
+	require.True(t, strings.HasPrefix(strings.TrimSpace(out), "{"), "-json prints summary.json")
+}
+
+func TestRunRefusesBadInputBeforeRunning(t *testing.T) {
+	dir := t.TempDir()
+	blocker := filepath.Join(dir, "file")
+	require.NoError(t, os.WriteFile(blocker, nil, 0o644))
+	tests := []struct {
+		name    string
+		args    []string
+		code    int
+		errPart string
+	}{
+		{"invalid scenario", []string{"run", "../../scenarios/testdata/three-mistakes.yaml"}, ExitProblem, `:4:1: unknown key "colour"`},
+		{"missing scenario", []string{"run", "nope.yaml"}, ExitProblem, "reading scenario"},
+		{"unknown policy", []string{"run", "../../scenarios/bopis-store.yaml", "-policy", "worst-fit"}, ExitProblem, "registered: [best-fit first-fit random-fit reserve-large]"},
+		{"unwritable out", []string{"run", "../../scenarios/bopis-store.yaml", "-out", filepath.Join(blocker, "sub")}, ExitProblem, "output directory"},
+		{"bad duration", []string{"run", "../../scenarios/bopis-store.yaml", "-duration", "soon"}, ExitProblem, "-duration"},
+		{"bad replications", []string{"run", "../../scenarios/bopis-store.yaml", "-replications", "-3"}, ExitProblem, "-replications"},
+		{"two scenarios", []string{"run", "a.yaml", "b.yaml"}, ExitUsage, "Usage: lockersim run"},
+		{"compare one policy", []string{"compare", "../../scenarios/bopis-store.yaml", "-policies", "best-fit"}, ExitUsage, "at least two"},
+		{"compare unknown policy", []string{"compare", "../../scenarios/bopis-store.yaml", "-policies", "best-fit,nope"}, ExitProblem, `unknown allocator policy "nope"`},
+		{"compare bad fail-if", []string{"compare", "../../scenarios/bopis-store.yaml", "-policies", "best-fit,first-fit", "-fail-if", "overflow=3"}, ExitUsage, "want KPI>VALUE"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, errOut := run(tt.args...)
+			require.Equal(t, tt.code, code, errOut)
+			require.Contains(t, errOut, tt.errPart)
+		})
+	}
+}
+
+func TestCompareOnCommonRandomNumbers(t *testing.T) {
+	args := []string{"compare", "../../scenarios/bopis-store.yaml", "-duration", "5d", "-replications", "3",
+		"-policies", "best-fit,reserve-large,first-fit"}
+	code, out, errOut := run(args...)
+	require.Equal(t, ExitOK, code, errOut)
+	require.Contains(t, out, "common random numbers")
+	require.Contains(t, out, "Δ reserve-large (95% CI)")
+	// Demand does not depend on the policy: the offered count differs by exactly zero.
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "offered ") {
+			require.Contains(t, line, "+0 [+0, +0]")
+		}
+	}
+	code, out, _ = run(append(args, "-fail-if", "offered>-1")...)
+	require.Equal(t, ExitFailIf, code, "a condition that holds fails the run")
+	require.Contains(t, out, "FAIL: offered>-1")
+	code, _, errOut = run(append(args, "-fail-if", "no_such_kpi>0")...)
+	require.Equal(t, ExitUsage, code)
+	require.Contains(t, errOut, "unknown KPI")
+}
