@@ -253,16 +253,22 @@ func Verify(events []Event) error {
 // Verify checks that events continue this chain, and advances it.
 func (c *Chain) Verify(events []Event) error {
 	for i := range events {
-		e := &events[i]
-		switch {
-		case e.Seq != c.seq+1:
-			return &ChainError{Index: i, Seq: e.Seq, Msg: fmt.Sprintf("sequence %d follows %d", e.Seq, c.seq)}
-		case e.Prev != c.head:
-			return &ChainError{Index: i, Seq: e.Seq, Msg: "does not link to the previous entry"}
-		case c.hashOf(e) != e.Hash:
-			return &ChainError{Index: i, Seq: e.Seq, Msg: "content does not match its hash"}
+		if err := c.verifyOne(&events[i], i); err != nil {
+			return err
 		}
-		c.seq, c.head = e.Seq, e.Hash
 	}
+	return nil
+}
+
+func (c *Chain) verifyOne(e *Event, i int) error {
+	switch {
+	case e.Seq != c.seq+1:
+		return &ChainError{Index: i, Seq: e.Seq, Msg: fmt.Sprintf("sequence %d follows %d", e.Seq, c.seq)}
+	case e.Prev != c.head:
+		return &ChainError{Index: i, Seq: e.Seq, Msg: "does not link to the previous entry"}
+	case c.hashOf(e) != e.Hash:
+		return &ChainError{Index: i, Seq: e.Seq, Msg: "content does not match its hash"}
+	}
+	c.seq, c.head = e.Seq, e.Hash
 	return nil
 }

@@ -296,6 +296,7 @@ func (w *World) buildSite(idx int, sp scenarios.Site, cat *allocator.Catalog) (*
 	}
 	s.core = core
 	s.checker = controller.NewChecker(controller.CodeLimits{})
+	s.checker.Rehash = false // the core hashed these itself; linkage is still checked
 	s.checker.OnViolation = func(v *controller.Violation) {
 		w.fail(fmt.Errorf("site %s: %w", sp.ID, v))
 	}
