@@ -181,7 +181,7 @@ type aclHook struct {
 func (h *aclHook) ID() string { return "lockertwin-acl" }
 
 func (h *aclHook) Provides(b byte) bool {
-	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnWill, mqtt.OnPublish}, []byte{b})
+	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnWill, mqtt.OnPublish, mqtt.OnSubscribe}, []byte{b})
 }
 
 func (h *aclHook) deny() bool {
@@ -296,6 +296,21 @@ func (h *aclHook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
 	}
 	will.Payload, will.Retain, will.Qos = []byte(twin.StatusOffline), true, 1
 	return will, nil
+}
+
+// OnSubscribe grants every subscription at QoS 0. mochi v2.7.9 (and 2.6.6)
+// can deadlock on a client's outbound QoS 1 window: Inflight.NextImmediate
+// takes the read lock and calls GetAll, which takes it again; a publisher
+// waiting in Inflight.Set between the two blocks both for ever (the same
+// recursive-RLock pattern as mochi #488). QoS 0 outbound never touches that
+// map. Nothing is lost by it: commands are acknowledged by the cabinet and
+// retried by the controller (at least once), and executed once per id.
+// Publishes into the broker stay QoS 1.
+func (h *aclHook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	for i := range pk.Filters {
+		pk.Filters[i].Qos = 0
+	}
+	return pk
 }
 
 func isCommandTopic(topic string) bool { return strings.HasSuffix(topic, "/"+string(twin.ChanCmd)) }
