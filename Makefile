@@ -57,14 +57,20 @@ vet:
 # Packages whose tests need a display run under xvfb-run.
 DISPLAY_PKGS := ./visualize/...
 
+# Packages with goroutines of their own (broker, MQTT link) and the
+# controller also run under the race detector.
+RACE_PKGS := ./controller/... ./twin/...
+
 test-go:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v '/visualize')
+	$(GO) test -count=1 -race $(RACE_PKGS)
 	xvfb-run -a $(GO) test -count=1 $(DISPLAY_PKGS)
 
 test: setup fmt-check vet test-go
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./sim/ ./allocator/ ./controller/... ./twin/...
+	$(GO) test -run '^$$' -bench . -benchmem ./sim/ ./allocator/ ./controller/ ./twin/
+	$(GO) test -run '^$$' -bench . -benchtime 20000x ./twin/broker/
 
 # The main job: simulate a shipped scenario with the real controller and
 # write its KPIs, time series and report.
