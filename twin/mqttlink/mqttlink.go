@@ -41,7 +41,7 @@ type Config struct {
 // Stats are a runner's counters.
 type Stats struct {
 	Published, PublishRetries, CommandsReceived, CommandsInvalid, OutboxDropped int64
-	Connections                                                                  int64
+	Connections                                                                 int64
 }
 
 type outMsg struct {
