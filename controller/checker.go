@@ -362,3 +362,7 @@ func CheckCore(c *Core) error {
 	}
 	return nil
 }
+
+// InLocker is the number of deposited parcels still in a compartment, as
+// the checker counted from the events.
+func (k *Checker) InLocker() int { return len(k.inLocker) }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -163,6 +164,9 @@ func Interval(name string, vals []float64) Stat {
 	if s.Low < 0 && !anyNegative(vals) {
 		s.Low = 0 // a count or a share cannot be negative
 	}
+	if isShare(name) && s.High > 1 {
+		s.High = 1
+	}
 	return s
 }
 
@@ -183,4 +187,9 @@ func anyNegative(vals []float64) bool {
 		}
 	}
 	return false
+}
+
+// isShare names the KPIs that are fractions in [0, 1].
+func isShare(name string) bool {
+	return name == "overflow_rate" || name == "utilization" || strings.HasPrefix(name, "utilization_")
 }

@@ -1,0 +1,158 @@
+package world
+
+import (
+	"math"
+	"math/rand/v2"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/lockertwin/lockertwin/scenarios"
+	"github.com/stretchr/testify/require"
+)
+
+// TestShippedScenariosRunSound runs each shipped scenario (but the city) for
+// a week and checks what must hold whatever the numbers: parcels are
+// conserved, occupancy stays within capacity, the invariant checker saw
+// nothing, and the figures are in range.
+func TestShippedScenariosRunSound(t *testing.T) {
+	for _, name := range scenarios.Shipped() {
+		if name == "city-network.yaml" {
+			continue
+		}
+		t.Run(name, func(t *testing.T) {
+			sc, _, err := scenarios.LoadShipped(name)
+			require.NoError(t, err)
+			sc.Duration = scenarios.Duration(7 * 24 * time.Hour)
+			w, err := New(sc, Options{Seed: 5})
+			require.NoError(t, err)
+			r, err := w.Run()
+			require.NoError(t, err)
+			get := func(k string) float64 {
+				v, ok := r.Get(k)
+				require.True(t, ok, k)
+				return v
+			}
+			offered, accepted, refused := get("offered"), get("accepted"), get("refused")
+			require.Positive(t, offered)
+			// Parcels still on their way at the end (in a wave, at a door) are
+			// neither accepted nor refused yet.
+			require.LessOrEqual(t, accepted+refused, offered+get("redirected"))
+			require.Greater(t, accepted+refused, 0.9*offered)
+			require.InDelta(t, refused/offered, get("overflow_rate"), 1e-12)
+			require.LessOrEqual(t, get("picked_up"), accepted+100) // warm-up parcels picked up in the horizon
+			for _, c := range r.Classes {
+				u := get("utilization_" + c)
+				require.GreaterOrEqual(t, u, 0.0)
+				require.LessOrEqual(t, u, 1.0)
+			}
+			require.LessOrEqual(t, get("dwell_hours_p50"), get("dwell_hours_p90"))
+			require.Len(t, r.Hours, 7*24)
+			for _, h := range r.Hours {
+				require.GreaterOrEqual(t, h.Utilization, 0.0)
+				require.LessOrEqual(t, h.Utilization, 1.0)
+			}
+			// The invariant checker attached to every site saw every event.
+			for _, s := range w.sites {
+				require.NoError(t, s.checker.Err())
+				require.Equal(t, s.checker.Deposited, s.checker.InLocker()+s.checker.PickedUp+s.checker.Returned+s.checker.Removed)
+			}
+		})
+	}
+}
+
+// TestDelaySamplersMatchTheirParameters draws from each distribution and
+// checks the parameters a planner wrote come back out.
+func TestDelaySamplersMatchTheirParameters(t *testing.T) {
+	quantile := func(xs []float64, q float64) float64 {
+		sort.Float64s(xs)
+		return xs[int(q*float64(len(xs)-1))]
+	}
+	draw := func(pd scenarios.PickupDelay) ([]float64, delaySampler) {
+		s, err := newDelaySampler(pd, rand.New(rand.NewPCG(1, 2)))
+		require.NoError(t, err)
+		xs := make([]float64, 100_000)
+		for i := range xs {
+			xs[i] = s.draw().Hours()
+		}
+		return xs, s
+	}
+	h := func(d float64) scenarios.Duration { return scenarios.Duration(d * float64(time.Hour)) }
+
+	xs, _ := draw(scenarios.PickupDelay{Distribution: scenarios.DistLognormal, Median: h(8.5), P90: h(49)})
+	require.InDelta(t, 8.5, quantile(xs, 0.5), 0.3)
+	require.InDelta(t, 49, quantile(xs, 0.9), 2)
+	share5, share12 := 0, 0
+	for _, x := range xs {
+		if x <= 5 {
+			share5++
+		}
+		if x <= 12 {
+			share12++
+		}
+	}
+	// The published figures the residential scenario is fitted to.
+	require.InDelta(t, 0.35, float64(share5)/float64(len(xs)), 0.02)
+	require.InDelta(t, 0.60, float64(share12)/float64(len(xs)), 0.02)
+
+	xs, s := draw(scenarios.PickupDelay{Distribution: scenarios.DistExponential, Mean: h(12)})
+	mean := 0.0
+	for _, x := range xs {
+		mean += x / float64(len(xs))
+	}
+	require.InDelta(t, 12, mean, 0.2)
+	require.InDelta(t, 12, s.mean().Hours(), 1e-9)
+
+	xs, _ = draw(scenarios.PickupDelay{Distribution: scenarios.DistGamma, Mean: h(18), CV: 0.9})
+	mean, sq := 0.0, 0.0
+	for _, x := range xs {
+		mean += x / float64(len(xs))
+		sq += x * x / float64(len(xs))
+	}
+	require.InDelta(t, 18, mean, 0.3)
+	require.InDelta(t, 0.9, math.Sqrt(sq-mean*mean)/mean, 0.02)
+
+	xs, _ = draw(scenarios.PickupDelay{Distribution: scenarios.DistEmpirical, Days: []float64{0.5, 0.2, 0.3}})
+	days := [3]int{}
+	for _, x := range xs {
+		days[int(x/24)]++
+	}
+	require.InDelta(t, 0.5, float64(days[0])/float64(len(xs)), 0.01)
+	require.InDelta(t, 0.3, float64(days[2])/float64(len(xs)), 0.01)
+
+	xs, _ = draw(scenarios.PickupDelay{Distribution: scenarios.DistFixed, Value: h(3)})
+	require.Equal(t, 3.0, xs[0])
+	_, err := newDelaySampler(scenarios.PickupDelay{Distribution: "weibull"}, nil)
+	require.Error(t, err)
+}
+
+func TestSketchQuantilesWithinOnePercent(t *testing.T) {
+	s := NewSketch()
+	rng := rand.New(rand.NewPCG(3, 4))
+	xs := make([]float64, 50_000)
+	for i := range xs {
+		xs[i] = rng.ExpFloat64() * 10
+		s.Add(xs[i])
+	}
+	s.Add(0)
+	s.Add(-1)
+	xs = append(xs, 0, 0)
+	sort.Float64s(xs)
+	for _, q := range []float64{0.1, 0.5, 0.9, 0.99} {
+		exact := xs[int(math.Ceil(q*float64(len(xs))))-1]
+		require.InEpsilon(t, exact, s.Quantile(q), 0.011, "q=%v", q)
+	}
+	require.Equal(t, uint64(len(xs)), s.Count())
+	other := NewSketch()
+	other.Add(1000)
+	s.Merge(other)
+	require.Equal(t, 1000.0, s.Quantile(1))
+	require.True(t, math.IsNaN(NewSketch().Quantile(0.5)))
+	require.True(t, math.IsNaN(NewSketch().Mean()))
+	hist := s.Histogram(50, 10)
+	total := 0.0
+	for _, v := range hist {
+		total += v
+	}
+	require.Equal(t, float64(s.Count()), total)
+}
