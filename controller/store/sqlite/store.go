@@ -1,0 +1,286 @@
+// Package sqlite is the controller's durable store in SQLite (modernc.org/sqlite,
+// pure Go, no cgo): every site's hash-chained event log, and a transactional
+// outbox of cabinet commands.
+//
+// How the service uses it: a site's core appends its events to a SiteLog,
+// which only buffers them; after each input the service commits the buffer
+// together with the commands the input produced, in one transaction, and
+// publishes the commands only after that commit. A crash therefore loses no
+// accepted parcel (its events are durable before the caller hears yes) and
+// opens no door twice (an unpublished command is republished with the same
+// id after a restart; the cabinet executes an id once).
+//
+// What it must never do: hand back events whose chain does not verify, or
+// publish before commit.
+package sqlite
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/lockertwin/lockertwin/controller"
+)
+
+const schema = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+	site TEXT NOT NULL,
+	seq  INTEGER NOT NULL,
+	at   INTEGER NOT NULL,
+	kind INTEGER NOT NULL,
+	body BLOB NOT NULL,
+	prev BLOB NOT NULL,
+	hash BLOB NOT NULL,
+	PRIMARY KEY (site, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outbox (
+	id      INTEGER PRIMARY KEY AUTOINCREMENT,
+	site    TEXT NOT NULL,
+	cabinet TEXT NOT NULL,
+	topic   TEXT NOT NULL,
+	payload BLOB NOT NULL,
+	expires INTEGER NOT NULL,
+	sent    INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (site, sent, id);
+`
+
+// SchemaVersion is the store's on-disk format.
+const SchemaVersion = "1"
+
+// Store is an open database.
+type Store struct {
+	db   *sql.DB
+	path string
+}
+
+// Open opens (creating if needed) the database at path, in WAL mode with
+// full fsync on commit: a commit survives a process crash and a power cut.
+func Open(path string) (*Store, error) {
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(5000)&_pragma=foreign_keys(ON)"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("opening store %s: %w", path, err)
+	}
+	// One writer: SQLite serialises writes anyway, and one connection keeps
+	// transactions from waiting on each other's locks.
+	db.SetMaxOpenConns(1)
+	if _, err := db.Exec(schema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("creating schema in %s: %w", path, err)
+	}
+	var version string
+	err = db.QueryRow(`SELECT value FROM meta WHERE key = 'schema'`).Scan(&version)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		if _, err := db.Exec(`INSERT INTO meta (key, value) VALUES ('schema', ?)`, SchemaVersion); err != nil {
+			db.Close()
+			return nil, err
+		}
+	case err != nil:
+		db.Close()
+		return nil, fmt.Errorf("reading schema version: %w", err)
+	case version != SchemaVersion:
+		db.Close()
+		return nil, fmt.Errorf("store %s has schema %s; this build reads %s", path, version, SchemaVersion)
+	}
+	return &Store{db: db, path: path}, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Sites lists the sites with events, sorted.
+func (s *Store) Sites() ([]string, error) {
+	rows, err := s.db.Query(`SELECT DISTINCT site FROM events ORDER BY site`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var site string
+		if err := rows.Scan(&site); err != nil {
+			return nil, err
+		}
+		out = append(out, site)
+	}
+	return out, rows.Err()
+}
+
+// Events reads a site's whole log in order and verifies its hash chain.
+func (s *Store) Events(site string) ([]controller.Event, error) {
+	rows, err := s.db.Query(`SELECT seq, body, prev, hash FROM events WHERE site = ? ORDER BY seq`, site)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s's log: %w", site, err)
+	}
+	defer rows.Close()
+	var out []controller.Event
+	for rows.Next() {
+		var seq uint64
+		var body, prev, hash []byte
+		if err := rows.Scan(&seq, &body, &prev, &hash); err != nil {
+			return nil, err
+		}
+		e, err := controller.DecodeCanonical(body)
+		if err != nil {
+			return nil, fmt.Errorf("%s's log, entry %d: %w", site, seq, err)
+		}
+		if e.Seq != seq || len(prev) != 32 || len(hash) != 32 {
+			return nil, fmt.Errorf("%s's log, entry %d: %w", site, seq, controller.ErrChainBroken)
+		}
+		copy(e.Prev[:], prev)
+		copy(e.Hash[:], hash)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if err := controller.Verify(out); err != nil {
+		return nil, fmt.Errorf("%s's log: %w", site, err)
+	}
+	return out, nil
+}
+
+// Verify re-reads a site's log and checks its chain (the audit endpoint).
+func (s *Store) Verify(site string) (int, error) {
+	events, err := s.Events(site)
+	return len(events), err
+}
+
+// Command is a cabinet command waiting in the outbox.
+type Command struct {
+	ID      int64
+	Site    string
+	Cabinet string
+	Topic   string
+	Payload []byte
+	Expires time.Time
+}
+
+// Pending lists a site's unsent, unexpired commands in order: after a
+// restart the service publishes these (same ids: the cabinets dedup).
+func (s *Store) Pending(site string, now time.Time) ([]Command, error) {
+	rows, err := s.db.Query(`SELECT id, cabinet, topic, payload, expires FROM outbox
+		WHERE site = ? AND sent = 0 AND expires > ? ORDER BY id`, site, now.UnixNano())
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Command
+	for rows.Next() {
+		c := Command{Site: site}
+		var exp int64
+		if err := rows.Scan(&c.ID, &c.Cabinet, &c.Topic, &c.Payload, &exp); err != nil {
+			return nil, err
+		}
+		c.Expires = time.Unix(0, exp).UTC()
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// MarkSent records that commands were published.
+func (s *Store) MarkSent(ids ...int64) error {
+	tx, err := s.db.Begin()
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if _, err := tx.Exec(`UPDATE outbox SET sent = 1 WHERE id = ?`, id); err != nil {
+			tx.Rollback()
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// SiteLog is a site's controller.Log: Append buffers; Commit makes the
+// buffer and the outbox entries durable in one transaction.
+type SiteLog struct {
+	s       *Store
+	site    string
+	mu      sync.Mutex
+	pending []controller.Event
+	outbox  []Command
+	buf     []byte
+}
+
+// Log returns the log of a site.
+func (s *Store) Log(site string) *SiteLog { return &SiteLog{s: s, site: site} }
+
+// Append buffers an event (controller.Log).
+func (l *SiteLog) Append(e *controller.Event) error {
+	l.mu.Lock()
+	l.pending = append(l.pending, *e)
+	l.mu.Unlock()
+	return nil
+}
+
+// Enqueue buffers a command for the outbox, to be committed with the events.
+func (l *SiteLog) Enqueue(cabinet, topic string, payload []byte, expires time.Time) {
+	l.mu.Lock()
+	l.outbox = append(l.outbox, Command{Site: l.site, Cabinet: cabinet, Topic: topic, Payload: payload, Expires: expires})
+	l.mu.Unlock()
+}
+
+// Buffered is the number of events waiting for Commit.
+func (l *SiteLog) Buffered() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.pending)
+}
+
+// Commit writes the buffered events and commands in one transaction and
+// returns the commands with their outbox ids, to be published now. On
+// error nothing was written and the buffer is dropped: the caller must
+// rebuild its core from the store, which no longer matches it.
+func (l *SiteLog) Commit() ([]Command, error) {
+	l.mu.Lock()
+	events, cmds := l.pending, l.outbox
+	l.pending, l.outbox = nil, nil
+	l.mu.Unlock()
+	if len(events) == 0 && len(cmds) == 0 {
+		return nil, nil
+	}
+	tx, err := l.s.db.Begin()
+	if err != nil {
+		return nil, fmt.Errorf("committing %s: %w", l.site, err)
+	}
+	insert, err := tx.Prepare(`INSERT INTO events (site, seq, at, kind, body, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		tx.Rollback()
+		return nil, err
+	}
+	defer insert.Close()
+	for i := range events {
+		e := &events[i]
+		l.buf = e.AppendCanonical(l.buf[:0])
+		if _, err := insert.Exec(l.site, e.Seq, e.At, int(e.Kind), l.buf, e.Prev[:], e.Hash[:]); err != nil {
+			tx.Rollback()
+			return nil, fmt.Errorf("committing %s event %d: %w", l.site, e.Seq, err)
+		}
+	}
+	for i := range cmds {
+		c := &cmds[i]
+		res, err := tx.Exec(`INSERT INTO outbox (site, cabinet, topic, payload, expires) VALUES (?, ?, ?, ?, ?)`,
+			l.site, c.Cabinet, c.Topic, c.Payload, c.Expires.UnixNano())
+		if err != nil {
+			tx.Rollback()
+			return nil, fmt.Errorf("committing %s outbox: %w", l.site, err)
+		}
+		if c.ID, err = res.LastInsertId(); err != nil {
+			tx.Rollback()
+			return nil, err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("committing %s: %w", l.site, err)
+	}
+	return cmds, nil
+}

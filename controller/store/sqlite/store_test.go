@@ -1,0 +1,256 @@
+package sqlite
+
+import (
+	"database/sql"
+	"math/rand/v2"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lockertwin/lockertwin/allocator"
+	"github.com/lockertwin/lockertwin/controller"
+	"github.com/lockertwin/lockertwin/twin"
+	"github.com/stretchr/testify/require"
+)
+
+var epoch = time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+
+type sink struct {
+	cmds  []twin.Command
+	codes map[string]string
+}
+
+func (s *sink) Send(_ string, c twin.Command) { s.cmds = append(s.cmds, c) }
+func (s *sink) Notify(n controller.Notification) {
+	if n.Code != "" {
+		s.codes[n.Parcel] = n.Code
+	}
+}
+
+func inventory(t *testing.T) (*allocator.Inventory, allocator.Policy) {
+	cat, err := allocator.NewCatalog([]allocator.Class{{Name: "S", WidthMm: 380, HeightMm: 80, DepthMm: 640}})
+	require.NoError(t, err)
+	comps, err := allocator.StackLayout(cat, []allocator.ClassCount{{Class: 0, Count: 10}})
+	require.NoError(t, err)
+	inv, err := allocator.NewInventory(cat, []allocator.CabinetSpec{{Name: "a1", Compartments: comps}})
+	require.NoError(t, err)
+	pol, err := allocator.New("first-fit", cat, allocator.Config{})
+	require.NoError(t, err)
+	return inv, pol
+}
+
+func coreOn(t *testing.T, log controller.Log, clock *twin.ManualClock, out *sink) controller.Config {
+	inv, pol := inventory(t)
+	return controller.Config{Site: "lobby", Inventory: inv, Policy: pol,
+		Settings: controller.Settings{PickupWindow: 72 * time.Hour, ReservationTimeout: 4 * time.Hour},
+		Clock:    clock, Rand: rand.New(rand.NewPCG(1, 1)), CodeKey: []byte("0123456789abcdef0123456789abcdef"),
+		Log: log, Out: out}
+}
+
+func TestCommitReloadRebuild(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lockerd.db")
+	st, err := Open(path)
+	require.NoError(t, err)
+	log := st.Log("lobby")
+	clock := twin.NewManualClock(epoch)
+	out := &sink{codes: map[string]string{}}
+	core, err := controller.New(coreOn(t, log, clock, out))
+	require.NoError(t, err)
+
+	// One parcel through deposit, committing after each input as the service does.
+	_, err = core.Announce("p1", controller.ParcelSpec{Class: "S"}, "r")
+	require.NoError(t, err)
+	_, err = log.Commit()
+	require.NoError(t, err)
+	d, err := core.StartDeposit("p1")
+	require.NoError(t, err)
+	log.Enqueue("a1", twin.CabinetTopic("lobby", "a1", twin.ChanCmd), []byte("open"), clock.Now().Add(time.Minute))
+	cmds, err := log.Commit()
+	require.NoError(t, err)
+	require.Len(t, cmds, 1)
+	require.Positive(t, cmds[0].ID)
+	seq := uint64(0)
+	send := func(ev twin.Event) {
+		seq++
+		ev.V, ev.Seq, ev.ID, ev.At = 1, seq, "e", clock.Now()
+		require.NoError(t, core.HandleEvent("a1", ev))
+		_, err := log.Commit()
+		require.NoError(t, err)
+	}
+	occupied := true
+	send(twin.Event{Type: twin.EvtAck, Command: d.Command})
+	send(twin.Event{Type: twin.EvtDoorOpened, Compartment: d.Compartment, Command: d.Command})
+	send(twin.Event{Type: twin.EvtDoorClosed, Compartment: d.Compartment, Occupied: &occupied})
+	require.NoError(t, st.Close())
+
+	// A new process: reopen, verify, rebuild.
+	st, err = Open(path)
+	require.NoError(t, err)
+	defer st.Close()
+	sites, err := st.Sites()
+	require.NoError(t, err)
+	require.Equal(t, []string{"lobby"}, sites)
+	events, err := st.Events("lobby")
+	require.NoError(t, err)
+	_, n := core.ChainHead()
+	require.Len(t, events, int(n))
+	count, err := st.Verify("lobby")
+	require.NoError(t, err)
+	require.Equal(t, int(n), count)
+	rebuilt, err := controller.Rebuild(coreOn(t, st.Log("lobby"), twin.NewManualClock(clock.Now()), &sink{codes: map[string]string{}}), events)
+	require.NoError(t, err)
+	require.Equal(t, core.Snapshot(), rebuilt.Snapshot())
+	info, err := rebuilt.Parcel("p1")
+	require.NoError(t, err)
+	require.Equal(t, controller.StateAwaitingPickup, info.State)
+
+	// The command was committed but never marked sent: it is pending.
+	pending, err := st.Pending("lobby", clock.Now())
+	require.NoError(t, err)
+	require.Len(t, pending, 1)
+	require.Equal(t, []byte("open"), pending[0].Payload)
+	require.NoError(t, st.MarkSent(pending[0].ID))
+	pending, err = st.Pending("lobby", clock.Now())
+	require.NoError(t, err)
+	require.Empty(t, pending)
+}
+
+func TestExpiredCommandsAreNotPending(t *testing.T) {
+	st, err := Open(filepath.Join(t.TempDir(), "x.db"))
+	require.NoError(t, err)
+	defer st.Close()
+	log := st.Log("lobby")
+	log.Enqueue("a1", "t", []byte("old"), epoch.Add(time.Minute))
+	log.Enqueue("a1", "t", []byte("live"), epoch.Add(time.Hour))
+	_, err = log.Commit()
+	require.NoError(t, err)
+	pending, err := st.Pending("lobby", epoch.Add(10*time.Minute))
+	require.NoError(t, err)
+	require.Len(t, pending, 1)
+	require.Equal(t, []byte("live"), pending[0].Payload, "a stale open is never sent late")
+}
+
+func TestTamperingIsDetected(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "t.db")
+	st, err := Open(path)
+	require.NoError(t, err)
+	log := st.Log("lobby")
+	core, err := controller.New(coreOn(t, log, twin.NewManualClock(epoch), &sink{codes: map[string]string{}}))
+	require.NoError(t, err)
+	for _, id := range []string{"p1", "p2", "p3"} {
+		_, err := core.Announce(id, controller.ParcelSpec{Class: "S"}, "r")
+		require.NoError(t, err)
+	}
+	_, err = log.Commit()
+	require.NoError(t, err)
+	_, err = st.Verify("lobby")
+	require.NoError(t, err)
+	require.NoError(t, st.Close())
+
+	raw, err := sql.Open("sqlite", path)
+	require.NoError(t, err)
+	tests := []struct {
+		name string
+		sql  string
+	}{
+		{"edited recipient", `UPDATE events SET body = replace(body, 'r', 'x') WHERE site = 'lobby' AND seq = 3`},
+		{"deleted entry", `DELETE FROM events WHERE site = 'lobby' AND seq = 2`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := raw.Exec(tt.sql)
+			require.NoError(t, err)
+			st, err := Open(path)
+			require.NoError(t, err)
+			defer st.Close()
+			_, err = st.Verify("lobby")
+			require.ErrorIs(t, err, controller.ErrChainBroken)
+		})
+	}
+	raw.Close()
+}
+
+func TestDuplicateSequenceIsRefused(t *testing.T) {
+	st, err := Open(filepath.Join(t.TempDir(), "d.db"))
+	require.NoError(t, err)
+	defer st.Close()
+	log := st.Log("lobby")
+	e := controller.Event{Seq: 1, Kind: controller.CabinetStatus, Cabinet: 0, Compartment: -1, Text: "online"}
+	require.NoError(t, log.Append(&e))
+	_, err = log.Commit()
+	require.NoError(t, err)
+	require.NoError(t, log.Append(&e))
+	_, err = log.Commit()
+	require.Error(t, err, "an entry is logged once")
+	events, err := st.Events("lobby")
+	require.Error(t, err, "the single entry's hash is zero, so the chain does not verify")
+	require.Empty(t, events)
+}
+
+func TestSitesCommitConcurrently(t *testing.T) {
+	st, err := Open(filepath.Join(t.TempDir(), "c.db"))
+	require.NoError(t, err)
+	defer st.Close()
+	var wg sync.WaitGroup
+	for _, site := range []string{"s1", "s2", "s3", "s4"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			log := st.Log(site)
+			chain := controller.NewChain()
+			for i := 0; i < 50; i++ {
+				e := controller.Event{Kind: controller.CabinetStatus, Cabinet: 0, Compartment: -1, Text: "online", At: int64(i)}
+				chain.Link(&e)
+				if err := log.Append(&e); err != nil {
+					t.Error(err)
+				}
+				if _, err := log.Commit(); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, site := range []string{"s1", "s2", "s3", "s4"} {
+		n, err := st.Verify(site)
+		require.NoError(t, err)
+		require.Equal(t, 50, n)
+	}
+}
+
+func TestOpenRefusesAnotherSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	st, err := Open(path)
+	require.NoError(t, err)
+	_, err = st.db.Exec(`UPDATE meta SET value = '99' WHERE key = 'schema'`)
+	require.NoError(t, err)
+	st.Close()
+	_, err = Open(path)
+	require.ErrorContains(t, err, "schema 99")
+	_, err = Open(filepath.Join(t.TempDir(), "no", "such", "dir", "x.db"))
+	require.Error(t, err)
+}
+
+// BenchmarkCommit is one committed input of six events and a command: the
+// durable cost of a door operation.
+func BenchmarkCommit(b *testing.B) {
+	st, err := Open(filepath.Join(b.TempDir(), "b.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	log := st.Log("lobby")
+	chain := controller.NewChain()
+	for i := 0; i < b.N; i++ {
+		for k := 0; k < 6; k++ {
+			e := controller.Event{Kind: controller.DoorOpened, Cabinet: 0, Compartment: 3, Command: "lobby-c1", At: int64(i)}
+			chain.Link(&e)
+			_ = log.Append(&e)
+		}
+		log.Enqueue("a1", "lockers/v1/lobby/a1/cmd", []byte(`{"v":1}`), epoch.Add(time.Minute))
+		if _, err := log.Commit(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
