@@ -28,16 +28,19 @@ import (
 
 const schema = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sites (id TEXT PRIMARY KEY, layout BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
-	site TEXT NOT NULL,
-	seq  INTEGER NOT NULL,
-	at   INTEGER NOT NULL,
-	kind INTEGER NOT NULL,
-	body BLOB NOT NULL,
-	prev BLOB NOT NULL,
-	hash BLOB NOT NULL,
+	site   TEXT NOT NULL,
+	seq    INTEGER NOT NULL,
+	at     INTEGER NOT NULL,
+	kind   INTEGER NOT NULL,
+	parcel TEXT NOT NULL,
+	body   BLOB NOT NULL,
+	prev   BLOB NOT NULL,
+	hash   BLOB NOT NULL,
 	PRIMARY KEY (site, seq)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS events_parcel ON events (site, parcel, seq);
 CREATE TABLE IF NOT EXISTS outbox (
 	id      INTEGER PRIMARY KEY AUTOINCREMENT,
 	site    TEXT NOT NULL,
@@ -147,6 +150,68 @@ func (s *Store) Events(site string) ([]controller.Event, error) {
 	return out, nil
 }
 
+// History returns one parcel's events in order (their chain is verified as
+// part of the site's log by Verify).
+func (s *Store) History(site, parcel string) ([]controller.Event, error) {
+	rows, err := s.db.Query(`SELECT body, prev, hash FROM events WHERE site = ? AND parcel = ? ORDER BY seq`, site, parcel)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []controller.Event
+	for rows.Next() {
+		var body, prev, hash []byte
+		if err := rows.Scan(&body, &prev, &hash); err != nil {
+			return nil, err
+		}
+		e, err := controller.DecodeCanonical(body)
+		if err != nil {
+			return nil, fmt.Errorf("%s's log: %w", site, err)
+		}
+		copy(e.Prev[:], prev)
+		copy(e.Hash[:], hash)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// SaveSite records a site's layout (what its inventory is built from), once:
+// a different layout for an existing site is refused, since its log would no
+// longer replay.
+func (s *Store) SaveSite(id string, layout []byte) error {
+	var existing []byte
+	err := s.db.QueryRow(`SELECT layout FROM sites WHERE id = ?`, id).Scan(&existing)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		_, err = s.db.Exec(`INSERT INTO sites (id, layout) VALUES (?, ?)`, id, layout)
+		return err
+	case err != nil:
+		return err
+	case string(existing) != string(layout):
+		return fmt.Errorf("site %s is already provisioned with another layout", id)
+	}
+	return nil
+}
+
+// SiteLayouts returns every provisioned site's layout, by id.
+func (s *Store) SiteLayouts() (map[string][]byte, error) {
+	rows, err := s.db.Query(`SELECT id, layout FROM sites ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string][]byte{}
+	for rows.Next() {
+		var id string
+		var layout []byte
+		if err := rows.Scan(&id, &layout); err != nil {
+			return nil, err
+		}
+		out[id] = layout
+	}
+	return out, rows.Err()
+}
+
 // Verify re-reads a site's log and checks its chain (the audit endpoint).
 func (s *Store) Verify(site string) (int, error) {
 	events, err := s.Events(site)
@@ -252,7 +317,7 @@ func (l *SiteLog) Commit() ([]Command, error) {
 	if err != nil {
 		return nil, fmt.Errorf("committing %s: %w", l.site, err)
 	}
-	insert, err := tx.Prepare(`INSERT INTO events (site, seq, at, kind, body, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?)`)
+	insert, err := tx.Prepare(`INSERT INTO events (site, seq, at, kind, parcel, body, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		tx.Rollback()
 		return nil, err
@@ -261,7 +326,7 @@ func (l *SiteLog) Commit() ([]Command, error) {
 	for i := range events {
 		e := &events[i]
 		l.buf = e.AppendCanonical(l.buf[:0])
-		if _, err := insert.Exec(l.site, e.Seq, e.At, int(e.Kind), l.buf, e.Prev[:], e.Hash[:]); err != nil {
+		if _, err := insert.Exec(l.site, e.Seq, e.At, int(e.Kind), e.Parcel, l.buf, e.Prev[:], e.Hash[:]); err != nil {
 			tx.Rollback()
 			return nil, fmt.Errorf("committing %s event %d: %w", l.site, e.Seq, err)
 		}

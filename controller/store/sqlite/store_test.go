@@ -104,6 +104,10 @@ func TestCommitReloadRebuild(t *testing.T) {
 	info, err := rebuilt.Parcel("p1")
 	require.NoError(t, err)
 	require.Equal(t, controller.StateAwaitingPickup, info.State)
+	history, err := st.History("lobby", "p1")
+	require.NoError(t, err)
+	require.Equal(t, controller.Announced, history[0].Kind)
+	require.Equal(t, controller.Notified, history[len(history)-1].Kind)
 
 	// The command was committed but never marked sent: it is pending.
 	pending, err := st.Pending("lobby", clock.Now())
@@ -253,4 +257,16 @@ func BenchmarkCommit(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+func TestSiteLayoutsAreSavedOnce(t *testing.T) {
+	st, err := Open(filepath.Join(t.TempDir(), "l.db"))
+	require.NoError(t, err)
+	defer st.Close()
+	require.NoError(t, st.SaveSite("lobby", []byte(`{"a":1}`)))
+	require.NoError(t, st.SaveSite("lobby", []byte(`{"a":1}`)), "idempotent")
+	require.ErrorContains(t, st.SaveSite("lobby", []byte(`{"a":2}`)), "another layout")
+	layouts, err := st.SiteLayouts()
+	require.NoError(t, err)
+	require.Equal(t, map[string][]byte{"lobby": []byte(`{"a":1}`)}, layouts)
 }
