@@ -418,3 +418,17 @@ func TestNoDeadlockUnderCommandBurst(t *testing.T) {
 		t.Fatalf("delivery stalled; dropped %d", f.b.Stats().MessagesDropped)
 	}
 }
+
+func TestCredentialsExportImport(t *testing.T) {
+	a := NewCredentials()
+	user, secret, err := a.AddCabinet("lobby", "a1")
+	require.NoError(t, err)
+	b := NewCredentials()
+	b.Import(a.Export())
+	require.True(t, b.Has(user))
+	_, ok := b.Check(user, []byte(secret))
+	require.True(t, ok, "a restarted broker still admits the cabinet")
+	for _, s := range a.Export() {
+		require.NotContains(t, string(s.Digest[:]), secret)
+	}
+}

@@ -142,3 +142,40 @@ func (c *Credentials) Usernames() []string {
 	sort.Strings(out)
 	return out
 }
+
+// Stored is a credential as kept on disk: the identity, salt and digest,
+// never the secret.
+type Stored struct {
+	Identity Identity
+	Salt     [16]byte
+	Digest   [32]byte
+}
+
+// Export returns every credential, sorted by username, for persisting.
+func (c *Credentials) Export() []Stored {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]Stored, 0, len(c.users))
+	for _, cr := range c.users {
+		out = append(out, Stored{Identity: cr.id, Salt: cr.salt, Digest: cr.hash})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Identity.Username < out[j].Identity.Username })
+	return out
+}
+
+// Import adds stored credentials (after a restart).
+func (c *Credentials) Import(list []Stored) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, s := range list {
+		c.users[s.Identity.Username] = credential{id: s.Identity, salt: s.Salt, hash: s.Digest}
+	}
+}
+
+// Has reports whether a username is provisioned.
+func (c *Credentials) Has(username string) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	_, ok := c.users[username]
+	return ok
+}

@@ -1,0 +1,618 @@
+package service
+
+import (
+	"context"
+	"crypto/subtle"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/lockertwin/lockertwin/allocator"
+	"github.com/lockertwin/lockertwin/controller"
+)
+
+//go:embed openapi.json
+var openapi []byte
+
+// apiError is every error body: a stable code and a message.
+type apiError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, apiError{Code: code, Message: msg})
+}
+
+// writeCoreError maps the controller's typed errors to statuses: the
+// caller's mistakes are 4xx, a store failure is 503, anything else 500.
+func writeCoreError(w http.ResponseWriter, err error) {
+	code := controller.ErrorCode(err)
+	status := http.StatusInternalServerError
+	switch code {
+	case "unknown_parcel", "unknown_cabinet", "unknown_compartment":
+		status = http.StatusNotFound
+	case "duplicate_parcel", "wrong_state", "compartment_busy", "no_capacity", "duplicate_event":
+		status = http.StatusConflict
+	case "bad_request":
+		status = http.StatusBadRequest
+	case "wrong_code", "bad_qr", "code_expired":
+		status = http.StatusUnauthorized
+	case "locked_out":
+		status = http.StatusTooManyRequests
+		var lo *controller.LockoutError
+		if errors.As(err, &lo) {
+			w.Header().Set("Retry-After", strconv.Itoa(int(time.Until(lo.Until).Seconds())+1))
+		}
+	case "store_unavailable":
+		status = http.StatusServiceUnavailable
+	}
+	if errors.Is(err, errShuttingDown) {
+		status, code = http.StatusServiceUnavailable, "shutting_down"
+	}
+	writeError(w, status, code, err.Error())
+}
+
+// decode reads a JSON body strictly: unknown fields and trailing data are
+// the caller's mistake.
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", "invalid JSON body: "+err.Error())
+		return false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		writeError(w, http.StatusBadRequest, "bad_request", "trailing data after the JSON body")
+		return false
+	}
+	return true
+}
+
+type role uint8
+
+const (
+	roleCourier role = iota + 1
+	roleAdmin
+)
+
+// authorize checks a bearer token; the admin token may do what a courier may.
+func (s *Service) authorize(w http.ResponseWriter, r *http.Request, need role) bool {
+	h := r.Header.Get("Authorization")
+	tok, ok := strings.CutPrefix(h, "Bearer ")
+	eq := func(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
+	switch {
+	case ok && eq(tok, s.tokens.Admin):
+		return true
+	case ok && need == roleCourier && eq(tok, s.tokens.Courier):
+		return true
+	case !ok:
+		writeError(w, http.StatusUnauthorized, "unauthenticated", "a bearer token is required")
+	default:
+		writeError(w, http.StatusForbidden, "forbidden", "this token may not do that")
+	}
+	return false
+}
+
+func (s *Service) routes() http.Handler {
+	mux := http.NewServeMux()
+	handle := func(pattern, route string, h http.HandlerFunc) {
+		mux.Handle(pattern, s.metrics.instrument(route, h))
+	}
+	handle("GET /healthz", "/healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
+	handle("GET /readyz", "/readyz", s.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	handle("GET /v1/openapi.json", "/v1/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(openapi)
+	})
+	handle("GET /v1/sites", "/v1/sites", s.listSites)
+	handle("GET /v1/sites/{site}", "/v1/sites/{site}", s.getSite)
+	handle("POST /v1/sites/{site}/parcels", "/v1/sites/{site}/parcels", s.announce)
+	handle("GET /v1/sites/{site}/parcels/{parcel}", "/v1/sites/{site}/parcels/{parcel}", s.getParcel)
+	handle("POST /v1/sites/{site}/parcels/{parcel}/deposit", "/v1/sites/{site}/parcels/{parcel}/deposit", s.deposit)
+	handle("POST /v1/sites/{site}/parcels/{parcel}/return", "/v1/sites/{site}/parcels/{parcel}/return", s.collectReturn)
+	handle("POST /v1/sites/{site}/parcels/{parcel}/qr", "/v1/sites/{site}/parcels/{parcel}/qr", s.issueQR)
+	handle("POST /v1/sites/{site}/pickup", "/v1/sites/{site}/pickup", s.pickup)
+	handle("GET /v1/audit/verify", "/v1/audit/verify", s.verify)
+	mux.HandleFunc("GET /v1/events", s.events)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
+	})
+	return mux
+}
+
+func (s *Service) readyz(w http.ResponseWriter, _ *http.Request) {
+	s.mu.RLock()
+	ready := s.ready
+	s.mu.RUnlock()
+	if !ready {
+		writeError(w, http.StatusServiceUnavailable, "not_ready", "starting or stopping")
+		return
+	}
+	writeJSON(w, 200, map[string]string{"status": "ready"})
+}
+
+func (s *Service) siteOf(w http.ResponseWriter, r *http.Request) (*site, bool) {
+	st, ok := s.site(r.PathValue("site"))
+	if !ok {
+		writeError(w, http.StatusNotFound, "unknown_site", "no site "+strconv.Quote(r.PathValue("site")))
+	}
+	return st, ok
+}
+
+func (s *Service) listSites(w http.ResponseWriter, r *http.Request) {
+	if !s.authorize(w, r, roleCourier) {
+		return
+	}
+	var ids []string
+	for _, st := range s.sortedSites() {
+		ids = append(ids, st.id)
+	}
+	writeJSON(w, 200, map[string]any{"sites": ids})
+}
+
+type compartmentView struct {
+	Cabinet     string `json:"cabinet"`
+	Compartment int    `json:"compartment"`
+	Class       string `json:"class"`
+	Status      string `json:"status"`
+}
+
+func (s *Service) getSite(w http.ResponseWriter, r *http.Request) {
+	if !s.authorize(w, r, roleCourier) {
+		return
+	}
+	st, ok := s.siteOf(w, r)
+	if !ok {
+		return
+	}
+	var view []compartmentView
+	err := st.call(r.Context(), func() error {
+		inv := st.core.Inventory()
+		cabs := inv.Cabinets()
+		for i := 0; i < inv.Len(); i++ {
+			c, _ := inv.Compartment(allocator.CompartmentID(i))
+			view = append(view, compartmentView{Cabinet: cabs[c.Cabinet].Name, Compartment: c.Slot,
+				Class: inv.Catalog().Class(c.Class).Name, Status: inv.Status(c.ID).String()})
+		}
+		return nil
+	})
+	if err != nil {
+		writeCoreError(w, err)
+		return
+	}
+	writeJSON(w, 200, map[string]any{"site": st.id, "compartments": view})
+}
+
+type announceRequest struct {
+	ID            string `json:"id"`
+	Class         string `json:"class,omitempty"`
+	LengthMm      int    `json:"length_mm,omitempty"`
+	WidthMm       int    `json:"width_mm,omitempty"`
+	HeightMm      int    `json:"height_mm,omitempty"`
+	Zone          string `json:"zone,omitempty"`
+	Recipient     string `json:"recipient"`
+	MaxTopMm      int    `json:"max_top_mm,omitempty"`
+	PreferCabinet string `json:"prefer_cabinet,omitempty"`
+}
+
+type reservationView struct {
+	Parcel        string `json:"parcel"`
+	Cabinet       string `json:"cabinet,omitempty"`
+	Compartment   int    `json:"compartment,omitempty"`
+	Class         string `json:"class,omitempty"`
+	ReservedUntil string `json:"reserved_until,omitempty"`
+}
+
+func (s *Service) announce(w http.ResponseWriter, r *http.Request) {
+	if !s.authorize(w, r, roleCourier) {
+		return
+	}
+	st, ok := s.siteOf(w, r)
+	if !ok {
+		return
+	}
+	var req announceRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	spec := controller.ParcelSpec{Class: req.Class, LengthMm: req.LengthMm, WidthMm: req.WidthMm, HeightMm: req.HeightMm,
+		Zone: req.Zone, MaxTopMm: req.MaxTopMm, PreferCabinet: req.PreferCabinet}
+	var res controller.Reservation
+	err := st.call(r.Context(), func() error {
+		var err error
+		res, err = st.core.Announce(req.ID, spec, req.Recipient)
+		return err
+	})
+	if err != nil {
+		writeCoreError(w, err)
+		return
+	}
+	view := reservationView{Parcel: res.Parcel, Cabinet: res.Cabinet, Compartment: res.Compartment, Class: res.Class}
+	if !res.Until.IsZero() {
+		view.ReservedUntil = res.Until.Format(time.RFC3339)
+	}
+	writeJSON(w, http.StatusCreated, view)
+}
+
+type doorView struct {
+	Parcel      string `json:"parcel"`
+	Cabinet     string `json:"cabinet"`
+	Compartment int    `json:"compartment"`
+	Command     string `json:"command,omitempty"`
+}
+
+func (s *Service) doorCall(w http.ResponseWriter, r *http.Request, op func(*controller.Core, string) (controller.DoorOpening, error)) {
+	if !s.authorize(w, r, roleCourier) {
+		return
+	}
+	st, ok := s.siteOf(w, r)
+	if !ok {
+		return
+	}
+	var d controller.DoorOpening
+	err := st.call(r.Context(), func() error {
+		var err error
+		d, err = op(st.core, r.PathValue("parcel"))
+		return err
+	})
+	if err != nil {
+		writeCoreError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, doorView{Parcel: d.Parcel, Cabinet: d.Cabinet, Compartment: d.Compartment, Command: d.Command})
+}
+
+func (s *Service) deposit(w http.ResponseWriter, r *http.Request) {
+	s.doorCall(w, r, (*controller.Core).StartDeposit)
+}
+
+func (s *Service) collectReturn(w http.ResponseWriter, r *http.Request) {
+	s.doorCall(w, r, (*controller.Core).CollectReturn)
+}
+
+func (s *Service) issueQR(w http.ResponseWriter, r *http.Request) {
+	if !s.authorize(w, r, roleAdmin) {
+		return
+	}
+	st, ok := s.siteOf(w, r)
+	if !ok {
+		return
+	}
+	var qr string
+	err := st.call(r.Context(), func() error {
+		var err error
+		qr, err = st.core.IssueQR(r.PathValue("parcel"))
+		return err
+	})
+	if err != nil {
+		writeCoreError(w, err)
+		return
+	}
+	writeJSON(w, 200, map[string]string{"qr": qr})
+}
+
+type pickupRequest struct {
+	Cabinet string `json:"cabinet"`
+	Code    string `json:"code,omitempty"`
+	QR      string `json:"qr,omitempty"`
+}
+
+// pickup is a recipient at a cabinet: authenticated by the code itself.
+func (s *Service) pickup(w http.ResponseWriter, r *http.Request) {
+	st, ok := s.siteOf(w, r)
+	if !ok {
+		return
+	}
+	var req pickupRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	if (req.Code == "") == (req.QR == "") {
+		writeError(w, http.StatusBadRequest, "bad_request", "give a code or a qr, not both")
+		return
+	}
+	var res controller.PickupResult
+	err := st.call(r.Context(), func() error {
+		var err error
+		if req.Code != "" {
+			res, err = st.core.Pickup(req.Cabinet, req.Code)
+		} else {
+			res, err = st.core.PickupQR(req.Cabinet, req.QR)
+		}
+		return err
+	})
+	if err != nil {
+		writeCoreError(w, err)
+		return
+	}
+	writeJSON(w, 200, doorView{Parcel: res.Parcel, Cabinet: res.Cabinet, Compartment: res.Compartment})
+}
+
+type historyEntry struct {
+	Seq  uint64 `json:"seq"`
+	At   string `json:"at"`
+	Kind string `json:"kind"`
+	Text string `json:"text,omitempty"`
+}
+
+func (s *Service) getParcel(w http.ResponseWriter, r *http.Request) {
+	if !s.authorize(w, r, roleCourier) {
+		return
+	}
+	st, ok := s.siteOf(w, r)
+	if !ok {
+		return
+	}
+	id := r.PathValue("parcel")
+	var info controller.ParcelInfo
+	err := st.call(r.Context(), func() error {
+		var err error
+		info, err = st.core.Parcel(id)
+		return err
+	})
+	if err != nil {
+		writeCoreError(w, err)
+		return
+	}
+	events, err := s.store.History(st.id, id)
+	if err != nil {
+		writeCoreError(w, fmt.Errorf("%w: %v", controller.ErrLogFailed, err))
+		return
+	}
+	history := make([]historyEntry, 0, len(events))
+	for _, e := range events {
+		h := historyEntry{Seq: e.Seq, At: time.Unix(0, e.At).UTC().Format(time.RFC3339Nano), Kind: e.Kind.String()}
+		if e.Kind != controller.Announced { // the recipient is personal data
+			h.Text = e.Text
+		}
+		history = append(history, h)
+	}
+	view := map[string]any{"parcel": info.ID, "state": info.State.String(), "cabinet": info.Cabinet,
+		"compartment": info.Compartment, "class": info.Class, "exception": info.Exception, "history": history}
+	if !info.Deadline.IsZero() {
+		view["deadline"] = info.Deadline.Format(time.RFC3339)
+	}
+	writeJSON(w, 200, view)
+}
+
+func (s *Service) verify(w http.ResponseWriter, r *http.Request) {
+	if !s.authorize(w, r, roleAdmin) {
+		return
+	}
+	type result struct {
+		Site    string `json:"site"`
+		Entries int    `json:"entries"`
+		OK      bool   `json:"ok"`
+		Error   string `json:"error,omitempty"`
+	}
+	var out []result
+	allOK := true
+	for _, st := range s.sortedSites() {
+		n, err := s.store.Verify(st.id)
+		res := result{Site: st.id, Entries: n, OK: err == nil}
+		if err != nil {
+			res.Error, allOK = err.Error(), false
+		}
+		out = append(out, res)
+	}
+	status := 200
+	if !allOK {
+		status = http.StatusConflict
+	}
+	writeJSON(w, status, map[string]any{"ok": allOK, "sites": out})
+}
+
+// ---- observations (Server-Sent Events) -------------------------------------
+
+// Observation is what live views see of a domain event: no codes, digests
+// or recipients.
+type Observation struct {
+	Site        string `json:"site"`
+	Seq         uint64 `json:"seq"`
+	At          string `json:"at"`
+	Kind        string `json:"kind"`
+	Parcel      string `json:"parcel,omitempty"`
+	Cabinet     string `json:"cabinet,omitempty"`
+	Compartment int    `json:"compartment,omitempty"`
+	Detail      string `json:"detail,omitempty"`
+}
+
+func (st *site) observation(e *controller.Event) Observation {
+	o := Observation{Site: st.id, Seq: e.Seq, At: time.Unix(0, e.At).UTC().Format(time.RFC3339Nano), Kind: e.Kind.String(), Parcel: e.Parcel}
+	inv := st.core.Inventory()
+	if e.Cabinet >= 0 && int(e.Cabinet) < len(inv.Cabinets()) {
+		o.Cabinet = inv.Cabinets()[e.Cabinet].Name
+	}
+	if c, ok := inv.Compartment(allocator.CompartmentID(e.Compartment)); ok && e.Compartment >= 0 {
+		o.Compartment = c.Slot
+	}
+	switch e.Kind {
+	case controller.AlarmRaised, controller.ExceptionRaised, controller.Refused, controller.OutOfService, controller.CabinetStatus, controller.Notified:
+		o.Detail = e.Text
+	}
+	return o
+}
+
+// hub fans observations out to SSE subscribers; a slow subscriber loses
+// observations rather than slowing a site.
+type hub struct {
+	mu     sync.Mutex
+	subs   map[chan Observation]struct{}
+	closed bool
+}
+
+func newHub() *hub { return &hub{subs: map[chan Observation]struct{}{}} }
+
+func (h *hub) subscribe() chan Observation {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ch := make(chan Observation, 256)
+	if h.closed {
+		close(ch)
+		return ch
+	}
+	h.subs[ch] = struct{}{}
+	return ch
+}
+
+func (h *hub) unsubscribe(ch chan Observation) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.subs[ch]; ok {
+		delete(h.subs, ch)
+		close(ch)
+	}
+}
+
+func (h *hub) publish(o Observation) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for ch := range h.subs {
+		select {
+		case ch <- o:
+		default:
+		}
+	}
+}
+
+func (h *hub) close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	for ch := range h.subs {
+		close(ch)
+	}
+	h.subs = map[chan Observation]struct{}{}
+}
+
+func (s *Service) events(w http.ResponseWriter, r *http.Request) {
+	if !s.authorize(w, r, roleCourier) {
+		return
+	}
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		writeError(w, http.StatusInternalServerError, "internal", "streaming unsupported")
+		return
+	}
+	ch := s.hub.subscribe()
+	defer s.hub.unsubscribe(ch)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(200)
+	fmt.Fprint(w, ": lockerd observations\n\n")
+	flusher.Flush()
+	keepalive := time.NewTicker(15 * time.Second)
+	defer keepalive.Stop()
+	for {
+		select {
+		case o, open := <-ch:
+			if !open {
+				return
+			}
+			b, _ := json.Marshal(o)
+			fmt.Fprintf(w, "event: %s\ndata: %s\n\n", o.Kind, b)
+			flusher.Flush()
+		case <-keepalive.C:
+			fmt.Fprint(w, ": keepalive\n\n")
+			flusher.Flush()
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+// ---- metrics ---------------------------------------------------------------
+
+type metrics struct {
+	reg          *prometheus.Registry
+	requests     *prometheus.CounterVec
+	latency      *prometheus.HistogramVec
+	doorRTT      prometheus.Histogram
+	alarms       *prometheus.CounterVec
+	mqttRejected prometheus.Counter
+	issued       map[string]time.Time
+	mu           sync.Mutex
+}
+
+func newMetrics(s *Service) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry(), issued: map[string]time.Time{}}
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lockerd_http_requests_total", Help: "HTTP requests by route and status."}, []string{"route", "status"})
+	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "lockerd_http_request_seconds", Help: "HTTP request latency by route.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}, []string{"route"})
+	m.doorRTT = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "lockerd_door_round_trip_seconds", Help: "From a door command to the cabinet's door_opened.",
+		Buckets: prometheus.ExponentialBuckets(0.005, 2, 12)})
+	m.alarms = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lockerd_alarms_total", Help: "Alarms by kind."}, []string{"kind"})
+	m.mqttRejected = prometheus.NewCounter(prometheus.CounterOpts{Name: "lockerd_mqtt_messages_rejected_total", Help: "Cabinet messages refused as malformed, misrouted or invalid."})
+	parcels := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lockerd_parcels_active", Help: "Parcels not yet in a terminal state."}, func() float64 {
+		n := 0
+		for _, st := range s.sortedSites() {
+			_ = st.call(context.Background(), func() error { n += st.core.ActiveParcels(); return nil })
+		}
+		return float64(n)
+	})
+	connected := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lockerd_mqtt_clients_connected", Help: "Connected MQTT clients (cabinets)."}, func() float64 {
+		if s.broker == nil {
+			return 0
+		}
+		return float64(s.broker.Stats().ClientsConnected)
+	})
+	m.reg.MustRegister(m.requests, m.latency, m.doorRTT, m.alarms, m.mqttRejected, parcels, connected,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) { r.status = code; r.ResponseWriter.WriteHeader(code) }
+
+func (m *metrics) instrument(route string, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: 200}
+		h(rec, r)
+		m.requests.WithLabelValues(route, strconv.Itoa(rec.status)).Inc()
+		m.latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
+	})
+}
+
+// observe updates metrics from a committed event.
+func (m *metrics) observe(_ *site, e *controller.Event) {
+	switch e.Kind {
+	case controller.AlarmRaised:
+		m.alarms.WithLabelValues(e.Text).Inc()
+	case controller.DoorCommanded:
+		m.mu.Lock()
+		m.issued[e.Command] = time.Unix(0, e.At)
+		m.mu.Unlock()
+	case controller.DoorOpened, controller.CommandFailed:
+		m.mu.Lock()
+		if at, ok := m.issued[e.Command]; ok {
+			if e.Kind == controller.DoorOpened {
+				m.doorRTT.Observe(time.Unix(0, e.At).Sub(at).Seconds())
+			}
+			delete(m.issued, e.Command)
+		}
+		m.mu.Unlock()
+	}
+}

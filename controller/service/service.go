@@ -1,0 +1,644 @@
+// Package service is lockerd as a library: the controller core of every
+// site, each serialised on its own goroutine (sites share nothing), the
+// embedded MQTT broker for cabinets, the SQLite store, and the HTTP API.
+// controller/cmd/lockerd only parses flags and calls New, Start, Shutdown;
+// tests run the whole service in-process on port 0.
+//
+// What it must never do: publish a command before the event that caused it
+// is durable, answer "accepted" before it is durable, or answer a caller's
+// mistake with a 500.
+package service
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/lockertwin/lockertwin/controller"
+	"github.com/lockertwin/lockertwin/controller/store/sqlite"
+	"github.com/lockertwin/lockertwin/twin"
+	"github.com/lockertwin/lockertwin/twin/broker"
+)
+
+// Config configures a service.
+type Config struct {
+	HTTPAddr string // e.g. ":8080", "127.0.0.1:0"
+	MQTTAddr string // e.g. ":1883", "127.0.0.1:0"
+	WSAddr   string // optional MQTT over WebSocket
+	DataDir  string // the store, keys and tokens live here
+	// Sites to provision at start (idempotent; a changed layout is refused).
+	Sites []SiteLayout
+	// AdminToken and CourierToken authenticate API callers; empty ones are
+	// generated on first start and kept in DataDir/tokens.json.
+	AdminToken, CourierToken string
+	// Notifier receives notifications (with pickup codes) after they are
+	// durable; nil logs them without the code.
+	Notifier Notifier
+	Logger   *slog.Logger
+}
+
+// Notifier delivers notifications to recipients (a webhook, say).
+type Notifier interface {
+	Notify(site string, n controller.Notification)
+}
+
+// Service is a running lockerd.
+type Service struct {
+	cfg    Config
+	log    *slog.Logger
+	store  *sqlite.Store
+	creds  *broker.Credentials
+	broker *broker.Broker
+	key    []byte
+	tokens tokens
+
+	mu    sync.RWMutex
+	sites map[string]*site
+
+	hub     *hub
+	metrics *metrics
+	http    *http.Server
+	httpLn  net.Listener
+	ready   bool
+	wg      sync.WaitGroup
+	stop    context.CancelFunc
+	ctx     context.Context
+	unsub   []func()
+}
+
+type tokens struct {
+	Admin   string `json:"admin"`
+	Courier string `json:"courier"`
+}
+
+// New opens the store, loads or provisions sites and credentials, and
+// rebuilds every site's core from its log. Nothing listens until Start.
+func New(cfg Config) (*Service, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("service: a data directory is required")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("service: data directory: %w", err)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.HTTPAddr == "" {
+		cfg.HTTPAddr = "127.0.0.1:0"
+	}
+	if cfg.MQTTAddr == "" {
+		cfg.MQTTAddr = "127.0.0.1:0"
+	}
+	st, err := sqlite.Open(filepath.Join(cfg.DataDir, "lockerd.db"))
+	if err != nil {
+		return nil, err
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	s := &Service{cfg: cfg, log: cfg.Logger, store: st, sites: map[string]*site{}, hub: newHub(), ctx: ctx, stop: stop}
+	s.metrics = newMetrics(s)
+	fail := func(err error) (*Service, error) {
+		stop()
+		st.Close()
+		return nil, err
+	}
+	if s.key, err = loadOrCreateSecret(filepath.Join(cfg.DataDir, "code.key"), 32); err != nil {
+		return fail(err)
+	}
+	if s.tokens, err = loadTokens(filepath.Join(cfg.DataDir, "tokens.json"), cfg.AdminToken, cfg.CourierToken); err != nil {
+		return fail(err)
+	}
+	s.creds = broker.NewCredentials()
+	if err := s.loadCredentials(); err != nil {
+		return fail(err)
+	}
+	for _, l := range cfg.Sites {
+		if err := s.provision(l); err != nil {
+			return fail(fmt.Errorf("provisioning %s: %w", l.ID, err))
+		}
+	}
+	layouts, err := st.SiteLayouts()
+	if err != nil {
+		return fail(err)
+	}
+	ids := make([]string, 0, len(layouts))
+	for id := range layouts {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		var l SiteLayout
+		if err := json.Unmarshal(layouts[id], &l); err != nil {
+			return fail(fmt.Errorf("site %s layout: %w", id, err))
+		}
+		if err := s.startSite(l); err != nil {
+			return fail(fmt.Errorf("site %s: %w", id, err))
+		}
+	}
+	s.broker, err = broker.New(broker.Config{TCPAddr: cfg.MQTTAddr, WSAddr: cfg.WSAddr, Credentials: s.creds, Logger: cfg.Logger})
+	if err != nil {
+		return fail(err)
+	}
+	return s, nil
+}
+
+// Tokens returns the API tokens (admin, courier).
+func (s *Service) Tokens() (admin, courier string) { return s.tokens.Admin, s.tokens.Courier }
+
+func loadOrCreateSecret(path string, n int) ([]byte, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		if len(b) != n {
+			return nil, fmt.Errorf("%s: expected %d bytes", path, n)
+		}
+		return b, nil
+	}
+	b := make([]byte, n)
+	if _, err := crand.Read(b); err != nil {
+		return nil, err
+	}
+	return b, os.WriteFile(path, b, 0o600)
+}
+
+func loadTokens(path, admin, courier string) (tokens, error) {
+	var t tokens
+	if b, err := os.ReadFile(path); err == nil {
+		if err := json.Unmarshal(b, &t); err != nil {
+			return t, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	if admin != "" {
+		t.Admin = admin
+	}
+	if courier != "" {
+		t.Courier = courier
+	}
+	var err error
+	if t.Admin == "" {
+		if t.Admin, err = broker.NewSecret(); err != nil {
+			return t, err
+		}
+	}
+	if t.Courier == "" {
+		if t.Courier, err = broker.NewSecret(); err != nil {
+			return t, err
+		}
+	}
+	b, _ := json.MarshalIndent(t, "", "  ")
+	return t, os.WriteFile(path, b, 0o600)
+}
+
+// credentials persist as hashed entries in DataDir/credentials.db.json.
+func (s *Service) credentialsPath() string {
+	return filepath.Join(s.cfg.DataDir, "mqtt-credentials.json")
+}
+
+func (s *Service) loadCredentials() error {
+	b, err := os.ReadFile(s.credentialsPath())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var list []broker.Stored
+	if err := json.Unmarshal(b, &list); err != nil {
+		return fmt.Errorf("%s: %w", s.credentialsPath(), err)
+	}
+	s.creds.Import(list)
+	return nil
+}
+
+func (s *Service) saveCredentials() error {
+	b, err := json.MarshalIndent(s.creds.Export(), "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := s.credentialsPath() + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, s.credentialsPath())
+}
+
+// CabinetSecret is a newly provisioned cabinet's MQTT login.
+type CabinetSecret struct {
+	Site, Cabinet, Username, Secret string
+}
+
+// provision stores a site's layout and creates credentials for cabinets that
+// have none. New secrets are written to DataDir/new-cabinet-secrets.json
+// (the only place they ever appear in clear).
+func (s *Service) provision(l SiteLayout) error {
+	if _, _, _, err := l.build(); err != nil {
+		return err
+	}
+	b, err := l.encode()
+	if err != nil {
+		return err
+	}
+	if err := s.store.SaveSite(l.ID, b); err != nil {
+		return err
+	}
+	var fresh []CabinetSecret
+	for _, cab := range l.Cabinets {
+		user := broker.CabinetUsername(l.ID, cab.Name)
+		if s.creds.Has(user) {
+			continue
+		}
+		_, secret, err := s.creds.AddCabinet(l.ID, cab.Name)
+		if err != nil {
+			return err
+		}
+		fresh = append(fresh, CabinetSecret{Site: l.ID, Cabinet: cab.Name, Username: user, Secret: secret})
+	}
+	if len(fresh) == 0 {
+		return nil
+	}
+	if err := s.saveCredentials(); err != nil {
+		return err
+	}
+	path := filepath.Join(s.cfg.DataDir, "new-cabinet-secrets.json")
+	var existing []CabinetSecret
+	if b, err := os.ReadFile(path); err == nil {
+		_ = json.Unmarshal(b, &existing)
+	}
+	out, _ := json.MarshalIndent(append(existing, fresh...), "", "  ")
+	return os.WriteFile(path, out, 0o600)
+}
+
+// NewCabinetSecrets reads the secrets of cabinets provisioned by this data
+// directory (for lockerfleet and tests).
+func NewCabinetSecrets(dataDir string) ([]CabinetSecret, error) {
+	b, err := os.ReadFile(filepath.Join(dataDir, "new-cabinet-secrets.json"))
+	if err != nil {
+		return nil, err
+	}
+	var out []CabinetSecret
+	return out, json.Unmarshal(b, &out)
+}
+
+func (s *Service) startSite(l SiteLayout) error {
+	inv, pol, set, err := l.build()
+	if err != nil {
+		return err
+	}
+	st := &site{svc: s, id: l.ID, layout: l, log: s.store.Log(l.ID), inbox: make(chan func(), 1024)}
+	cfg := controller.Config{Site: l.ID, Inventory: inv, Policy: pol, Settings: set,
+		Clock: serialClock{post: st.postTimer}, Rand: controller.CryptoRand{}, CodeKey: s.key,
+		Log: st.log, Out: st, RetainFinished: true}
+	events, err := s.store.Events(l.ID)
+	if err != nil {
+		return err
+	}
+	st.core, err = controller.Rebuild(cfg, events)
+	if err != nil {
+		return err
+	}
+	st.cfg = cfg
+	st.core.AddHook(st)
+	s.mu.Lock()
+	s.sites[l.ID] = st
+	s.mu.Unlock()
+	return nil
+}
+
+// Start listens on HTTP and MQTT, subscribes the sites to their cabinets,
+// republishes commands that were durable but not yet sent before a restart,
+// and starts each site's goroutine.
+func (s *Service) Start() error {
+	if err := s.broker.Start(); err != nil {
+		return err
+	}
+	for _, sub := range []struct {
+		filter string
+		fn     func(string, []byte)
+	}{
+		{"lockers/v1/+/+/evt", s.onEvent}, {"lockers/v1/+/+/state", s.onState}, {"lockers/v1/+/+/status", s.onStatus},
+	} {
+		unsub, err := s.broker.Subscribe(sub.filter, sub.fn)
+		if err != nil {
+			return err
+		}
+		s.unsub = append(s.unsub, unsub)
+	}
+	s.mu.RLock()
+	for _, st := range s.sites {
+		s.wg.Add(1)
+		go st.run()
+	}
+	s.mu.RUnlock()
+	for _, st := range s.sortedSites() {
+		pending, err := s.store.Pending(st.id, time.Now())
+		if err != nil {
+			return err
+		}
+		st.publish(pending)
+	}
+	ln, err := net.Listen("tcp", s.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("service: http listener: %w", err)
+	}
+	s.httpLn = ln
+	s.http = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http server", "err", err)
+		}
+	}()
+	s.mu.Lock()
+	s.ready = true
+	s.mu.Unlock()
+	s.log.Info("lockerd started", "http", s.HTTPAddr(), "mqtt", s.MQTTAddr(), "sites", len(s.sites))
+	return nil
+}
+
+func (s *Service) sortedSites() []*site {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]*site, 0, len(s.sites))
+	for _, st := range s.sites {
+		out = append(out, st)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
+	return out
+}
+
+// HTTPAddr is the API's address.
+func (s *Service) HTTPAddr() string {
+	if s.httpLn == nil {
+		return ""
+	}
+	return s.httpLn.Addr().String()
+}
+
+// MQTTAddr is the broker's TCP address.
+func (s *Service) MQTTAddr() string { return s.broker.Addr() }
+
+// Shutdown stops accepting work, finishes what is in each site's queue and
+// closes the broker and the store.
+func (s *Service) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.ready = false
+	s.mu.Unlock()
+	var errs []error
+	if s.http != nil {
+		errs = append(errs, s.http.Shutdown(ctx))
+	}
+	for _, u := range s.unsub {
+		u()
+	}
+	s.stop()
+	s.wg.Wait()
+	s.hub.close()
+	if s.broker != nil {
+		errs = append(errs, s.broker.Close())
+	}
+	errs = append(errs, s.store.Close())
+	return errors.Join(errs...)
+}
+
+func (s *Service) site(id string) (*site, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	st, ok := s.sites[id]
+	return st, ok
+}
+
+// ---- MQTT inbound -----------------------------------------------------------
+
+func (s *Service) route(topic string, want twin.Channel) (*site, string, bool) {
+	t, err := twin.ParseTopic(topic)
+	if err != nil || t.Channel != want {
+		s.metrics.mqttRejected.Inc()
+		return nil, "", false
+	}
+	st, ok := s.site(t.Site)
+	if !ok {
+		s.metrics.mqttRejected.Inc()
+		return nil, "", false
+	}
+	return st, t.Cabinet, true
+}
+
+func (s *Service) onEvent(topic string, payload []byte) {
+	st, cab, ok := s.route(topic, twin.ChanEvt)
+	if !ok {
+		return
+	}
+	ev, err := twin.DecodeEvent(payload)
+	if err != nil {
+		s.metrics.mqttRejected.Inc()
+		s.log.Warn("rejected cabinet event", "topic", topic, "err", err)
+		return
+	}
+	st.post(func() error {
+		err := st.core.HandleEvent(cab, ev)
+		if err != nil && !errors.Is(err, controller.ErrDuplicateEvent) {
+			s.metrics.mqttRejected.Inc()
+			s.log.Warn("cabinet event refused", "site", st.id, "cabinet", cab, "err", err)
+		}
+		return nil
+	})
+}
+
+func (s *Service) onState(topic string, payload []byte) {
+	st, cab, ok := s.route(topic, twin.ChanState)
+	if !ok {
+		return
+	}
+	state, err := twin.DecodeState(payload)
+	if err != nil {
+		s.metrics.mqttRejected.Inc()
+		return
+	}
+	st.post(func() error {
+		if err := st.core.HandleState(cab, state); err != nil && !errors.Is(err, twin.ErrStaleState) {
+			s.log.Warn("cabinet state refused", "site", st.id, "cabinet", cab, "err", err)
+		}
+		return nil
+	})
+}
+
+func (s *Service) onStatus(topic string, payload []byte) {
+	st, cab, ok := s.route(topic, twin.ChanStatus)
+	if !ok {
+		return
+	}
+	status, err := twin.DecodeStatus(payload)
+	if err != nil {
+		s.metrics.mqttRejected.Inc()
+		return
+	}
+	st.post(func() error { return st.core.CabinetOnline(cab, status == twin.StatusOnline) })
+}
+
+// ---- sites -------------------------------------------------------------------
+
+// site runs one core on its own goroutine. Every input runs as a unit:
+// the core acts, its events and commands are committed in one transaction,
+// and only then are commands published and notifications sent.
+type site struct {
+	svc    *Service
+	id     string
+	layout SiteLayout
+	cfg    controller.Config
+	core   *controller.Core
+	log    *sqlite.SiteLog
+	inbox  chan func()
+	notes  []controller.Notification
+	events []controller.Event
+}
+
+func (st *site) run() {
+	defer st.svc.wg.Done()
+	for {
+		select {
+		case f := <-st.inbox:
+			f()
+		case <-st.svc.ctx.Done():
+			return
+		}
+	}
+}
+
+// post runs f as a unit on the site's goroutine, without waiting.
+func (st *site) post(f func() error) {
+	select {
+	case st.inbox <- func() { _ = st.unit(f) }:
+	case <-st.svc.ctx.Done():
+	}
+}
+
+// call runs f as a unit on the site's goroutine and waits for its result.
+func (st *site) call(ctx context.Context, f func() error) error {
+	res := make(chan error, 1)
+	select {
+	case st.inbox <- func() { res <- st.unit(f) }:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-st.svc.ctx.Done():
+		return errShuttingDown
+	}
+	select {
+	case err := <-res:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+var errShuttingDown = errors.New("service is shutting down")
+
+func (st *site) postTimer(f func()) {
+	select {
+	case st.inbox <- func() { _ = st.unit(func() error { f(); return nil }) }:
+	case <-st.svc.ctx.Done():
+	}
+}
+
+// unit runs an input, commits, then publishes. If the commit fails the core
+// no longer matches the store: it is rebuilt from the store, and the caller
+// gets ErrLogFailed (a 503), never a false yes.
+func (st *site) unit(f func() error) error {
+	err := f()
+	cmds, cerr := st.log.Commit()
+	notes, events := st.notes, st.events
+	st.notes, st.events = nil, nil
+	if cerr != nil {
+		st.svc.log.Error("commit failed; rebuilding the site from its store", "site", st.id, "err", cerr)
+		if rerr := st.rebuild(); rerr != nil {
+			st.svc.log.Error("rebuild failed", "site", st.id, "err", rerr)
+		}
+		return fmt.Errorf("%w: %v", controller.ErrLogFailed, cerr)
+	}
+	st.publish(cmds)
+	for _, e := range events {
+		st.svc.hub.publish(st.observation(&e))
+		st.svc.metrics.observe(st, &e)
+	}
+	for _, n := range notes {
+		if st.svc.cfg.Notifier != nil {
+			st.svc.cfg.Notifier.Notify(st.id, n)
+		} else {
+			st.svc.log.Info("notification", "site", st.id, "parcel", n.Parcel, "kind", n.Kind, "recipient", n.Recipient)
+		}
+	}
+	return err
+}
+
+func (st *site) rebuild() error {
+	events, err := st.svc.store.Events(st.id)
+	if err != nil {
+		return err
+	}
+	inv, pol, _, err := st.layout.build()
+	if err != nil {
+		return err
+	}
+	cfg := st.cfg
+	cfg.Inventory, cfg.Policy = inv, pol
+	core, err := controller.Rebuild(cfg, events)
+	if err != nil {
+		return err
+	}
+	core.AddHook(st)
+	st.core = core
+	return nil
+}
+
+// publish sends committed commands to their cabinets and marks them sent.
+func (st *site) publish(cmds []sqlite.Command) {
+	if len(cmds) == 0 {
+		return
+	}
+	ids := make([]int64, 0, len(cmds))
+	for _, c := range cmds {
+		ttl := time.Until(c.Expires)
+		if ttl <= 0 {
+			continue // stale: never sent late
+		}
+		if err := st.svc.broker.Publish(c.Topic, c.Payload, false, ttl); err != nil {
+			st.svc.log.Error("publishing a command", "topic", c.Topic, "err", err)
+			continue
+		}
+		ids = append(ids, c.ID)
+	}
+	if err := st.svc.store.MarkSent(ids...); err != nil {
+		st.svc.log.Error("marking commands sent", "site", st.id, "err", err)
+	}
+}
+
+// Send queues a command in the outbox, committed with the events (Outputs).
+func (st *site) Send(cabinet string, cmd twin.Command) {
+	payload, err := twin.EncodeCommand(&cmd)
+	if err != nil {
+		st.svc.log.Error("core produced an invalid command", "err", err)
+		return
+	}
+	st.log.Enqueue(cabinet, twin.CabinetTopic(st.id, cabinet, twin.ChanCmd), payload, cmd.ExpiresAt)
+}
+
+// Notify holds a notification until its events are durable (Outputs).
+func (st *site) Notify(n controller.Notification) { st.notes = append(st.notes, n) }
+
+// OnLogged collects events for observers after the commit (controller.Hook).
+func (st *site) OnLogged(_ *controller.Core, e *controller.Event) { st.events = append(st.events, *e) }
+
+// serialClock is the wall clock with callbacks posted to a site's goroutine.
+type serialClock struct{ post func(func()) }
+
+func (serialClock) Now() time.Time { return time.Now() }
+
+func (c serialClock) AfterFunc(d time.Duration, f func()) twin.Timer {
+	return time.AfterFunc(d, func() { c.post(f) })
+}

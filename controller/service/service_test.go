@@ -1,0 +1,360 @@
+package service
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lockertwin/lockertwin/controller"
+	"github.com/lockertwin/lockertwin/scenarios"
+	"github.com/lockertwin/lockertwin/twin"
+	"github.com/lockertwin/lockertwin/twin/mqttlink"
+	"github.com/stretchr/testify/require"
+)
+
+const wait = 10 * time.Second
+
+// inbox is the recipients' side: notifications by parcel.
+type inbox struct {
+	mu    sync.Mutex
+	codes map[string]string
+	ch    chan controller.Notification
+}
+
+func newInbox() *inbox {
+	return &inbox{codes: map[string]string{}, ch: make(chan controller.Notification, 64)}
+}
+
+func (b *inbox) Notify(_ string, n controller.Notification) {
+	b.mu.Lock()
+	if n.Code != "" {
+		b.codes[n.Parcel] = n.Code
+	}
+	b.mu.Unlock()
+	b.ch <- n
+}
+
+func (b *inbox) await(t *testing.T, parcel string, kind controller.NotificationKind) controller.Notification {
+	t.Helper()
+	deadline := time.After(wait)
+	for {
+		select {
+		case n := <-b.ch:
+			if n.Parcel == parcel && n.Kind == kind {
+				return n
+			}
+		case <-deadline:
+			t.Fatalf("no %s notification for %s", kind, parcel)
+		}
+	}
+}
+
+// doors tells the test when a door opened.
+type doors struct{ ch chan [2]any }
+
+func (d *doors) DoorOpened(cab string, slot int, cmd string) { d.ch <- [2]any{cab, slot} }
+func (d *doors) DoorJammed(string, int)                      {}
+
+func (d *doors) await(t *testing.T) (string, int) {
+	t.Helper()
+	select {
+	case x := <-d.ch:
+		return x[0].(string), x[1].(int)
+	case <-time.After(wait):
+		t.Fatal("no door opened")
+	}
+	return "", 0
+}
+
+func tinyLayout(t *testing.T) []SiteLayout {
+	src := `version: 1
+name: tiny
+duration: 1d
+compartment_classes: [{name: S, width_mm: 380, height_mm: 80, depth_mm: 640}, {name: M, width_mm: 380, height_mm: 190, depth_mm: 640}]
+cabinet_models: [{name: m, compartments: {S: 3, M: 2}}]
+sites: [{id: lobby, cabinets: [{model: m, count: 1}]}]
+demand: {parcels_per_day: 1, size_mix: {S: 1}}
+recipients: {pickup_delay: {distribution: fixed, value: 1h}}
+`
+	sc, _, err := scenarios.Parse("tiny.yaml", []byte(src))
+	require.NoError(t, err)
+	layouts, err := LayoutsFromScenario(sc)
+	require.NoError(t, err)
+	return layouts
+}
+
+type harness struct {
+	t       *testing.T
+	svc     *Service
+	dir     string
+	box     *inbox
+	cab     *mqttlink.Runner
+	doors   *doors
+	base    string
+	courier string
+	admin   string
+}
+
+func start(t *testing.T, dir string, box *inbox) *harness { return startAt(t, dir, box, "", "") }
+
+func startAt(t *testing.T, dir string, box *inbox, httpAddr, mqttAddr string) *harness {
+	svc, err := New(Config{DataDir: dir, Sites: tinyLayout(t), Notifier: box, HTTPAddr: httpAddr, MQTTAddr: mqttAddr})
+	require.NoError(t, err)
+	require.NoError(t, svc.Start())
+	h := &harness{t: t, svc: svc, dir: dir, box: box, base: "http://" + svc.HTTPAddr(), doors: &doors{ch: make(chan [2]any, 16)}}
+	h.admin, h.courier = svc.Tokens()
+	return h
+}
+
+func (h *harness) attachCabinet() {
+	secrets, err := NewCabinetSecrets(h.dir)
+	require.NoError(h.t, err)
+	require.Len(h.t, secrets, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	h.cab, err = mqttlink.Start(ctx, mqttlink.Config{Broker: "mqtt://" + h.svc.MQTTAddr(), Site: "lobby", Cabinet: secrets[0].Cabinet, Secret: secrets[0].Secret},
+		twin.CabinetConfig{Compartments: make([]twin.CompartmentSpec, 5)},
+		func(name string) *rand.Rand { return rand.New(rand.NewPCG(1, uint64(len(name)))) }, h.doors)
+	require.NoError(h.t, err)
+}
+
+func (h *harness) stop() {
+	if h.cab != nil {
+		_ = h.cab.Close(context.Background())
+	}
+	require.NoError(h.t, h.svc.Shutdown(context.Background()))
+}
+
+func (h *harness) call(method, path, token string, body any) (int, map[string]any) {
+	h.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, h.base+path, rd)
+	require.NoError(h.t, err)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(h.t, err)
+	defer resp.Body.Close()
+	var out map[string]any
+	raw, _ := io.ReadAll(resp.Body)
+	_ = json.Unmarshal(raw, &out)
+	return resp.StatusCode, out
+}
+
+func (h *harness) state(parcel string) string {
+	code, out := h.call("GET", "/v1/sites/lobby/parcels/"+parcel, h.courier, nil)
+	require.Equal(h.t, 200, code)
+	return out["state"].(string)
+}
+
+func (h *harness) eventually(parcel, want string) {
+	h.t.Helper()
+	require.Eventually(h.t, func() bool { return h.state(parcel) == want }, wait, 20*time.Millisecond, "parcel %s never became %s (is %s)", parcel, want, h.state(parcel))
+}
+
+// TestEndToEnd: announce → deposit → notification with a code → pickup →
+// picked up, with a virtual cabinet attached over MQTT; then wrong codes and
+// the lockout; then a restart that loses nothing.
+func TestEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	box := newInbox()
+	h := start(t, dir, box)
+	h.attachCabinet()
+
+	code, res := h.call("POST", "/v1/sites/lobby/parcels", h.courier, map[string]any{"id": "p1", "class": "S", "recipient": "ana@example.org"})
+	require.Equal(t, http.StatusCreated, code, res)
+	require.Equal(t, "c1", res["cabinet"])
+	require.Equal(t, "S", res["class"])
+
+	code, res = h.call("POST", "/v1/sites/lobby/parcels/p1/deposit", h.courier, nil)
+	require.Equal(t, http.StatusAccepted, code, res)
+	cab, slot := h.doors.await(t)
+	require.Equal(t, "c1", cab)
+	require.Equal(t, int(res["compartment"].(float64)), slot)
+	h.cab.Do(func(c *twin.Cabinet) {
+		require.NoError(t, c.Place(slot))
+		require.NoError(t, c.Close(slot))
+	})
+	note := box.await(t, "p1", controller.NotifyArrival)
+	require.Len(t, note.Code, controller.CodeDigits)
+	h.eventually("p1", "awaiting_pickup")
+
+	// Wrong code, then the right one.
+	code, res = h.call("POST", "/v1/sites/lobby/pickup", "", map[string]any{"cabinet": "c1", "code": "000000000000"})
+	require.Equal(t, http.StatusUnauthorized, code)
+	require.Equal(t, "wrong_code", res["code"])
+	code, res = h.call("POST", "/v1/sites/lobby/pickup", "", map[string]any{"cabinet": "c1", "code": note.Code})
+	require.Equal(t, 200, code, res)
+	_, slot = h.doors.await(t)
+	h.cab.Do(func(c *twin.Cabinet) {
+		require.NoError(t, c.Remove(slot))
+		require.NoError(t, c.Close(slot))
+	})
+	h.eventually("p1", "picked_up")
+
+	// History, site view, audit, metrics, OpenAPI.
+	code, res = h.call("GET", "/v1/sites/lobby/parcels/p1", h.courier, nil)
+	require.Equal(t, 200, code)
+	kinds := []string{}
+	for _, e := range res["history"].([]any) {
+		kinds = append(kinds, e.(map[string]any)["kind"].(string))
+	}
+	require.Equal(t, "announced", kinds[0])
+	require.Equal(t, "picked_up", kinds[len(kinds)-1])
+	require.NotContains(t, strings.Join(kinds, ","), note.Code)
+	code, res = h.call("GET", "/v1/sites/lobby", h.courier, nil)
+	require.Equal(t, 200, code)
+	require.Len(t, res["compartments"], 5)
+	code, res = h.call("GET", "/v1/audit/verify", h.admin, nil)
+	require.Equal(t, 200, code, res)
+	require.Equal(t, true, res["ok"])
+	resp, err := http.Get(h.base + "/metrics")
+	require.NoError(t, err)
+	metricsText, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Contains(t, string(metricsText), `lockerd_http_requests_total{route="/v1/sites/{site}/pickup",status="401"} 1`)
+	require.Contains(t, string(metricsText), "lockerd_door_round_trip_seconds_count 2")
+	code, res = h.call("GET", "/v1/openapi.json", "", nil)
+	require.Equal(t, 200, code)
+	require.Equal(t, "3.1.0", res["openapi"])
+
+	// A second parcel waits in its locker across a restart.
+	code, _ = h.call("POST", "/v1/sites/lobby/parcels", h.courier, map[string]any{"id": "p2", "class": "M", "recipient": "bo@example.org"})
+	require.Equal(t, http.StatusCreated, code)
+	code, _ = h.call("POST", "/v1/sites/lobby/parcels/p2/deposit", h.courier, nil)
+	require.Equal(t, http.StatusAccepted, code)
+	_, slot = h.doors.await(t)
+	h.cab.Do(func(c *twin.Cabinet) { require.NoError(t, c.Place(slot)); require.NoError(t, c.Close(slot)) })
+	n2 := box.await(t, "p2", controller.NotifyArrival)
+	h.eventually("p2", "awaiting_pickup")
+
+	// lockerd stops; the cabinet stays up and reconnects when it is back.
+	runner, doorsSeen, mqttAddr, httpAddr := h.cab, h.doors, h.svc.MQTTAddr(), h.svc.HTTPAddr()
+	require.NoError(t, h.svc.Shutdown(context.Background()))
+	h = startAt(t, dir, box, httpAddr, mqttAddr)
+	h.cab, h.doors = runner, doorsSeen
+	defer h.stop()
+	require.Eventually(t, runner.Connected, wait, 20*time.Millisecond, "the cabinet reconnects")
+	require.Equal(t, "awaiting_pickup", h.state("p2"), "state rebuilt from the log")
+	require.Equal(t, "picked_up", h.state("p1"))
+	code, res = h.call("POST", "/v1/sites/lobby/pickup", "", map[string]any{"cabinet": "c1", "code": n2.Code})
+	require.Equal(t, 200, code, res)
+	_, slot = h.doors.await(t)
+	h.cab.Do(func(c *twin.Cabinet) { require.NoError(t, c.Remove(slot)); require.NoError(t, c.Close(slot)) })
+	h.eventually("p2", "picked_up")
+	code, res = h.call("GET", "/v1/audit/verify", h.admin, nil)
+	require.Equal(t, 200, code, res)
+}
+
+func TestBadRequestsAre4xx(t *testing.T) {
+	h := start(t, t.TempDir(), newInbox())
+	defer h.stop()
+	tests := []struct {
+		name, method, path, token string
+		body                      any
+		status                    int
+		code                      string
+	}{
+		{"no token", "POST", "/v1/sites/lobby/parcels", "", map[string]any{"id": "x", "class": "S", "recipient": "r"}, 401, "unauthenticated"},
+		{"wrong token", "POST", "/v1/sites/lobby/parcels", "nope", map[string]any{"id": "x", "class": "S", "recipient": "r"}, 403, "forbidden"},
+		{"courier cannot audit", "GET", "/v1/audit/verify", "courier", nil, 403, "forbidden"},
+		{"unknown site", "POST", "/v1/sites/nowhere/parcels", "courier", map[string]any{"id": "x", "class": "S", "recipient": "r"}, 404, "unknown_site"},
+		{"unknown field", "POST", "/v1/sites/lobby/parcels", "courier", map[string]any{"id": "x", "class": "S", "recipient": "r", "size": 3}, 400, "bad_request"},
+		{"unknown class", "POST", "/v1/sites/lobby/parcels", "courier", map[string]any{"id": "x", "class": "XL", "recipient": "r"}, 400, "bad_request"},
+		{"bad id", "POST", "/v1/sites/lobby/parcels", "courier", map[string]any{"id": "a b", "class": "S", "recipient": "r"}, 400, "bad_request"},
+		{"unknown parcel", "GET", "/v1/sites/lobby/parcels/ghost", "courier", nil, 404, "unknown_parcel"},
+		{"deposit unknown parcel", "POST", "/v1/sites/lobby/parcels/ghost/deposit", "courier", nil, 404, "unknown_parcel"},
+		{"pickup without code", "POST", "/v1/sites/lobby/pickup", "", map[string]any{"cabinet": "c1"}, 400, "bad_request"},
+		{"pickup at unknown cabinet", "POST", "/v1/sites/lobby/pickup", "", map[string]any{"cabinet": "c9", "code": "123456789012"}, 404, "unknown_cabinet"},
+		{"forged qr", "POST", "/v1/sites/lobby/pickup", "", map[string]any{"cabinet": "c1", "qr": "LT1.x.c1.1.0.1.AAAA"}, 401, "bad_qr"},
+		{"no such endpoint", "GET", "/v2/anything", "", nil, 404, "not_found"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			token := tt.token
+			if token == "courier" {
+				token = h.courier
+			}
+			code, res := h.call(tt.method, tt.path, token, tt.body)
+			require.Equal(t, tt.status, code, res)
+			require.Equal(t, tt.code, res["code"])
+			require.NotEmpty(t, res["message"])
+		})
+	}
+	// Garbage JSON.
+	req, _ := http.NewRequest("POST", h.base+"/v1/sites/lobby/parcels", strings.NewReader("{not json"))
+	req.Header.Set("Authorization", "Bearer "+h.courier)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, 400, resp.StatusCode)
+
+	// Announcing twice is idempotent; with other details, a conflict.
+	body := map[string]any{"id": "dup", "class": "S", "recipient": "r"}
+	code, _ := h.call("POST", "/v1/sites/lobby/parcels", h.courier, body)
+	require.Equal(t, 201, code)
+	code, _ = h.call("POST", "/v1/sites/lobby/parcels", h.courier, body)
+	require.Equal(t, 201, code)
+	body["class"] = "M"
+	code, res := h.call("POST", "/v1/sites/lobby/parcels", h.courier, body)
+	require.Equal(t, 409, code)
+	require.Equal(t, "duplicate_parcel", res["code"])
+}
+
+func TestLockoutOverHTTP(t *testing.T) {
+	h := start(t, t.TempDir(), newInbox())
+	defer h.stop()
+	for i := 0; i < 4; i++ {
+		code, _ := h.call("POST", "/v1/sites/lobby/pickup", "", map[string]any{"cabinet": "c1", "code": "111111111111"})
+		require.Equal(t, 401, code)
+	}
+	req, _ := http.NewRequest("POST", h.base+"/v1/sites/lobby/pickup", strings.NewReader(`{"cabinet":"c1","code":"111111111111"}`))
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
+	require.NotEmpty(t, resp.Header.Get("Retry-After"))
+}
+
+func TestEventStream(t *testing.T) {
+	h := start(t, t.TempDir(), newInbox())
+	defer h.stop()
+	req, _ := http.NewRequest("GET", h.base+"/v1/events", nil)
+	req.Header.Set("Authorization", "Bearer "+h.courier)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
+	rd := bufio.NewReader(resp.Body)
+	_, _ = rd.ReadString('\n') // the comment line
+	code, _ := h.call("POST", "/v1/sites/lobby/parcels", h.courier, map[string]any{"id": "s1", "class": "S", "recipient": "secret@example.org"})
+	require.Equal(t, 201, code)
+	var seen []string
+	for len(seen) < 2 {
+		line, err := rd.ReadString('\n')
+		require.NoError(t, err)
+		if data, ok := strings.CutPrefix(line, "data: "); ok {
+			var o Observation
+			require.NoError(t, json.Unmarshal([]byte(data), &o))
+			require.Equal(t, "lobby", o.Site)
+			require.NotContains(t, data, "secret@example.org", "no personal data in observations")
+			seen = append(seen, o.Kind)
+		}
+	}
+	require.Equal(t, []string{"announced", "reserved"}, seen)
+}
