@@ -3,8 +3,8 @@ package service
 import (
 	crand "crypto/rand"
 	"encoding/json"
-	"math/rand/v2"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"time"
 
