@@ -8,14 +8,14 @@ SHELL := /bin/bash
 GO        ?= go
 BIN       := bin
 # Binaries other than the view build without cgo (DESIGN.md).
-CMDS      := ./sim/cmd/lockersim
+CMDS      := ./sim/cmd/lockersim ./controller/cmd/lockerd ./twin/cmd/lockerfleet
 SCENARIO  ?= scenarios/residential-tower.yaml
 OUT       ?= out/residential-tower
 
 # System packages: Ebiten's X11/GL headers (cgo) and Xvfb for the view's
 # tests under a virtual display.
 SETUP_PKGS := pkg-config libgl1-mesa-dev libxcursor-dev libxi-dev libxinerama-dev \
-              libxrandr-dev libxxf86vm-dev libasound2-dev xvfb xauth
+              libxrandr-dev libxxf86vm-dev libasound2-dev xvfb xauth mosquitto-clients
 
 .PHONY: help setup build test test-go fmt-check vet bench run lint clean
 

@@ -369,3 +369,25 @@ func (o Ordered[V]) Get(key string) (V, bool) {
 	var zero V
 	return zero, false
 }
+
+// DecodeStrict decodes one YAML document into v (a pointer to a struct with
+// `yaml` tags) the way scenarios are decoded: unknown and duplicate keys and
+// type mismatches are problems located as file:line:col, all reported at
+// once. Other lockertwin configuration files (lockerd's) use it.
+func DecodeStrict(file string, data []byte, v any) Problems {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return Problems{syntaxProblem(file, err)}
+	}
+	if root.Kind == 0 {
+		return nil
+	}
+	doc := &root
+	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
+		doc = doc.Content[0]
+	}
+	d := &decoder{file: file, pos: map[string]Pos{}, failed: map[string]bool{}}
+	d.decode(doc, reflect.ValueOf(v).Elem(), "")
+	d.problems.Sort()
+	return d.problems
+}

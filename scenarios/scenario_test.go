@@ -288,3 +288,17 @@ func problemsOf(err error) Problems {
 	}
 	return nil
 }
+
+func TestDecodeStrictForOtherConfigs(t *testing.T) {
+	var cfg struct {
+		HTTP string   `yaml:"http"`
+		Port int      `yaml:"port"`
+		Tags []string `yaml:"tags"`
+	}
+	ps := DecodeStrict("lockerd.yaml", []byte("http: :8080\nport: eighty\nhttps: x\ntags: [a]\n"), &cfg)
+	require.Len(t, ps, 2)
+	require.Equal(t, `lockerd.yaml:2:7: port: expected a whole number, got "eighty"`, ps[0].String())
+	require.Contains(t, ps[1].String(), `lockerd.yaml:3:1: unknown key "https"`)
+	require.Equal(t, ":8080", cfg.HTTP)
+	require.Empty(t, DecodeStrict("empty.yaml", nil, &cfg))
+}

@@ -42,6 +42,9 @@ type Config struct {
 	// AdminToken and CourierToken authenticate API callers; empty ones are
 	// generated on first start and kept in DataDir/tokens.json.
 	AdminToken, CourierToken string
+	// CommandTiming overrides the door-command timing of every site when
+	// its fields are set (AckTimeout, MaxAttempts, CommandTTL).
+	CommandTiming controller.Settings
 	// Notifier receives notifications (with pickup codes) after they are
 	// durable; nil logs them without the code.
 	Notifier Notifier
@@ -230,9 +233,15 @@ func (s *Service) saveCredentials() error {
 	return os.Rename(tmp, s.credentialsPath())
 }
 
-// CabinetSecret is a newly provisioned cabinet's MQTT login.
+// CabinetSecret is a newly provisioned cabinet's MQTT login, with what a
+// virtual cabinet needs to stand in for it (lockerfleet reads these).
 type CabinetSecret struct {
-	Site, Cabinet, Username, Secret string
+	Site     string `json:"site"`
+	Cabinet  string `json:"cabinet"`
+	Username string `json:"username"`
+	Secret   string `json:"secret"`
+	// Chilled lists the cabinet's compartments in slot order: true where chilled.
+	Chilled []bool `json:"chilled"`
 }
 
 // provision stores a site's layout and creates credentials for cabinets that
@@ -259,7 +268,15 @@ func (s *Service) provision(l SiteLayout) error {
 		if err != nil {
 			return err
 		}
-		fresh = append(fresh, CabinetSecret{Site: l.ID, Cabinet: cab.Name, Username: user, Secret: secret})
+		zones := map[string]string{}
+		for _, c := range l.Classes {
+			zones[c.Name] = c.Zone
+		}
+		chilled := make([]bool, len(cab.Compartments))
+		for i, c := range cab.Compartments {
+			chilled[i] = zones[c.Class] == "chilled"
+		}
+		fresh = append(fresh, CabinetSecret{Site: l.ID, Cabinet: cab.Name, Username: user, Secret: secret, Chilled: chilled})
 	}
 	if len(fresh) == 0 {
 		return nil
@@ -291,6 +308,9 @@ func (s *Service) startSite(l SiteLayout) error {
 	inv, pol, set, err := l.build()
 	if err != nil {
 		return err
+	}
+	if t := s.cfg.CommandTiming; t.AckTimeout > 0 || t.MaxAttempts > 0 || t.CommandTTL > 0 {
+		set.AckTimeout, set.MaxAttempts, set.CommandTTL = t.AckTimeout, t.MaxAttempts, t.CommandTTL
 	}
 	st := &site{svc: s, id: l.ID, layout: l, log: s.store.Log(l.ID), inbox: make(chan func(), 1024)}
 	cfg := controller.Config{Site: l.ID, Inventory: inv, Policy: pol, Settings: set,

@@ -74,6 +74,8 @@ func (d *doors) await(t *testing.T) (string, int) {
 	return "", 0
 }
 
+func testStreams(name string) *rand.Rand { return rand.New(rand.NewPCG(1, uint64(len(name)))) }
+
 func tinyLayout(t *testing.T) []SiteLayout {
 	src := `version: 1
 name: tiny
@@ -122,7 +124,7 @@ func (h *harness) attachCabinet() {
 	defer cancel()
 	h.cab, err = mqttlink.Start(ctx, mqttlink.Config{Broker: "mqtt://" + h.svc.MQTTAddr(), Site: "lobby", Cabinet: secrets[0].Cabinet, Secret: secrets[0].Secret},
 		twin.CabinetConfig{Compartments: make([]twin.CompartmentSpec, 5)},
-		func(name string) *rand.Rand { return rand.New(rand.NewPCG(1, uint64(len(name)))) }, h.doors)
+		testStreams, h.doors)
 	require.NoError(h.t, err)
 }
 

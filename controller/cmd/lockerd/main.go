@@ -1,0 +1,118 @@
+// Command lockerd is the lockertwin controller as a service: HTTP API,
+// embedded MQTT broker for cabinets, SQLite event store. It is flags and
+// wiring around controller/service.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/lockertwin/lockertwin/controller/service"
+	"github.com/lockertwin/lockertwin/scenarios"
+)
+
+// fileConfig is the optional -config YAML, decoded as strictly as scenarios.
+type fileConfig struct {
+	HTTP     string `yaml:"http"`
+	MQTT     string `yaml:"mqtt"`
+	WS       string `yaml:"ws"`
+	Data     string `yaml:"data"`
+	Scenario string `yaml:"scenario"`
+	Webhook  string `yaml:"webhook"`
+	LogLevel string `yaml:"log_level"`
+}
+
+func main() { os.Exit(run()) }
+
+func run() int {
+	fs := flag.NewFlagSet("lockerd", flag.ContinueOnError)
+	configFile := fs.String("config", "", "optional YAML configuration (flags given on the command line win)")
+	httpAddr := fs.String("http", ":8080", "HTTP API address")
+	mqttAddr := fs.String("mqtt", ":1883", "MQTT listener address for cabinets")
+	wsAddr := fs.String("ws", "", "optional MQTT-over-WebSocket listener address")
+	dataDir := fs.String("data", "lockerd-data", "directory for the store, keys, tokens and credentials")
+	scenarioFile := fs.String("scenario", "", "provision the sites and cabinets of a scenario (idempotent)")
+	webhook := fs.String("webhook", "", "POST notifications (with pickup codes) to this URL")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		return 2
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if *configFile != "" {
+		data, err := os.ReadFile(*configFile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "lockerd:", err)
+			return 1
+		}
+		var fc fileConfig
+		if ps := scenarios.DecodeStrict(*configFile, data, &fc); len(ps) > 0 {
+			fmt.Fprintln(os.Stderr, ps.Error())
+			return 1
+		}
+		for name, v := range map[string]struct {
+			dst *string
+			val string
+		}{"http": {httpAddr, fc.HTTP}, "mqtt": {mqttAddr, fc.MQTT}, "ws": {wsAddr, fc.WS}, "data": {dataDir, fc.Data},
+			"scenario": {scenarioFile, fc.Scenario}, "webhook": {webhook, fc.Webhook}, "log-level": {logLevel, fc.LogLevel}} {
+			if !set[name] && v.val != "" {
+				*v.dst = v.val
+			}
+		}
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintln(os.Stderr, "lockerd: -log-level:", err)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	cfg := service.Config{HTTPAddr: *httpAddr, MQTTAddr: *mqttAddr, WSAddr: *wsAddr, DataDir: *dataDir, Logger: log}
+	if *scenarioFile != "" {
+		sc, warnings, err := scenarios.Load(*scenarioFile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		if len(warnings) > 0 {
+			fmt.Fprintln(os.Stderr, warnings.Error())
+		}
+		if cfg.Sites, err = service.LayoutsFromScenario(sc); err != nil {
+			fmt.Fprintln(os.Stderr, "lockerd:", err)
+			return 1
+		}
+	}
+	if *webhook != "" {
+		wh := service.NewWebhook(*webhook, log)
+		defer wh.Close()
+		cfg.Notifier = wh
+	}
+	svc, err := service.New(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "lockerd:", err)
+		return 1
+	}
+	if err := svc.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "lockerd:", err)
+		return 1
+	}
+	admin, courier := svc.Tokens()
+	fmt.Fprintf(os.Stderr, "lockerd: HTTP on %s, MQTT on %s, data in %s\n", svc.HTTPAddr(), svc.MQTTAddr(), *dataDir)
+	fmt.Fprintf(os.Stderr, "lockerd: tokens in %s/tokens.json (admin %s…, courier %s…); new cabinet credentials in %s/new-cabinet-secrets.json\n",
+		*dataDir, admin[:6], courier[:6], *dataDir)
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	<-sig
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := svc.Shutdown(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "lockerd: shutdown:", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,35 @@
+package service
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+
+	"github.com/lockertwin/lockertwin/controller"
+	"github.com/stretchr/testify/require"
+)
+
+func TestWebhookDeliversAndRetries(t *testing.T) {
+	var calls atomic.Int64
+	got := make(chan webhookMsg, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			http.Error(w, "busy", http.StatusServiceUnavailable) // the first try fails
+			return
+		}
+		var m webhookMsg
+		require.NoError(t, json.NewDecoder(r.Body).Decode(&m))
+		got <- m
+	}))
+	defer srv.Close()
+	wh := NewWebhook(srv.URL, nil)
+	wh.Notify("lobby", controller.Notification{Kind: controller.NotifyArrival, Parcel: "p1", Code: "123456789012"})
+	wh.Close()
+	m := <-got
+	require.Equal(t, "p1", m.Notification.Parcel)
+	require.Equal(t, "123456789012", m.Notification.Code)
+	require.Equal(t, int64(1), wh.Sent.Load())
+	require.Equal(t, int64(2), calls.Load())
+}

@@ -1,0 +1,177 @@
+// Command lockerfleet runs virtual cabinets in wall-clock time against any
+// MQTT broker (lockerd's, or mosquitto), each with its own credentials and
+// client, with the twin's fault injection by flag. With -auto the people at
+// the cabinets act too: a door that opens for a command gets its item placed
+// (if empty) or taken (if full) and is closed a moment later, so a load test
+// needs nothing but lockerd, lockerfleet and an HTTP client.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/signal"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/lockertwin/lockertwin/twin"
+	"github.com/lockertwin/lockertwin/twin/mqttlink"
+)
+
+// cabinetSecret is one entry of lockerd's new-cabinet-secrets.json.
+type cabinetSecret struct {
+	Site    string `json:"site"`
+	Cabinet string `json:"cabinet"`
+	Secret  string `json:"secret"`
+	Chilled []bool `json:"chilled"`
+}
+
+func main() { os.Exit(run()) }
+
+func run() int {
+	fs := flag.NewFlagSet("lockerfleet", flag.ContinueOnError)
+	brokerURL := fs.String("broker", "mqtt://127.0.0.1:1883", "MQTT broker URL")
+	secretsFile := fs.String("secrets", "lockerd-data/new-cabinet-secrets.json", "cabinet credentials (lockerd writes them when it provisions)")
+	limit := fs.Int("n", 0, "run at most this many cabinets (0: all)")
+	auto := fs.Bool("auto", true, "act as the people at the doors: place or take the item and close the door")
+	handling := fs.Duration("handling", 2*time.Second, "how long a person takes at an open door")
+	duration := fs.Duration("duration", 0, "stop after this long (0: until interrupted)")
+	seed := fs.Uint64("seed", 1, "seed of the fault streams")
+	jam := fs.Float64("jam", 0, "door jam probability per commanded opening")
+	sensor := fs.Float64("sensor", 0, "occupancy sensor error probability per reading")
+	leftOpen := fs.Float64("left-open", 0, "probability a person leaves a door open")
+	uncommanded := fs.Float64("uncommanded", 0, "uncommanded door openings per cabinet per day")
+	mtbf := fs.Duration("outage-mtbf", 0, "mean time between cabinet outages (0: none)")
+	mttr := fs.Duration("outage-mttr", 5*time.Minute, "mean outage duration")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	data, err := os.ReadFile(*secretsFile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "lockerfleet:", err)
+		return 1
+	}
+	var secrets []cabinetSecret
+	if err := json.Unmarshal(data, &secrets); err != nil {
+		fmt.Fprintf(os.Stderr, "lockerfleet: %s: %v\n", *secretsFile, err)
+		return 1
+	}
+	if *limit > 0 && *limit < len(secrets) {
+		secrets = secrets[:*limit]
+	}
+	faults := twin.Faults{DoorJamProbability: *jam, SensorErrorProbability: *sensor, DoorLeftOpenProbability: *leftOpen,
+		UncommandedOpensPerDay: *uncommanded, OutageMTBF: *mtbf, OutageMTTR: *mttr}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if *duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *duration)
+		defer cancel()
+	}
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	goroutines := runtime.NumGoroutine()
+	start := time.Now()
+	runners := make([]*mqttlink.Runner, len(secrets))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64) // connect 64 at a time
+	var failed int
+	var mu sync.Mutex
+	for i, s := range secrets {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			streams := func(name string) *rand.Rand { return rand.New(rand.NewPCG(*seed, fnv(name))) }
+			spec := make([]twin.CompartmentSpec, len(s.Chilled))
+			for k, c := range s.Chilled {
+				spec[k].Chilled = c
+			}
+			people := &people{handling: *handling, enabled: *auto}
+			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			r, err := mqttlink.Start(cctx, mqttlink.Config{Broker: *brokerURL, Site: s.Site, Cabinet: s.Cabinet, Secret: s.Secret, Logger: log},
+				twin.CabinetConfig{Compartments: spec, Faults: faults}, streams, people)
+			if err != nil {
+				mu.Lock()
+				failed++
+				mu.Unlock()
+				log.Error("cabinet did not connect", "site", s.Site, "cabinet", s.Cabinet, "err", err)
+				return
+			}
+			people.runner = r
+			runners[i] = r
+		}()
+	}
+	wg.Wait()
+	connected := len(secrets) - failed
+	var after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if connected > 0 {
+		fmt.Fprintf(os.Stderr, "lockerfleet: %d cabinets connected in %v; %.1f KiB heap and %.1f goroutines per cabinet\n",
+			connected, time.Since(start).Round(time.Millisecond),
+			float64(after.HeapInuse-before.HeapInuse)/1024/float64(connected),
+			float64(runtime.NumGoroutine()-goroutines)/float64(connected))
+	}
+	if failed > 0 {
+		fmt.Fprintf(os.Stderr, "lockerfleet: %d cabinets failed to connect\n", failed)
+	}
+	<-ctx.Done()
+	for _, r := range runners {
+		if r != nil {
+			_ = r.Close(context.Background())
+		}
+	}
+	if failed > 0 {
+		return 1
+	}
+	return 0
+}
+
+// people act at a cabinet's doors when they open for a command.
+type people struct {
+	runner   *mqttlink.Runner
+	handling time.Duration
+	enabled  bool
+}
+
+func (p *people) DoorOpened(_ string, slot int, command string) {
+	if !p.enabled || command == "" || p.runner == nil {
+		return
+	}
+	r := p.runner
+	time.AfterFunc(p.handling, func() {
+		r.Do(func(c *twin.Cabinet) {
+			_, occupied, err := c.DoorState(slot)
+			if err != nil {
+				return
+			}
+			if occupied {
+				_ = c.Remove(slot)
+			} else {
+				_ = c.Place(slot)
+			}
+			_ = c.Close(slot)
+		})
+	})
+}
+
+func (p *people) DoorJammed(string, int) {}
+
+func fnv(s string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint64(s[i])) * 1099511628211
+	}
+	return h
+}
