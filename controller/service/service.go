@@ -42,6 +42,8 @@ type Config struct {
 	// AdminToken and CourierToken authenticate API callers; empty ones are
 	// generated on first start and kept in DataDir/tokens.json.
 	AdminToken, CourierToken string
+	// Sync is the store's durability (sqlite.SyncFull by default).
+	Sync sqlite.Sync
 	// CommandTiming overrides the door-command timing of every site when
 	// its fields are set (AckTimeout, MaxAttempts, CommandTTL).
 	CommandTiming controller.Settings
@@ -103,7 +105,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.MQTTAddr == "" {
 		cfg.MQTTAddr = "127.0.0.1:0"
 	}
-	st, err := sqlite.Open(filepath.Join(cfg.DataDir, "lockerd.db"))
+	st, err := sqlite.OpenSync(filepath.Join(cfg.DataDir, "lockerd.db"), cfg.Sync)
 	if err != nil {
 		return nil, err
 	}
@@ -312,7 +314,7 @@ func (s *Service) startSite(l SiteLayout) error {
 	if t := s.cfg.CommandTiming; t.AckTimeout > 0 || t.MaxAttempts > 0 || t.CommandTTL > 0 {
 		set.AckTimeout, set.MaxAttempts, set.CommandTTL = t.AckTimeout, t.MaxAttempts, t.CommandTTL
 	}
-	st := &site{svc: s, id: l.ID, layout: l, log: s.store.Log(l.ID), inbox: make(chan func(), 1024)}
+	st := &site{svc: s, id: l.ID, layout: l, log: s.store.Log(l.ID), inbox: make(chan job, 1024)}
 	cfg := controller.Config{Site: l.ID, Inventory: inv, Policy: pol, Settings: set,
 		Clock: serialClock{post: st.postTimer}, Rand: controller.CryptoRand{}, CodeKey: s.key,
 		Log: st.log, Out: st, RetainFinished: true}
@@ -514,43 +516,81 @@ type site struct {
 	cfg    controller.Config
 	core   *controller.Core
 	log    *sqlite.SiteLog
-	inbox  chan func()
+	inbox  chan job
 	notes  []controller.Notification
 	events []controller.Event
 }
 
+// job is one input for a site; done (if set) receives its result once it
+// is durable.
+type job struct {
+	f    func() error
+	done chan error
+}
+
+// maxBatch bounds how many queued inputs share one commit.
+const maxBatch = 128
+
+// run is the site's goroutine. It takes every input waiting (up to
+// maxBatch), runs them in order, commits them in one transaction (one fsync
+// for the lot: group commit), publishes, and only then answers them.
 func (st *site) run() {
 	defer st.svc.wg.Done()
+	batch := make([]job, 0, maxBatch)
+	errs := make([]error, 0, maxBatch)
 	for {
 		select {
-		case f := <-st.inbox:
-			f()
+		case j := <-st.inbox:
+			batch = append(batch[:0], j)
 		case <-st.svc.ctx.Done():
 			return
+		}
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case j := <-st.inbox:
+				batch = append(batch, j)
+			default:
+				break drain
+			}
+		}
+		errs = errs[:0]
+		for _, j := range batch {
+			errs = append(errs, j.f())
+		}
+		if err := st.commit(); err != nil {
+			for i := range errs {
+				errs[i] = err
+			}
+		}
+		for i, j := range batch {
+			if j.done != nil {
+				j.done <- errs[i]
+			}
 		}
 	}
 }
 
-// post runs f as a unit on the site's goroutine, without waiting.
-func (st *site) post(f func() error) {
+func (st *site) enqueue(j job) bool {
 	select {
-	case st.inbox <- func() { _ = st.unit(f) }:
+	case st.inbox <- j:
+		return true
 	case <-st.svc.ctx.Done():
+		return false
 	}
 }
 
-// call runs f as a unit on the site's goroutine and waits for its result.
+// post runs f on the site's goroutine, without waiting.
+func (st *site) post(f func() error) { st.enqueue(job{f: f}) }
+
+// call runs f on the site's goroutine and waits until its effects are durable.
 func (st *site) call(ctx context.Context, f func() error) error {
-	res := make(chan error, 1)
-	select {
-	case st.inbox <- func() { res <- st.unit(f) }:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-st.svc.ctx.Done():
+	done := make(chan error, 1)
+	if !st.enqueue(job{f: f, done: done}) {
 		return errShuttingDown
 	}
 	select {
-	case err := <-res:
+	case err := <-done:
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
@@ -559,18 +599,13 @@ func (st *site) call(ctx context.Context, f func() error) error {
 
 var errShuttingDown = errors.New("service is shutting down")
 
-func (st *site) postTimer(f func()) {
-	select {
-	case st.inbox <- func() { _ = st.unit(func() error { f(); return nil }) }:
-	case <-st.svc.ctx.Done():
-	}
-}
+func (st *site) postTimer(f func()) { st.enqueue(job{f: func() error { f(); return nil }}) }
 
-// unit runs an input, commits, then publishes. If the commit fails the core
-// no longer matches the store: it is rebuilt from the store, and the caller
-// gets ErrLogFailed (a 503), never a false yes.
-func (st *site) unit(f func() error) error {
-	err := f()
+// commit makes the batch durable, then publishes its commands and delivers
+// its observations and notifications. If the commit fails the core no longer
+// matches the store: it is rebuilt from the store and every input of the
+// batch gets ErrLogFailed (a 503), never a false yes.
+func (st *site) commit() error {
 	cmds, cerr := st.log.Commit()
 	notes, events := st.notes, st.events
 	st.notes, st.events = nil, nil
@@ -593,7 +628,7 @@ func (st *site) unit(f func() error) error {
 			st.svc.log.Info("notification", "site", st.id, "parcel", n.Parcel, "kind", n.Kind, "recipient", n.Recipient)
 		}
 	}
-	return err
+	return nil
 }
 
 func (st *site) rebuild() error {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lockertwin/lockertwin/controller/service"
+	"github.com/lockertwin/lockertwin/controller/store/sqlite"
 	"github.com/lockertwin/lockertwin/scenarios"
 )
 
@@ -25,6 +26,7 @@ type fileConfig struct {
 	Data     string `yaml:"data"`
 	Scenario string `yaml:"scenario"`
 	Webhook  string `yaml:"webhook"`
+	Sync     string `yaml:"sync"`
 	LogLevel string `yaml:"log_level"`
 }
 
@@ -40,6 +42,7 @@ func run() int {
 	scenarioFile := fs.String("scenario", "", "provision the sites and cabinets of a scenario (idempotent)")
 	webhook := fs.String("webhook", "", "POST notifications (with pickup codes) to this URL")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	syncMode := fs.String("sync", "full", "store durability: full (survives power loss) or normal (survives a crash, about twice as fast)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return 2
 	}
@@ -60,7 +63,7 @@ func run() int {
 			dst *string
 			val string
 		}{"http": {httpAddr, fc.HTTP}, "mqtt": {mqttAddr, fc.MQTT}, "ws": {wsAddr, fc.WS}, "data": {dataDir, fc.Data},
-			"scenario": {scenarioFile, fc.Scenario}, "webhook": {webhook, fc.Webhook}, "log-level": {logLevel, fc.LogLevel}} {
+			"scenario": {scenarioFile, fc.Scenario}, "webhook": {webhook, fc.Webhook}, "log-level": {logLevel, fc.LogLevel}, "sync": {syncMode, fc.Sync}} {
 			if !set[name] && v.val != "" {
 				*v.dst = v.val
 			}
@@ -72,7 +75,7 @@ func run() int {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	cfg := service.Config{HTTPAddr: *httpAddr, MQTTAddr: *mqttAddr, WSAddr: *wsAddr, DataDir: *dataDir, Logger: log}
+	cfg := service.Config{HTTPAddr: *httpAddr, MQTTAddr: *mqttAddr, WSAddr: *wsAddr, DataDir: *dataDir, Logger: log, Sync: sqlite.Sync(*syncMode)}
 	if *scenarioFile != "" {
 		sc, warnings, err := scenarios.Load(*scenarioFile)
 		if err != nil {

@@ -234,6 +234,11 @@ func TestOpenRefusesAnotherSchema(t *testing.T) {
 	require.ErrorContains(t, err, "schema 99")
 	_, err = Open(filepath.Join(t.TempDir(), "no", "such", "dir", "x.db"))
 	require.Error(t, err)
+	_, err = OpenSync(filepath.Join(t.TempDir(), "y.db"), "sometimes")
+	require.ErrorContains(t, err, "unknown sync mode")
+	normal, err := OpenSync(filepath.Join(t.TempDir(), "n.db"), SyncNormal)
+	require.NoError(t, err)
+	require.NoError(t, normal.Close())
 }
 
 // BenchmarkCommit is one committed input of six events and a command: the

@@ -1,0 +1,209 @@
+package service
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"sort"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lockertwin/lockertwin/controller"
+	"github.com/lockertwin/lockertwin/scenarios"
+	"github.com/lockertwin/lockertwin/twin"
+	"github.com/lockertwin/lockertwin/twin/mqttlink"
+)
+
+// quickPeople place or take the item and close the door at once.
+type quickPeople struct{ r *mqttlink.Runner }
+
+func (q *quickPeople) DoorOpened(_ string, slot int, cmd string) {
+	if cmd == "" {
+		return
+	}
+	go q.r.Do(func(c *twin.Cabinet) {
+		if _, occ, _ := c.DoorState(slot); occ {
+			_ = c.Remove(slot)
+		} else {
+			_ = c.Place(slot)
+		}
+		_ = c.Close(slot)
+	})
+}
+func (q *quickPeople) DoorJammed(string, int) {}
+
+// BenchmarkFlows runs complete deposit+pickup flows through lockerd's HTTP
+// API and MQTT on loopback: announce, deposit (command, ack, door events),
+// notification with the code, pickup (command, ack, door events), picked
+// up. Four sites of four 60-door cabinets, 64 flows in flight (FLOWS_IN_FLIGHT
+// overrides).
+func BenchmarkFlows(b *testing.B) {
+	src := `version: 1
+name: bench
+duration: 1d
+compartment_classes: [{name: S, width_mm: 380, height_mm: 80, depth_mm: 640}]
+cabinet_models: [{name: m, compartments: {S: 60}}]
+sites:
+  - {id: s1, cabinets: [{model: m, count: 4}]}
+  - {id: s2, cabinets: [{model: m, count: 4}]}
+  - {id: s3, cabinets: [{model: m, count: 4}]}
+  - {id: s4, cabinets: [{model: m, count: 4}]}
+demand: {parcels_per_day: 1, size_mix: {S: 1}}
+recipients: {pickup_delay: {distribution: fixed, value: 1h}}
+`
+	sc, _, err := scenarios.Parse("bench.yaml", []byte(src))
+	if err != nil {
+		b.Fatal(err)
+	}
+	layouts, _ := LayoutsFromScenario(sc)
+	dir := b.TempDir()
+	codes := &codeBox{ch: map[string]chan string{}}
+	svc, err := New(Config{DataDir: dir, Sites: layouts, Notifier: codes})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := svc.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer svc.Shutdown(context.Background())
+	_, courier := svc.Tokens()
+	secrets, _ := NewCabinetSecrets(dir)
+	for _, s := range secrets {
+		q := &quickPeople{}
+		r, err := mqttlink.Start(context.Background(), mqttlink.Config{Broker: "mqtt://" + svc.MQTTAddr(), Site: s.Site, Cabinet: s.Cabinet, Secret: s.Secret, ReceiveMaximum: 256},
+			twin.CabinetConfig{Compartments: make([]twin.CompartmentSpec, len(s.Chilled))}, testStreams, q)
+		if err != nil {
+			b.Fatal(err)
+		}
+		q.r = r
+		defer r.Close(context.Background())
+	}
+	done := svc.hub.subscribe()
+	defer svc.hub.unsubscribe(done)
+	var pickedMu sync.Mutex
+	picked := map[string]chan struct{}{}
+	go func() {
+		for o := range done {
+			if o.Kind == "picked_up" {
+				pickedMu.Lock()
+				if ch, ok := picked[o.Parcel]; ok {
+					close(ch)
+					delete(picked, o.Parcel)
+				}
+				pickedMu.Unlock()
+			}
+		}
+	}()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128}}
+	base := "http://" + svc.HTTPAddr()
+	post := func(path, token string, body any) (int, map[string]any) {
+		var buf bytes.Buffer
+		_ = json.NewEncoder(&buf).Encode(body)
+		req, _ := http.NewRequest("POST", base+path, &buf)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, nil
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	flow := func(i int) (time.Duration, error) {
+		site := "s" + strconv.Itoa(1+i%4)
+		id := fmt.Sprintf("b%d", i)
+		code := codes.expect(id)
+		pickedMu.Lock()
+		pk := make(chan struct{})
+		picked[id] = pk
+		pickedMu.Unlock()
+		start := time.Now()
+		st, res := post("/v1/sites/"+site+"/parcels", courier, map[string]any{"id": id, "class": "S", "recipient": "r"})
+		if st != 201 {
+			return 0, fmt.Errorf("announce: %d %v", st, res)
+		}
+		cab := res["cabinet"].(string)
+		if st, res = post("/v1/sites/"+site+"/parcels/"+id+"/deposit", courier, nil); st != 202 {
+			return 0, fmt.Errorf("deposit: %d %v", st, res)
+		}
+		c := <-code
+		if st, res = post("/v1/sites/"+site+"/pickup", "", map[string]any{"cabinet": cab, "code": c}); st != 200 {
+			return 0, fmt.Errorf("pickup: %d %v", st, res)
+		}
+		select {
+		case <-pk:
+		case <-time.After(30 * time.Second):
+			return 0, fmt.Errorf("flow %s never finished", id)
+		}
+		return time.Since(start), nil
+	}
+	inFlight := 64
+	if v, err := strconv.Atoi(os.Getenv("FLOWS_IN_FLIGHT")); err == nil && v > 0 {
+		inFlight = v
+	}
+	lat := make([]time.Duration, b.N)
+	errs := make(chan error, b.N)
+	sem := make(chan struct{}, inFlight)
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			d, err := flow(i)
+			if err != nil {
+				errs <- err
+			}
+			lat[i] = d
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "flows/s")
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+}
+
+// codeBox hands each parcel's code to its flow.
+type codeBox struct {
+	mu sync.Mutex
+	ch map[string]chan string
+}
+
+func (c *codeBox) expect(parcel string) chan string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := make(chan string, 1)
+	c.ch[parcel] = ch
+	return ch
+}
+
+func (c *codeBox) Notify(_ string, n controller.Notification) {
+	if n.Kind != controller.NotifyArrival {
+		return
+	}
+	c.mu.Lock()
+	ch := c.ch[n.Parcel]
+	delete(c.ch, n.Parcel)
+	c.mu.Unlock()
+	if ch != nil {
+		ch <- n.Code
+	}
+}
