@@ -930,6 +930,15 @@ func (c *Core) Parcel(id string) (ParcelInfo, error) {
 	return info, nil
 }
 
+// ParcelsByState counts the active parcels in each state.
+func (c *Core) ParcelsByState() map[State]int {
+	out := map[State]int{}
+	for _, p := range c.parcels {
+		out[p.state]++
+	}
+	return out
+}
+
 // ActiveParcels is the number of parcels not in a terminal state.
 func (c *Core) ActiveParcels() int { return len(c.parcels) }
 

@@ -123,6 +123,7 @@ func (s *Service) routes() http.Handler {
 		_, _ = w.Write(openapi)
 	})
 	handle("GET /v1/sites", "/v1/sites", s.listSites)
+	handle("POST /v1/sites", "/v1/sites", s.provisionSite)
 	handle("GET /v1/sites/{site}", "/v1/sites/{site}", s.getSite)
 	handle("POST /v1/sites/{site}/parcels", "/v1/sites/{site}/parcels", s.announce)
 	handle("GET /v1/sites/{site}/parcels/{parcel}", "/v1/sites/{site}/parcels/{parcel}", s.getParcel)
@@ -166,6 +167,48 @@ func (s *Service) listSites(w http.ResponseWriter, r *http.Request) {
 		ids = append(ids, st.id)
 	}
 	writeJSON(w, 200, map[string]any{"sites": ids})
+}
+
+// provisionSite adds a site (admin): its layout is stored, its core started,
+// and the new cabinets' MQTT credentials are returned, once.
+func (s *Service) provisionSite(w http.ResponseWriter, r *http.Request) {
+	if !s.authorize(w, r, roleAdmin) {
+		return
+	}
+	var l SiteLayout
+	if !decode(w, r, &l) {
+		return
+	}
+	if _, exists := s.site(l.ID); exists {
+		writeError(w, http.StatusConflict, "duplicate_site", "site "+strconv.Quote(l.ID)+" exists")
+		return
+	}
+	before := map[string]bool{}
+	if old, err := NewCabinetSecrets(s.cfg.DataDir); err == nil {
+		for _, c := range old {
+			before[c.Username] = true
+		}
+	}
+	if err := s.provision(l); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_layout", err.Error())
+		return
+	}
+	if err := s.startSite(l); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_layout", err.Error())
+		return
+	}
+	st, _ := s.site(l.ID)
+	s.wg.Add(1)
+	go st.run()
+	var fresh []CabinetSecret
+	if all, err := NewCabinetSecrets(s.cfg.DataDir); err == nil {
+		for _, c := range all {
+			if c.Site == l.ID && !before[c.Username] {
+				fresh = append(fresh, c)
+			}
+		}
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"site": l.ID, "cabinets": fresh})
 }
 
 type compartmentView struct {
@@ -561,13 +604,7 @@ func newMetrics(s *Service) *metrics {
 		Buckets: prometheus.ExponentialBuckets(0.005, 2, 12)})
 	m.alarms = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lockerd_alarms_total", Help: "Alarms by kind."}, []string{"kind"})
 	m.mqttRejected = prometheus.NewCounter(prometheus.CounterOpts{Name: "lockerd_mqtt_messages_rejected_total", Help: "Cabinet messages refused as malformed, misrouted or invalid."})
-	parcels := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lockerd_parcels_active", Help: "Parcels not yet in a terminal state."}, func() float64 {
-		n := 0
-		for _, st := range s.sortedSites() {
-			_ = st.call(context.Background(), func() error { n += st.core.ActiveParcels(); return nil })
-		}
-		return float64(n)
-	})
+	parcels := &parcelsByState{s: s, desc: prometheus.NewDesc("lockerd_parcels", "Active parcels by site and state.", []string{"site", "state"}, nil)}
 	connected := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lockerd_mqtt_clients_connected", Help: "Connected MQTT clients (cabinets)."}, func() float64 {
 		if s.broker == nil {
 			return 0
@@ -577,6 +614,29 @@ func newMetrics(s *Service) *metrics {
 	m.reg.MustRegister(m.requests, m.latency, m.doorRTT, m.alarms, m.mqttRejected, parcels, connected,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
+}
+
+// parcelsByState asks each site's goroutine for its counts at scrape time.
+type parcelsByState struct {
+	s    *Service
+	desc *prometheus.Desc
+}
+
+func (p *parcelsByState) Describe(ch chan<- *prometheus.Desc) { ch <- p.desc }
+
+func (p *parcelsByState) Collect(ch chan<- prometheus.Metric) {
+	for _, st := range p.s.sortedSites() {
+		var counts map[controller.State]int
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		err := st.call(ctx, func() error { counts = st.core.ParcelsByState(); return nil })
+		cancel()
+		if err != nil {
+			continue
+		}
+		for state, n := range counts {
+			ch <- prometheus.MustNewConstMetric(p.desc, prometheus.GaugeValue, float64(n), st.id, state.String())
+		}
+	}
 }
 
 type statusRecorder struct {

@@ -229,6 +229,7 @@ func TestEndToEnd(t *testing.T) {
 	resp.Body.Close()
 	require.Contains(t, string(metricsText), `lockerd_http_requests_total{route="/v1/sites/{site}/pickup",status="401"} 1`)
 	require.Contains(t, string(metricsText), "lockerd_door_round_trip_seconds_count 2")
+	require.Contains(t, string(metricsText), `lockerd_mqtt_clients_connected 1`)
 	code, res = h.call("GET", "/v1/openapi.json", "", nil)
 	require.Equal(t, 200, code)
 	require.Equal(t, "3.1.0", res["openapi"])
@@ -359,4 +360,32 @@ func TestEventStream(t *testing.T) {
 		}
 	}
 	require.Equal(t, []string{"announced", "reserved"}, seen)
+}
+
+func TestProvisionSiteOverTheAPI(t *testing.T) {
+	h := start(t, t.TempDir(), newInbox())
+	defer h.stop()
+	layout := tinyLayout(t)[0]
+	layout.ID = "annex"
+	code, res := h.call("POST", "/v1/sites", h.courier, layout)
+	require.Equal(t, 403, code, "admins provision")
+	code, res = h.call("POST", "/v1/sites", h.admin, layout)
+	require.Equal(t, 201, code, res)
+	cabs := res["cabinets"].([]any)
+	require.Len(t, cabs, 1)
+	require.Equal(t, "annex.c1", cabs[0].(map[string]any)["username"])
+	require.NotEmpty(t, cabs[0].(map[string]any)["secret"])
+	code, res = h.call("POST", "/v1/sites", h.admin, layout)
+	require.Equal(t, 409, code, res)
+	bad := layout
+	bad.ID = "Bad Id"
+	code, res = h.call("POST", "/v1/sites", h.admin, bad)
+	require.Equal(t, 400, code, res)
+	code, res = h.call("POST", "/v1/sites/annex/parcels", h.courier, map[string]any{"id": "a1", "class": "M", "recipient": "r"})
+	require.Equal(t, 201, code, res)
+	resp, err := http.Get(h.base + "/metrics")
+	require.NoError(t, err)
+	text, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Contains(t, string(text), `lockerd_parcels{site="annex",state="reserved"} 1`)
 }
