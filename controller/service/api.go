@@ -183,14 +183,13 @@ func (s *Service) provisionSite(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, "duplicate_site", "site "+strconv.Quote(l.ID)+" exists")
 		return
 	}
-	before := map[string]bool{}
-	if old, err := NewCabinetSecrets(s.cfg.DataDir); err == nil {
-		for _, c := range old {
-			before[c.Username] = true
-		}
-	}
-	if err := s.provision(l); err != nil {
+	fresh, err := s.provision(l)
+	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_layout", err.Error())
+		return
+	}
+	if err := s.recordSecrets(fresh); err != nil {
+		writeCoreError(w, fmt.Errorf("%w: %v", controller.ErrLogFailed, err))
 		return
 	}
 	if err := s.startSite(l); err != nil {
@@ -200,14 +199,6 @@ func (s *Service) provisionSite(w http.ResponseWriter, r *http.Request) {
 	st, _ := s.site(l.ID)
 	s.wg.Add(1)
 	go st.run()
-	var fresh []CabinetSecret
-	if all, err := NewCabinetSecrets(s.cfg.DataDir); err == nil {
-		for _, c := range all {
-			if c.Site == l.ID && !before[c.Username] {
-				fresh = append(fresh, c)
-			}
-		}
-	}
 	writeJSON(w, http.StatusCreated, map[string]any{"site": l.ID, "cabinets": fresh})
 }
 

@@ -127,10 +127,16 @@ func New(cfg Config) (*Service, error) {
 	if err := s.loadCredentials(); err != nil {
 		return fail(err)
 	}
+	var fresh []CabinetSecret
 	for _, l := range cfg.Sites {
-		if err := s.provision(l); err != nil {
+		secrets, err := s.provision(l)
+		if err != nil {
 			return fail(fmt.Errorf("provisioning %s: %w", l.ID, err))
 		}
+		fresh = append(fresh, secrets...)
+	}
+	if err := s.recordSecrets(fresh); err != nil {
+		return fail(err)
 	}
 	layouts, err := st.SiteLayouts()
 	if err != nil {
@@ -247,18 +253,21 @@ type CabinetSecret struct {
 }
 
 // provision stores a site's layout and creates credentials for cabinets that
-// have none. New secrets are written to DataDir/new-cabinet-secrets.json
-// (the only place they ever appear in clear).
-func (s *Service) provision(l SiteLayout) error {
+// have none, returning the new secrets (see recordSecrets).
+func (s *Service) provision(l SiteLayout) ([]CabinetSecret, error) {
 	if _, _, _, err := l.build(); err != nil {
-		return err
+		return nil, err
 	}
 	b, err := l.encode()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := s.store.SaveSite(l.ID, b); err != nil {
-		return err
+		return nil, err
+	}
+	zones := map[string]string{}
+	for _, c := range l.Classes {
+		zones[c.Name] = c.Zone
 	}
 	var fresh []CabinetSecret
 	for _, cab := range l.Cabinets {
@@ -268,11 +277,7 @@ func (s *Service) provision(l SiteLayout) error {
 		}
 		_, secret, err := s.creds.AddCabinet(l.ID, cab.Name)
 		if err != nil {
-			return err
-		}
-		zones := map[string]string{}
-		for _, c := range l.Classes {
-			zones[c.Name] = c.Zone
+			return nil, err
 		}
 		chilled := make([]bool, len(cab.Compartments))
 		for i, c := range cab.Compartments {
@@ -280,19 +285,33 @@ func (s *Service) provision(l SiteLayout) error {
 		}
 		fresh = append(fresh, CabinetSecret{Site: l.ID, Cabinet: cab.Name, Username: user, Secret: secret, Chilled: chilled})
 	}
+	return fresh, nil
+}
+
+// recordSecrets persists the (hashed) credentials and appends the new
+// cabinets' secrets to DataDir/new-cabinet-secrets.json, the only place they
+// ever appear in clear, in one atomic write.
+func (s *Service) recordSecrets(fresh []CabinetSecret) error {
 	if len(fresh) == 0 {
 		return nil
 	}
 	if err := s.saveCredentials(); err != nil {
 		return err
 	}
-	path := filepath.Join(s.cfg.DataDir, "new-cabinet-secrets.json")
-	var existing []CabinetSecret
-	if b, err := os.ReadFile(path); err == nil {
-		_ = json.Unmarshal(b, &existing)
+	existing, err := NewCabinetSecrets(s.cfg.DataDir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
 	}
-	out, _ := json.MarshalIndent(append(existing, fresh...), "", "  ")
-	return os.WriteFile(path, out, 0o600)
+	out, err := json.MarshalIndent(append(existing, fresh...), "", "  ")
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(s.cfg.DataDir, "new-cabinet-secrets.json")
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, out, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // NewCabinetSecrets reads the secrets of cabinets provisioned by this data
