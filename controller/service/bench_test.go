@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lockertwin/lockertwin/controller"
+	"github.com/lockertwin/lockertwin/controller/store/sqlite"
 	"github.com/lockertwin/lockertwin/scenarios"
 	"github.com/lockertwin/lockertwin/twin"
 	"github.com/lockertwin/lockertwin/twin/mqttlink"
@@ -41,7 +42,7 @@ func (q *quickPeople) DoorJammed(string, int) {}
 // API and MQTT on loopback: announce, deposit (command, ack, door events),
 // notification with the code, pickup (command, ack, door events), picked
 // up. Four sites of four 60-door cabinets, 64 flows in flight (FLOWS_IN_FLIGHT
-// overrides).
+// overrides; FLOWS_SYNC=normal for the faster durability).
 func BenchmarkFlows(b *testing.B) {
 	src := `version: 1
 name: bench
@@ -63,7 +64,7 @@ recipients: {pickup_delay: {distribution: fixed, value: 1h}}
 	layouts, _ := LayoutsFromScenario(sc)
 	dir := b.TempDir()
 	codes := &codeBox{ch: map[string]chan string{}}
-	svc, err := New(Config{DataDir: dir, Sites: layouts, Notifier: codes})
+	svc, err := New(Config{DataDir: dir, Sites: layouts, Notifier: codes, Sync: sqlite.Sync(os.Getenv("FLOWS_SYNC"))})
 	if err != nil {
 		b.Fatal(err)
 	}

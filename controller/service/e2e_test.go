@@ -213,3 +213,16 @@ func TestCabinetOfflineDuringDeposit(t *testing.T) {
 	}
 	require.Positive(t, retries, "the command was retried while the cabinet was away")
 }
+
+// TestLockerdRejectsABadConfig: the -config file is decoded like a scenario:
+// every problem, located, and lockerd does not start.
+func TestLockerdRejectsABadConfig(t *testing.T) {
+	bin := buildLockerd(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "lockerd.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte("http: 127.0.0.1:0\nmqtt: [1883]\nverbose: true\n"), 0o644))
+	out, err := exec.Command(bin, "-config", cfg, "-data", filepath.Join(dir, "data")).CombinedOutput()
+	require.Error(t, err)
+	require.Contains(t, string(out), cfg+":2:7: mqtt: expected a single value, got a list")
+	require.Contains(t, string(out), cfg+`:3:1: unknown key "verbose"`)
+}
