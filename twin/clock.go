@@ -108,3 +108,18 @@ func (h *manualHeap) Pop() any {
 
 // After is AfterFunc without the timer, so a ManualClock is a Scheduler.
 func (m *ManualClock) After(d time.Duration, f func()) { m.AfterFunc(d, f) }
+
+// PostingClock is the wall clock for a state machine that owns a goroutine:
+// every AfterFunc callback is handed to Post, which runs it on that
+// goroutine, so the machine never sees two callers at once.
+type PostingClock struct {
+	Post func(func())
+}
+
+// Now returns the wall-clock time.
+func (PostingClock) Now() time.Time { return time.Now() }
+
+// AfterFunc posts f after d.
+func (c PostingClock) AfterFunc(d time.Duration, f func()) Timer {
+	return time.AfterFunc(d, func() { c.Post(f) })
+}

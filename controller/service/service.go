@@ -335,7 +335,7 @@ func (s *Service) startSite(l SiteLayout) error {
 	}
 	st := &site{svc: s, id: l.ID, layout: l, log: s.store.Log(l.ID), inbox: make(chan job, 1024)}
 	cfg := controller.Config{Site: l.ID, Inventory: inv, Policy: pol, Settings: set,
-		Clock: serialClock{post: st.postTimer}, Rand: controller.CryptoRand{}, CodeKey: s.key,
+		Clock: twin.PostingClock{Post: st.postTimer}, Rand: controller.CryptoRand{}, CodeKey: s.key,
 		Log: st.log, Out: st, RetainFinished: true}
 	events, err := s.store.Events(l.ID)
 	if err != nil {
@@ -707,12 +707,3 @@ func (st *site) Notify(n controller.Notification) { st.notes = append(st.notes, 
 
 // OnLogged collects events for observers after the commit (controller.Hook).
 func (st *site) OnLogged(_ *controller.Core, e *controller.Event) { st.events = append(st.events, *e) }
-
-// serialClock is the wall clock with callbacks posted to a site's goroutine.
-type serialClock struct{ post func(func()) }
-
-func (serialClock) Now() time.Time { return time.Now() }
-
-func (c serialClock) AfterFunc(d time.Duration, f func()) twin.Timer {
-	return time.AfterFunc(d, func() { c.post(f) })
-}

@@ -91,7 +91,7 @@ func Start(ctx context.Context, cfg Config, cab twin.CabinetConfig, streams twin
 	runCtx, stop := context.WithCancel(context.Background())
 	r := &Runner{cfg: cfg, inbox: make(chan func(), 256), out: make(chan outMsg, cfg.OutboxSize),
 		ready: make(chan struct{}), ctx: runCtx, stop: stop, done: make(chan struct{}), log: log}
-	r.cab, err = twin.NewCabinet(cab, serialClock{post: r.post}, r, obs, streams)
+	r.cab, err = twin.NewCabinet(cab, twin.PostingClock{Post: r.post}, r, obs, streams)
 	if err != nil {
 		stop()
 		return nil, err
@@ -281,14 +281,4 @@ func (r *Runner) Close(ctx context.Context) error {
 		err = nil
 	}
 	return err
-}
-
-// serialClock is the wall clock with every callback posted to the cabinet's
-// goroutine.
-type serialClock struct{ post func(func()) }
-
-func (serialClock) Now() time.Time { return time.Now() }
-
-func (s serialClock) AfterFunc(d time.Duration, f func()) twin.Timer {
-	return time.AfterFunc(d, func() { s.post(f) })
 }
