@@ -146,7 +146,8 @@ func (k *Collector) count(name string, p *parcel) {
 }
 
 // stop counts a courier stop at a site.
-func (k *Collector) stop(*site) {
+func (k *Collector) stop(s *site) {
+	k.w.observeStop(s)
 	if k.measuring {
 		k.courierStops++
 	}

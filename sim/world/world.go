@@ -76,6 +76,7 @@ type World struct {
 	warmup, end sim.Time
 	kpi         *Collector
 	err         error
+	watch       func(Observation)
 }
 
 type mixEntry struct {
@@ -873,6 +874,7 @@ type siteHook struct{ s *site }
 func (h siteHook) OnLogged(_ *controller.Core, e *controller.Event) {
 	s := h.s
 	s.w.kpi.onEvent(s, e)
+	s.w.observe(s, e)
 	switch e.Kind {
 	case controller.ExceptionRaised, controller.OutOfService:
 		s.w.needVisit(s)
