@@ -50,6 +50,10 @@ type Game struct {
 	selCabinet   int
 
 	ticks          int
+	frames         int
+	measureFor     time.Duration
+	measureStart   time.Time
+	measured       string
 	screenshot     string
 	screenshotTick int
 	shot           bool
@@ -65,6 +69,13 @@ func NewGame(src Source, speed int) *Game {
 }
 
 func clampInt(v, lo, hi int) int { return max(lo, min(hi, v)) }
+
+// MeasureFor makes the game run for d of wall time, then stop and report
+// the frames and ticks per second it achieved (Measured).
+func (g *Game) MeasureFor(d time.Duration) { g.measureFor = d }
+
+// Measured is the frame-rate report of a MeasureFor run.
+func (g *Game) Measured() string { return g.measured }
 
 // ScreenshotAfter makes the game write a PNG after n ticks and then stop.
 func (g *Game) ScreenshotAfter(path string, n int) { g.screenshot, g.screenshotTick = path, n }
@@ -84,6 +95,15 @@ func (g *Game) Step() error {
 func (g *Game) Update() error {
 	if g.done {
 		return ebiten.Termination
+	}
+	if g.measureFor > 0 {
+		if g.measureStart.IsZero() {
+			g.measureStart = time.Now()
+		} else if el := time.Since(g.measureStart); el >= g.measureFor {
+			g.measured = fmt.Sprintf("%d frames and %d ticks in %.1fs: %.1f frames/s, %.1f ticks/s (simulated %v)",
+				g.frames, g.ticks, el.Seconds(), float64(g.frames)/el.Seconds(), float64(g.ticks)/el.Seconds(), g.virtual.Round(time.Minute))
+			return ebiten.Termination
+		}
 	}
 	if g.screenshot != "" && g.ticks >= g.screenshotTick {
 		return nil // hold this exact frame until Draw captures it
@@ -168,6 +188,7 @@ func rect(dst *ebiten.Image, x, y, w, h float64, c color.Color) {
 
 // Draw renders the scene; it changes nothing.
 func (g *Game) Draw(screen *ebiten.Image) {
+	g.frames++
 	screen.Fill(ColorBackground)
 	sc := g.Scene
 	cell := g.cell()

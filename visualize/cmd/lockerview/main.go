@@ -24,6 +24,7 @@ func run() int {
 	speed := fs.Int("speed", 5, fmt.Sprintf("initial speed, an index into %v (times real time)", visualize.Speeds))
 	screenshot := fs.String("screenshot", "", "write a PNG after -after ticks and exit")
 	after := fs.Int("after", 600, "ticks before the screenshot (60 ticks = 1 s of viewing)")
+	measure := fs.Duration("measure", 0, "run this long, then print frames and ticks per second and exit")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return 2
 	}
@@ -49,6 +50,9 @@ func run() int {
 		// Deterministic frames: every tick is one fixed step, drawn.
 		ebiten.SetVsyncEnabled(false)
 	}
+	if *measure > 0 {
+		g.MeasureFor(*measure)
+	}
 	if err := ebiten.RunGame(g); err != nil {
 		fmt.Fprintln(os.Stderr, "lockerview:", err)
 		return 1
@@ -59,6 +63,9 @@ func run() int {
 	}
 	if *screenshot != "" {
 		fmt.Fprintln(os.Stderr, "wrote", *screenshot)
+	}
+	if m := g.Measured(); m != "" {
+		fmt.Println(m)
 	}
 	return 0
 }
