@@ -9,15 +9,16 @@ GO        ?= go
 BIN       := bin
 # Binaries other than the view build without cgo (DESIGN.md).
 CMDS      := ./sim/cmd/lockersim ./controller/cmd/lockerd ./twin/cmd/lockerfleet
+VIEW_CMD  := ./visualize/cmd/lockerview
 SCENARIO  ?= scenarios/residential-tower.yaml
 OUT       ?= out/residential-tower
 
 # System packages: Ebiten's X11/GL headers (cgo) and Xvfb for the view's
 # tests under a virtual display.
 SETUP_PKGS := pkg-config libgl1-mesa-dev libxcursor-dev libxi-dev libxinerama-dev \
-              libxrandr-dev libxxf86vm-dev libasound2-dev xvfb xauth mosquitto-clients
+              libxrandr-dev libxxf86vm-dev libasound2-dev xvfb xauth mosquitto-clients chromium
 
-.PHONY: help setup build test test-go fmt-check vet bench run lint clean
+.PHONY: help setup build test test-go fmt-check vet bench run lint clean view view-web
 
 help:
 	@echo "make run    - the main job on a shipped scenario ($(SCENARIO))"
@@ -25,6 +26,7 @@ help:
 	@echo "make build  - build the binaries into $(BIN)/"
 	@echo "make bench  - the benchmarks (engine, allocator, ...)"
 	@echo "make setup  - install missing system packages with apt-get"
+	@echo "make view   - the live view of a scenario (desktop); make view-web - its browser build"
 
 setup:
 	@missing=""; \
@@ -46,6 +48,7 @@ setup:
 build:
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/ $(CMDS)
+	$(GO) build -o $(BIN)/ $(VIEW_CMD)
 
 fmt-check:
 	@unformatted=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go')); \
@@ -71,6 +74,17 @@ test: setup fmt-check vet test-go
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./sim/ ./allocator/ ./controller/ ./twin/
 	$(GO) test -run '^$$' -bench . -benchtime 20000x ./twin/broker/
+
+# The live view on the desktop (needs a display), and its browser build,
+# which lockerd serves with -view bin/view.
+view:
+	$(GO) run ./visualize/cmd/lockerview -scenario $(SCENARIO)
+
+view-web:
+	@mkdir -p $(BIN)/view
+	GOOS=js GOARCH=wasm $(GO) build -o $(BIN)/view/lockerview.wasm ./visualize/cmd/lockerview
+	cp "$$($(GO) env GOROOT)/lib/wasm/wasm_exec.js" visualize/web/index.html $(BIN)/view/
+	@echo "serve it: bin/lockerd -view $(BIN)/view, then open http://127.0.0.1:8080/view/?scenario=city-network.yaml"
 
 # The main job: simulate a shipped scenario with the real controller and
 # write its KPIs, time series and report.

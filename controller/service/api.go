@@ -133,6 +133,9 @@ func (s *Service) routes() http.Handler {
 	handle("POST /v1/sites/{site}/pickup", "/v1/sites/{site}/pickup", s.pickup)
 	handle("GET /v1/audit/verify", "/v1/audit/verify", s.verify)
 	mux.HandleFunc("GET /v1/events", s.events)
+	if s.cfg.ViewDir != "" {
+		mux.Handle("GET /view/", http.StripPrefix("/view/", http.FileServer(http.Dir(s.cfg.ViewDir))))
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})

@@ -47,6 +47,9 @@ type Config struct {
 	// CommandTiming overrides the door-command timing of every site when
 	// its fields are set (AckTimeout, MaxAttempts, CommandTTL).
 	CommandTiming controller.Settings
+	// ViewDir, when set, is served at /view/: the browser build of the live
+	// view (make view-web builds it).
+	ViewDir string
 	// Notifier receives notifications (with pickup codes) after they are
 	// durable; nil logs them without the code.
 	Notifier Notifier

@@ -27,6 +27,7 @@ type fileConfig struct {
 	Scenario string `yaml:"scenario"`
 	Webhook  string `yaml:"webhook"`
 	Sync     string `yaml:"sync"`
+	View     string `yaml:"view"`
 	LogLevel string `yaml:"log_level"`
 }
 
@@ -42,6 +43,7 @@ func run() int {
 	scenarioFile := fs.String("scenario", "", "provision the sites and cabinets of a scenario (idempotent)")
 	webhook := fs.String("webhook", "", "POST notifications (with pickup codes) to this URL")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	viewDir := fs.String("view", "", "serve the browser view built by `make view-web` from this directory at /view/")
 	syncMode := fs.String("sync", "full", "store durability: full (survives power loss) or normal (survives a crash, about twice as fast)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return 2
@@ -63,7 +65,7 @@ func run() int {
 			dst *string
 			val string
 		}{"http": {httpAddr, fc.HTTP}, "mqtt": {mqttAddr, fc.MQTT}, "ws": {wsAddr, fc.WS}, "data": {dataDir, fc.Data},
-			"scenario": {scenarioFile, fc.Scenario}, "webhook": {webhook, fc.Webhook}, "log-level": {logLevel, fc.LogLevel}, "sync": {syncMode, fc.Sync}} {
+			"scenario": {scenarioFile, fc.Scenario}, "webhook": {webhook, fc.Webhook}, "log-level": {logLevel, fc.LogLevel}, "sync": {syncMode, fc.Sync}, "view": {viewDir, fc.View}} {
 			if !set[name] && v.val != "" {
 				*v.dst = v.val
 			}
@@ -75,7 +77,7 @@ func run() int {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	cfg := service.Config{HTTPAddr: *httpAddr, MQTTAddr: *mqttAddr, WSAddr: *wsAddr, DataDir: *dataDir, Logger: log, Sync: sqlite.Sync(*syncMode)}
+	cfg := service.Config{HTTPAddr: *httpAddr, MQTTAddr: *mqttAddr, WSAddr: *wsAddr, DataDir: *dataDir, Logger: log, Sync: sqlite.Sync(*syncMode), ViewDir: *viewDir}
 	if *scenarioFile != "" {
 		sc, warnings, err := scenarios.Load(*scenarioFile)
 		if err != nil {

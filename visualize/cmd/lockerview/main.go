@@ -20,15 +20,20 @@ func main() { os.Exit(run()) }
 func run() int {
 	fs := flag.NewFlagSet("lockerview", flag.ContinueOnError)
 	scenarioFile := fs.String("scenario", "scenarios/residential-tower.yaml", "scenario to simulate and show")
+	shipped := fs.String("shipped", "", "show a shipped scenario by name (e.g. city-network.yaml) instead of a file")
 	seed := fs.Uint64("seed", 0, "override the scenario's seed")
 	speed := fs.Int("speed", 5, fmt.Sprintf("initial speed, an index into %v (times real time)", visualize.Speeds))
 	screenshot := fs.String("screenshot", "", "write a PNG after -after ticks and exit")
 	after := fs.Int("after", 600, "ticks before the screenshot (60 ticks = 1 s of viewing)")
 	measure := fs.Duration("measure", 0, "run this long, then print frames and ticks per second and exit")
-	if err := fs.Parse(os.Args[1:]); err != nil {
+	if err := fs.Parse(programArgs()); err != nil {
 		return 2
 	}
-	sc, _, err := scenarios.Load(*scenarioFile)
+	load := func() (*scenarios.Scenario, scenarios.Problems, error) { return scenarios.Load(*scenarioFile) }
+	if *shipped != "" {
+		load = func() (*scenarios.Scenario, scenarios.Problems, error) { return scenarios.LoadShipped(*shipped) }
+	}
+	sc, _, err := load()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -1,0 +1,7 @@
+//go:build !js
+
+package main
+
+import "os"
+
+func programArgs() []string { return os.Args[1:] }
