@@ -209,6 +209,7 @@ type compartmentView struct {
 	Cabinet     string `json:"cabinet"`
 	Compartment int    `json:"compartment"`
 	Class       string `json:"class"`
+	Chilled     bool   `json:"chilled,omitempty"`
 	Status      string `json:"status"`
 }
 
@@ -226,8 +227,9 @@ func (s *Service) getSite(w http.ResponseWriter, r *http.Request) {
 		cabs := inv.Cabinets()
 		for i := 0; i < inv.Len(); i++ {
 			c, _ := inv.Compartment(allocator.CompartmentID(i))
+			class := inv.Catalog().Class(c.Class)
 			view = append(view, compartmentView{Cabinet: cabs[c.Cabinet].Name, Compartment: c.Slot,
-				Class: inv.Catalog().Class(c.Class).Name, Status: inv.Status(c.ID).String()})
+				Class: class.Name, Chilled: class.Zone == allocator.Chilled, Status: inv.Status(c.ID).String()})
 		}
 		return nil
 	})

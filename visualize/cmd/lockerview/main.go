@@ -4,9 +4,11 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/hajimehoshi/ebiten/v2"
 
@@ -26,8 +28,13 @@ func run() int {
 	screenshot := fs.String("screenshot", "", "write a PNG after -after ticks and exit")
 	after := fs.Int("after", 600, "ticks before the screenshot (60 ticks = 1 s of viewing)")
 	measure := fs.Duration("measure", 0, "run this long, then print frames and ticks per second and exit")
+	liveURL := fs.String("url", "", "follow a running lockerd (e.g. http://127.0.0.1:8080) instead of simulating")
+	token := fs.String("token", "", "lockerd courier or admin token, with -url")
 	if err := fs.Parse(programArgs()); err != nil {
 		return 2
+	}
+	if *liveURL != "" {
+		return live(*liveURL, *token, *measure)
 	}
 	load := func() (*scenarios.Scenario, scenarios.Problems, error) { return scenarios.Load(*scenarioFile) }
 	if *shipped != "" {
@@ -68,6 +75,33 @@ func run() int {
 	}
 	if *screenshot != "" {
 		fmt.Fprintln(os.Stderr, "wrote", *screenshot)
+	}
+	if m := g.Measured(); m != "" {
+		fmt.Println(m)
+	}
+	return 0
+}
+
+// live follows a running lockerd in real time.
+func live(url, token string, measure time.Duration) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	src, err := scene.NewLiveSource(ctx, url, token)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "lockerview:", err)
+		return 1
+	}
+	defer src.Close()
+	g := visualize.NewGame(src, 0)
+	src.Apply(g.Scene)
+	ebiten.SetWindowSize(visualize.ScreenW, visualize.ScreenH)
+	ebiten.SetWindowTitle("lockertwin — live " + url)
+	if measure > 0 {
+		g.MeasureFor(measure)
+	}
+	if err := ebiten.RunGame(g); err != nil {
+		fmt.Fprintln(os.Stderr, "lockerview:", err)
+		return 1
 	}
 	if m := g.Measured(); m != "" {
 		fmt.Println(m)
