@@ -51,6 +51,7 @@ type Game struct {
 
 	ticks          int
 	frames         int
+	legend         *ebiten.Image // the panel's static part, drawn once
 	measureFor     time.Duration
 	measureStart   time.Time
 	measured       string
@@ -255,7 +256,13 @@ func (g *Game) Draw(screen *ebiten.Image) {
 func (g *Game) drawPanel(screen *ebiten.Image) {
 	sc := g.Scene
 	x0 := float64(ScreenW - panelW)
-	rect(screen, x0, 0, panelW, ScreenH, color.RGBA{236, 236, 230, 255})
+	if g.legend == nil {
+		g.legend = ebiten.NewImage(panelW, ScreenH)
+		drawLegend(g.legend)
+	}
+	op := &ebiten.DrawImageOptions{}
+	op.GeoM.Translate(x0, 0)
+	screen.DrawImage(g.legend, op)
 	var b strings.Builder
 	state := "running"
 	if g.paused {
@@ -265,8 +272,7 @@ func (g *Game) drawPanel(screen *ebiten.Image) {
 		state = "finished"
 	}
 	fmt.Fprintf(&b, "%s\n", sc.Now.UTC().Format("Mon 2006-01-02 15:04"))
-	fmt.Fprintf(&b, "speed x%s (%s)\n", speedLabel(Speeds[g.speed]), state)
-	fmt.Fprintf(&b, "space pause  +/- speed  -> step\nwheel zoom  drag pan  0 fit\nclick a cabinet\n\n")
+	fmt.Fprintf(&b, "speed x%s (%s)\n\n\n\n\n", speedLabel(Speeds[g.speed]), state)
 	fmt.Fprintf(&b, "occupancy by class\n")
 	for _, c := range sc.Classes {
 		if t := sc.TotalByClass[c]; t > 0 {
@@ -277,30 +283,7 @@ func (g *Game) drawPanel(screen *ebiten.Image) {
 	fmt.Fprintf(&b, "dwell p90       %.1f h\n", sc.DwellP90())
 	fmt.Fprintf(&b, "vans out        %d\n", len(sc.Couriers))
 	ebitenutil.DebugPrintAt(screen, b.String(), int(x0)+12, 12)
-	// Legend.
-	y := 300.0
-	for s := CompState(0); s < NumStates; s++ {
-		rect(screen, x0+12, y, 12, 12, StateColor(s))
-		ebitenutil.DebugPrintAt(screen, s.String(), int(x0)+30, int(y)-2)
-		y += 18
-	}
-	rect(screen, x0+12, y, 12, 12, ColorDoorOpen)
-	ebitenutil.DebugPrintAt(screen, "door open", int(x0)+30, int(y)-2)
-	y += 18
-	rect(screen, x0+12, y, 3, 12, ColorChilled)
-	ebitenutil.DebugPrintAt(screen, "chilled (left edge)", int(x0)+30, int(y)-2)
-	y += 18
-	vector.DrawFilledCircle(screen, float32(x0+18), float32(y+6), 4, ColorCourier, true)
-	ebitenutil.DebugPrintAt(screen, "courier van", int(x0)+30, int(y)-2)
-	y += 22
-	ebitenutil.DebugPrintAt(screen, "zoomed out, a site is one square:", int(x0)+12, int(y))
-	y += 18
-	for k := 0; k <= 10; k++ {
-		rect(screen, x0+12+float64(k)*14, y, 13, 12, SiteColor(float64(k)/10))
-	}
-	ebitenutil.DebugPrintAt(screen, "0%", int(x0)+12, int(y)+14)
-	ebitenutil.DebugPrintAt(screen, "100% used", int(x0)+12+10*14-30, int(y)+14)
-	y += 44
+	y := legendBottom
 	if g.selSite >= 0 && g.selSite < len(sc.Sites) {
 		s := &sc.Sites[g.selSite]
 		cab := s.Cabinets[min(g.selCabinet, len(s.Cabinets)-1)]
@@ -313,8 +296,46 @@ func (g *Game) drawPanel(screen *ebiten.Image) {
 		for st := CompState(0); st < NumStates; st++ {
 			fmt.Fprintf(&sel, "  %-15s %d\n", st.String(), counts[st])
 		}
+		shown := 0
+		for k, c := range cab.Comps {
+			if c.Parcel != "" && shown < 12 {
+				fmt.Fprintf(&sel, "  #%-3d %-9s %s\n", k+1, c.State.String(), c.Parcel)
+				shown++
+			}
+		}
 		ebitenutil.DebugPrintAt(screen, sel.String(), int(x0)+12, int(y))
 	}
+}
+
+// legendBottom is where the selection panel starts.
+const legendBottom = 530.0
+
+// drawLegend draws the panel's static part: help, colour legend, site ramp.
+func drawLegend(img *ebiten.Image) {
+	img.Fill(color.RGBA{236, 236, 230, 255})
+	ebitenutil.DebugPrintAt(img, "space pause  +/- speed  -> step\nwheel zoom  drag pan  0 fit\nclick a cabinet", 12, 12+2*16)
+	y := 300.0
+	for s := CompState(0); s < NumStates; s++ {
+		rect(img, 12, y, 12, 12, StateColor(s))
+		ebitenutil.DebugPrintAt(img, s.String(), 30, int(y)-2)
+		y += 18
+	}
+	rect(img, 12, y, 12, 12, ColorDoorOpen)
+	ebitenutil.DebugPrintAt(img, "door open", 30, int(y)-2)
+	y += 18
+	rect(img, 12, y, 3, 12, ColorChilled)
+	ebitenutil.DebugPrintAt(img, "chilled (left edge)", 30, int(y)-2)
+	y += 18
+	vector.DrawFilledCircle(img, 18, float32(y+6), 4, ColorCourier, true)
+	ebitenutil.DebugPrintAt(img, "courier van", 30, int(y)-2)
+	y += 22
+	ebitenutil.DebugPrintAt(img, "zoomed out, a site is one square:", 12, int(y))
+	y += 18
+	for k := 0; k <= 10; k++ {
+		rect(img, 12+float64(k)*14, y, 13, 12, SiteColor(float64(k)/10))
+	}
+	ebitenutil.DebugPrintAt(img, "0%", 12, int(y)+14)
+	ebitenutil.DebugPrintAt(img, "100% used", 12+10*14-30, int(y)+14)
 }
 
 func speedLabel(v float64) string {

@@ -67,6 +67,7 @@ type Comp struct {
 	State    CompState
 	before   CompState // state under an out-of-service mark
 	DoorOpen bool
+	Parcel   string // the parcel reserved for or held, if known
 }
 
 // Cabinet is one cabinet in the scene.
@@ -216,15 +217,19 @@ func (sc *Scene) Apply(o world.Observation) {
 	switch o.Kind {
 	case "reserved":
 		sc.set(s, c, Reserved)
+		c.Parcel = o.Parcel
 	case "reservation_lapsed", "cancelled":
 		sc.set(s, c, Free)
+		c.Parcel = ""
 	case "deposited":
 		sc.set(s, c, Occupied)
+		c.Parcel = o.Parcel
 		sc.deposited[o.Parcel] = o.At
 	case "expired":
 		sc.set(s, c, AwaitingReturn)
 	case "picked_up", "returned":
 		sc.set(s, c, Free)
+		c.Parcel = ""
 		if at, ok := sc.deposited[o.Parcel]; ok {
 			sc.recordDwell(o.At.Sub(at).Hours())
 			delete(sc.deposited, o.Parcel)
@@ -232,6 +237,7 @@ func (sc *Scene) Apply(o world.Observation) {
 	case "exception_resolved":
 		if o.Detail == "removed" {
 			sc.set(s, c, Free)
+			c.Parcel = ""
 			delete(sc.deposited, o.Parcel)
 		}
 	case "out_of_service":
