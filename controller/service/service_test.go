@@ -22,6 +22,11 @@ import (
 
 const wait = 10 * time.Second
 
+// reconnectWait bounds waits that include a cabinet reconnecting to a
+// restarted lockerd (autopaho retries every second; a loaded CI machine
+// running the race detector can take far longer than that).
+const reconnectWait = 30 * time.Second
+
 // inbox is the recipients' side: notifications by parcel.
 type inbox struct {
 	mu    sync.Mutex
@@ -44,7 +49,7 @@ func (b *inbox) Notify(_ string, n controller.Notification) {
 
 func (b *inbox) await(t *testing.T, parcel string, kind controller.NotificationKind) controller.Notification {
 	t.Helper()
-	deadline := time.After(wait)
+	deadline := time.After(reconnectWait)
 	for {
 		select {
 		case n := <-b.ch:
@@ -250,7 +255,9 @@ func TestEndToEnd(t *testing.T) {
 	h = startAt(t, dir, box, httpAddr, mqttAddr)
 	h.cab, h.doors = runner, doorsSeen
 	defer h.stop()
-	require.Eventually(t, runner.Connected, wait, 20*time.Millisecond, "the cabinet reconnects")
+	restarted := time.Now()
+	require.Eventually(t, runner.Connected, reconnectWait, 20*time.Millisecond, "the cabinet reconnects")
+	t.Logf("the cabinet reconnected %v after lockerd restarted", time.Since(restarted).Round(time.Millisecond))
 	require.Equal(t, "awaiting_pickup", h.state("p2"), "state rebuilt from the log")
 	require.Equal(t, "picked_up", h.state("p1"))
 	code, res = h.call("POST", "/v1/sites/lobby/pickup", "", map[string]any{"cabinet": "c1", "code": n2.Code})

@@ -103,7 +103,7 @@ func Start(ctx context.Context, cfg Config, cab twin.CabinetConfig, streams twin
 	pc := autopaho.ClientConfig{
 		ServerUrls: []*url.URL{u}, KeepAlive: uint16(cfg.KeepAlive / time.Second),
 		CleanStartOnInitialConnection: true, SessionExpiryInterval: 0,
-		ConnectRetryDelay: time.Second, ConnectTimeout: 10 * time.Second,
+		ConnectRetryDelay: time.Second, ConnectTimeout: 5 * time.Second,
 		ConnectUsername: user, ConnectPassword: []byte(cfg.Secret),
 		WillMessage: &paho.WillMessage{Topic: status, Payload: []byte(twin.StatusOffline), QoS: 1, Retain: true},
 		OnConnectionUp: func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
