@@ -74,6 +74,9 @@ test: setup fmt-check vet test-go
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./sim/ ./allocator/ ./controller/ ./twin/
 	$(GO) test -run '^$$' -bench . -benchtime 20000x ./twin/broker/
+	$(GO) test -run '^$$' -bench . -benchtime 2000x ./controller/store/sqlite/
+	$(GO) test -run '^$$' -bench Flows -benchtime 3000x ./controller/service/
+	FLOWS_SYNC=normal $(GO) test -run '^$$' -bench Flows -benchtime 3000x ./controller/service/
 
 # The live view on the desktop (needs a display), and its browser build,
 # which lockerd serves with -view bin/view.
