@@ -186,9 +186,12 @@ func (c *Core) raise(p *parcel, reason string) error {
 	return c.emit(e)
 }
 
+// jam takes a jammed door out of service and raises one alarm for it; a
+// cabinet reports a jam twice (the nack of the command and a fault event),
+// and a door already out of service is not alarmed again.
 func (c *Core) jam(ci int32, comp allocator.CompartmentID) error {
-	c.alarm("jam", ci, int32(comp), "")
 	if c.inv.Status(comp) != allocator.OutOfService {
+		c.alarm("jam", ci, int32(comp), "")
 		if err := c.emit(Event{Kind: OutOfService, Cabinet: ci, Compartment: int32(comp), Text: "jam"}); err != nil {
 			return err
 		}

@@ -226,6 +226,7 @@ func TestJamTakesTheCompartmentOutOfService(t *testing.T) {
 	res, err := r.core.Pickup("a1", code)
 	require.NoError(t, err)
 	r.ack(r.out.last())
+	require.NoError(t, r.evt("a1", twin.Event{Type: twin.EvtNack, Command: r.out.last().cmd.ID, Reason: twin.NackJammed}))
 	require.NoError(t, r.evt("a1", twin.Event{Type: twin.EvtFault, Fault: twin.FaultJam, Compartment: res.Compartment}))
 	info, _ := r.core.Parcel("p1")
 	require.Equal(t, StateException, info.State)
