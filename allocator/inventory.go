@@ -91,8 +91,9 @@ type Inventory struct {
 	holding  []Status // for out-of-service compartments: Free, Reserved or Occupied beneath
 	cabinets []Cabinet
 
-	free     []bitset  // per class: free, in-service compartment ids
-	cabFree  [][]int32 // [cabinet][class] free in-service count
+	free     []bitset  // per class: free, in-service compartment ids in online cabinets
+	cabFree  [][]int32 // [cabinet][class] free in-service count (0 while offline)
+	offline  []bool    // per cabinet: unreachable, so nothing in it is handed out
 	buckets  [][]bitset
 	maxFree  []int32 // per class: the highest cabFree over cabinets
 	counts   [4]int
@@ -158,6 +159,7 @@ func NewInventory(cat *Catalog, cabinets []CabinetSpec) (*Inventory, error) {
 		inv.free[c] = newBitset(n)
 	}
 	inv.cabFree = make([][]int32, ncab)
+	inv.offline = make([]bool, ncab)
 	perCab := make([][]int32, nc) // max per-cabinet count by class, to size buckets
 	for c := range perCab {
 		perCab[c] = make([]int32, ncab)
@@ -239,10 +241,12 @@ func (inv *Inventory) Count(s Status) int { return inv.counts[s] }
 // ClassCount returns how many compartments of a class have a status.
 func (inv *Inventory) ClassCount(c ClassID, s Status) int { return inv.perClass[c][s] }
 
-// FreeCount returns the free, in-service compartments of a class.
+// FreeCount returns the free, in-service compartments of a class in online
+// cabinets: those a policy may hand out.
 func (inv *Inventory) FreeCount(c ClassID) int { return inv.free[c].count }
 
-// FreeInCabinet returns a cabinet's free, in-service compartments of a class.
+// FreeInCabinet returns a cabinet's free, in-service compartments of a class;
+// 0 while the cabinet is offline.
 func (inv *Inventory) FreeInCabinet(cab CabinetID, c ClassID) int { return int(inv.cabFree[cab][c]) }
 
 func (inv *Inventory) check(op string, id CompartmentID) *StateError {
@@ -272,11 +276,12 @@ func (inv *Inventory) move(op string, id CompartmentID, from, to Status) error {
 
 func (inv *Inventory) setStatus(id CompartmentID, to Status) {
 	from := inv.status[id]
-	if from == Free {
+	indexed := !inv.offline[inv.comps[id].Cabinet]
+	if from == Free && indexed {
 		inv.removeFree(id)
 	}
 	inv.status[id] = to
-	if to == Free {
+	if to == Free && indexed {
 		inv.addFree(id)
 	}
 	c := inv.comps[id].Class
@@ -341,6 +346,35 @@ func (inv *Inventory) ClearOutOfService(id CompartmentID) error {
 	inv.holding[id] = Free
 	return nil
 }
+
+// SetCabinetOnline records whether a cabinet can be reached. While it is
+// offline its free compartments stay free (they count as such) but no policy
+// sees them: a courier sent there could not open a door. Reservations and
+// parcels already in it are untouched.
+func (inv *Inventory) SetCabinetOnline(cab CabinetID, online bool) error {
+	if cab < 0 || int(cab) >= len(inv.cabinets) {
+		return fmt.Errorf("inventory: unknown cabinet %d", cab)
+	}
+	if inv.offline[cab] == !online {
+		return nil
+	}
+	cb := inv.cabinets[cab]
+	for id := cb.first; id < cb.end; id++ {
+		if inv.status[id] != Free {
+			continue
+		}
+		if online {
+			inv.addFree(id)
+		} else {
+			inv.removeFree(id)
+		}
+	}
+	inv.offline[cab] = !online
+	return nil
+}
+
+// CabinetOnline reports whether a cabinet's compartments may be handed out.
+func (inv *Inventory) CabinetOnline(cab CabinetID) bool { return !inv.offline[cab] }
 
 func (inv *Inventory) addFree(id CompartmentID) {
 	comp := &inv.comps[id]

@@ -217,3 +217,48 @@ func TestBitsetAgainstAMap(t *testing.T) {
 		require.Equal(t, -1, b.next(n+100))
 	}
 }
+
+func TestOfflineCabinetIsNotHandedOut(t *testing.T) {
+	cat := testCatalog(t)
+	for _, name := range Names() {
+		t.Run(name, func(t *testing.T) {
+			inv := testInventory(t, cat, 2, []ClassCount{{0, 2}, {1, 1}})
+			pol, err := New(name, cat, Config{Rand: rand.New(rand.NewPCG(3, 4))})
+			require.NoError(t, err)
+			a := NewAllocator(inv, pol)
+
+			held, err := a.Assign(Request{Class: 0}) // a reservation made while a1 was online
+			require.NoError(t, err)
+			heldCab := inv.comps[held].Cabinet
+			require.NoError(t, inv.SetCabinetOnline(heldCab, false))
+			require.NoError(t, inv.SetCabinetOnline(heldCab, false), "idempotent")
+			require.False(t, inv.CabinetOnline(heldCab))
+			require.Equal(t, 5, inv.Count(Free), "offline compartments are still free, just not offered")
+			require.Equal(t, 0, inv.FreeInCabinet(heldCab, 0))
+			require.Equal(t, 2, inv.FreeCount(0))
+
+			require.NoError(t, inv.Release(held), "a lapsed reservation in an offline cabinet")
+			require.Equal(t, Free, inv.Status(held))
+			require.Equal(t, 2, inv.FreeCount(0), "and it stays out of the index")
+
+			var got []CompartmentID
+			for {
+				id, err := a.Assign(Request{Class: 0})
+				if err != nil {
+					require.Contains(t, []Reason{ReasonAllBusy, ReasonReserveHeld}, ReasonOf(err))
+					break
+				}
+				require.NotEqual(t, heldCab, inv.comps[id].Cabinet, "compartment %d is in the offline cabinet", id)
+				got = append(got, id)
+			}
+			require.NotEmpty(t, got)
+
+			require.NoError(t, inv.SetCabinetOnline(heldCab, true))
+			require.Equal(t, 2, inv.FreeInCabinet(heldCab, 0))
+			id, err := a.Assign(Request{Class: 0})
+			require.NoError(t, err)
+			require.Equal(t, heldCab, inv.comps[id].Cabinet)
+			require.Error(t, inv.SetCabinetOnline(7, true))
+		})
+	}
+}

@@ -46,7 +46,8 @@ const (
 	// occupancy. Capacity will not help; a different cabinet model might.
 	ReasonNoFittingClass
 	// ReasonAllBusy: fitting classes exist, but every fitting compartment
-	// (meeting the hints) is reserved, occupied or out of service.
+	// (meeting the hints) is reserved, occupied, out of service or in a
+	// cabinet that is offline.
 	ReasonAllBusy
 	// ReasonReserveHeld: the only free fitting compartments are held back
 	// for parcels that need them (reserve-large).

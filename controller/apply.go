@@ -196,7 +196,9 @@ func (c *Core) apply(e *Event) {
 	case BackInService:
 		must(c.inv.ReturnToService(allocator.CompartmentID(e.Compartment)))
 	case CabinetStatus:
-		c.cabinets[e.Cabinet].online = e.Text == twin.StatusOnline
+		online := e.Text == twin.StatusOnline
+		c.cabinets[e.Cabinet].online = online
+		must(c.inv.SetCabinetOnline(allocator.CabinetID(e.Cabinet), online))
 	case Cancelled:
 		p := c.parcels[e.Parcel]
 		if p.comp >= 0 {
@@ -254,8 +256,10 @@ func (c *Core) emptyCompartment(id allocator.CompartmentID) {
 }
 
 func (c *Core) seenSeq(e *Event) {
-	if e.CabinetSeq > 0 && e.Cabinet >= 0 && e.CabinetSeq > c.cabinets[e.Cabinet].lastSeq {
-		c.cabinets[e.Cabinet].lastSeq = e.CabinetSeq
+	if e.CabinetSeq > 0 && e.Cabinet >= 0 {
+		cab := &c.cabinets[e.Cabinet]
+		cab.loggedSeq = max(cab.loggedSeq, e.CabinetSeq)
+		cab.lastSeq = max(cab.lastSeq, e.CabinetSeq)
 	}
 }
 

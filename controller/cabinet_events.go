@@ -31,7 +31,11 @@ func (c *Core) HandleEvent(cabName string, ev twin.Event) error {
 	if ev.Seq <= cab.lastSeq {
 		return fmt.Errorf("%w: cabinet %s sequence %d, last %d", ErrDuplicateEvent, cabName, ev.Seq, cab.lastSeq)
 	}
-	if cab.lastSeq != 0 && ev.Seq > cab.lastSeq+1 {
+	if cab.resync {
+		// First event after a rebuild: lastSeq is only what the log
+		// recorded, so a jump is expected, not a gap.
+		cab.resync = false
+	} else if cab.lastSeq != 0 && ev.Seq > cab.lastSeq+1 {
 		// An earlier event is missing: hold this one until the gap fills
 		// or ReorderWait passes, so events are handled in the cabinet's order.
 		if _, dup := cab.held[ev.Seq]; dup {

@@ -185,10 +185,16 @@ type Config struct {
 }
 
 type cabinet struct {
-	shadow      twin.Shadow
-	name        string
-	online      bool
-	lastSeq     uint64
+	shadow  twin.Shadow
+	name    string
+	online  bool
+	lastSeq uint64 // the last event handled, in order
+	// loggedSeq is the last sequence number a logged event carries: what
+	// survives a restart. Events that change nothing (a heartbeat) are not
+	// logged, so a rebuilt core knows lastSeq only as this lower bound and
+	// resyncs on the cabinet's next event instead of calling it a gap.
+	loggedSeq   uint64
+	resync      bool
 	codes       map[[16]byte]*parcel
 	fails       []int64 // failure times within the long window, oldest first
 	lockedUntil int64

@@ -499,7 +499,13 @@ func TestCabinetStatusAndSequenceGaps(t *testing.T) {
 	r := newRig(t, testSettings())
 	require.NoError(t, r.core.CabinetOnline("a1", false))
 	require.NoError(t, r.core.CabinetOnline("a1", false), "no change, no event")
+	info, err := r.core.Announce("p1", ParcelSpec{Class: "S"}, "x")
+	require.NoError(t, err)
+	require.Equal(t, "a2", info.Cabinet, "nothing is reserved in a cabinet that cannot be reached")
 	require.NoError(t, r.core.CabinetOnline("a1", true))
+	info, err = r.core.Announce("p2", ParcelSpec{Class: "S"}, "x")
+	require.NoError(t, err)
+	require.Equal(t, "a1", info.Cabinet, "first-fit is back to the first cabinet")
 	require.ErrorIs(t, r.core.CabinetOnline("zz", true), ErrUnknownCabinet)
 	require.NoError(t, r.evt("a1", twin.Event{Type: twin.EvtHeartbeat}))
 	r.seq["a1"] += 5

@@ -27,6 +27,9 @@ func Rebuild(cfg Config, events []Event) (*Core, error) {
 		}
 	}
 	c.replaying = false
+	for i := range c.cabinets {
+		c.cabinets[i].resync = true
+	}
 	c.rearm()
 	return c, nil
 }
@@ -101,7 +104,7 @@ func (c *Core) Snapshot() Snapshot {
 		}
 		slices.Sort(codes)
 		s.Cabinets = append(s.Cabinets, fmt.Sprintf("%s online=%v seq=%d fails=%v locked=%d codes=%s",
-			cb.name, cb.online, cb.lastSeq, cb.fails, cb.lockedUntil, strings.Join(codes, ",")))
+			cb.name, cb.online, cb.loggedSeq, cb.fails, cb.lockedUntil, strings.Join(codes, ",")))
 	}
 	for _, cmd := range c.cmds {
 		pid := ""

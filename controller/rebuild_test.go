@@ -115,7 +115,10 @@ func chaos(t *testing.T, r *rig, seed uint64, steps int) {
 				}
 			}
 		case 8:
-			if rng.IntN(10) == 0 { // a rare uncommanded opening or sensor flip
+			if rng.IntN(25) == 0 { // a cabinet drops off the network or comes back
+				cab := []string{"a1", "a2"}[rng.IntN(2)]
+				require.NoError(t, r.core.CabinetOnline(cab, !r.core.cabinets[r.core.byName[cab]].online))
+			} else if rng.IntN(10) == 0 { // a rare uncommanded opening or sensor flip
 				cab := []string{"a1", "a2"}[rng.IntN(2)]
 				slot := 1 + rng.IntN(7)
 				ci := r.core.byName[cab]
@@ -255,4 +258,34 @@ func TestCheckerCatchesViolations(t *testing.T) {
 	require.Contains(t, got.Error(), "matched by a live command")
 	require.Contains(t, got.Error(), "events before it")
 	require.NotEmpty(t, got.Recent)
+}
+
+func TestRebuiltCoreResyncsCabinetSequences(t *testing.T) {
+	r := newRig(t, testSettings())
+	r.deposit("p1", "S")
+	for range 3 { // heartbeats change nothing, so nothing of them is logged
+		require.NoError(t, r.evt("a1", twin.Event{Type: twin.EvtHeartbeat}))
+	}
+	cfg := r.cfg
+	cfg.Inventory = testInventory(t)
+	pol, err := allocator.New("first-fit", cfg.Inventory.Catalog(), allocator.Config{})
+	require.NoError(t, err)
+	cfg.Policy, cfg.Log = pol, &MemoryLog{}
+	rebuilt, err := Rebuild(cfg, r.log.Events())
+	require.NoError(t, err)
+	require.Equal(t, r.core.Snapshot(), rebuilt.Snapshot(), "the snapshot holds what the log holds")
+
+	next := r.seq["a1"] + 1
+	ev := twin.Event{V: twin.ProtocolVersion, ID: "a1-e" + itoa(next), Seq: next, Type: twin.EvtHeartbeat, At: r.clock.Now()}
+	require.NoError(t, rebuilt.HandleEvent("a1", ev))
+	clock := cfg.Clock.(*twin.ManualClock)
+	clock.Advance(3 * time.Second) // past ReorderWait: a held event would have raised its alarm by now
+	require.Zero(t, rebuilt.Alarms()["sequence_gap"], "the heartbeats the log did not keep are not a gap")
+	ev.Seq, ev.ID = next, "a1-again"
+	require.ErrorIs(t, rebuilt.HandleEvent("a1", ev), ErrDuplicateEvent)
+
+	ev.Seq, ev.ID = next+3, "a1-later"
+	require.NoError(t, rebuilt.HandleEvent("a1", ev))
+	clock.Advance(3 * time.Second)
+	require.Equal(t, 1, rebuilt.Alarms()["sequence_gap"], "after the first event, a gap is a gap again")
 }
