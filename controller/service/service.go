@@ -402,7 +402,7 @@ func (s *Service) Start() error {
 	s.mu.Lock()
 	s.ready = true
 	s.mu.Unlock()
-	s.log.Info("lockerd started", "http", s.HTTPAddr(), "mqtt", s.MQTTAddr(), "sites", len(s.sites))
+	s.log.Info("lockerd started", "http", s.HTTPAddr(), "mqtt", s.MQTTAddr(), "ws", s.WSAddr(), "sites", len(s.sites))
 	return nil
 }
 
@@ -427,6 +427,9 @@ func (s *Service) HTTPAddr() string {
 
 // MQTTAddr is the broker's TCP address.
 func (s *Service) MQTTAddr() string { return s.broker.Addr() }
+
+// WSAddr is the broker's MQTT-over-WebSocket address, or "" when off.
+func (s *Service) WSAddr() string { return s.broker.WSAddr() }
 
 // Shutdown stops accepting work, finishes what is in each site's queue and
 // closes the broker and the store.

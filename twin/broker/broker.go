@@ -40,7 +40,7 @@ type Broker struct {
 	cfg    Config
 	srv    *mqtt.Server
 	tcp    *listeners.TCP
-	ws     *listeners.Websocket
+	ws     *wsListener
 	inline *mqtt.Client
 	hook   *aclHook
 	subID  atomic.Int32
@@ -94,7 +94,12 @@ func New(cfg Config) (*Broker, error) {
 		return nil, fmt.Errorf("broker: listening on %s: %w", cfg.TCPAddr, err)
 	}
 	if cfg.WSAddr != "" {
-		b.ws = listeners.NewWebsocket(listeners.Config{ID: "ws", Address: cfg.WSAddr})
+		ws, err := newWSListener("ws", cfg.WSAddr)
+		if err != nil {
+			b.tcp.Close(func(string) {}) // bound already: give the port back
+			return nil, fmt.Errorf("broker: websocket on %s: %w", cfg.WSAddr, err)
+		}
+		b.ws = ws
 		if err := srv.AddListener(b.ws); err != nil {
 			return nil, fmt.Errorf("broker: websocket on %s: %w", cfg.WSAddr, err)
 		}
@@ -109,7 +114,8 @@ func (b *Broker) Start() error { return b.srv.Serve() }
 // Addr is the TCP listener's address (the real port when configured with :0).
 func (b *Broker) Addr() string { return b.tcp.Address() }
 
-// WSAddr is the WebSocket listener's address, or "".
+// WSAddr is the WebSocket listener's address (the real port when
+// configured with :0), or "".
 func (b *Broker) WSAddr() string {
 	if b.ws == nil {
 		return ""

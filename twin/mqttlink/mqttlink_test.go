@@ -21,16 +21,27 @@ type received struct {
 }
 
 // TestVirtualCabinetOverMQTT: a virtual cabinet in wall-clock time, over
-// loopback MQTT to the embedded broker, is driven by a controller-side
-// subscriber exactly as a real cabinet would be.
+// loopback MQTT to the embedded broker (plain TCP, and MQTT over WebSocket
+// as some gateways use), is driven by a controller-side subscriber exactly
+// as a real cabinet would be.
 func TestVirtualCabinetOverMQTT(t *testing.T) {
+	for _, transport := range []string{"mqtt", "ws"} {
+		t.Run(transport, func(t *testing.T) { virtualCabinetOver(t, transport) })
+	}
+}
+
+func virtualCabinetOver(t *testing.T, transport string) {
 	creds := broker.NewCredentials()
 	_, secret, err := creds.AddCabinet("lobby", "a1")
 	require.NoError(t, err)
-	b, err := broker.New(broker.Config{Credentials: creds})
+	b, err := broker.New(broker.Config{Credentials: creds, WSAddr: "127.0.0.1:0"})
 	require.NoError(t, err)
 	require.NoError(t, b.Start())
 	defer b.Close()
+	url := "mqtt://" + b.Addr()
+	if transport == "ws" {
+		url = "ws://" + b.WSAddr() + "/mqtt"
+	}
 	msgs := make(chan received, 256)
 	for _, ch := range []twin.Channel{twin.ChanEvt, twin.ChanState, twin.ChanStatus} {
 		_, err := b.Subscribe(twin.CabinetTopic("lobby", "a1", ch), func(topic string, payload []byte) {
@@ -62,7 +73,7 @@ func TestVirtualCabinetOverMQTT(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	r, err := Start(ctx, Config{Broker: "mqtt://" + b.Addr(), Site: "lobby", Cabinet: "a1", Secret: secret},
+	r, err := Start(ctx, Config{Broker: url, Site: "lobby", Cabinet: "a1", Secret: secret},
 		twin.CabinetConfig{Compartments: make([]twin.CompartmentSpec, 4)}, streams, nil)
 	require.NoError(t, err)
 	require.Equal(t, twin.StatusOnline, string(next(twin.ChanStatus).payload))

@@ -107,7 +107,11 @@ func run() int {
 		return 1
 	}
 	admin, courier := svc.Tokens()
-	fmt.Fprintf(os.Stderr, "lockerd: HTTP on %s, MQTT on %s, data in %s\n", svc.HTTPAddr(), svc.MQTTAddr(), *dataDir)
+	ws := ""
+	if a := svc.WSAddr(); a != "" {
+		ws = ", MQTT over WebSocket on ws://" + a
+	}
+	fmt.Fprintf(os.Stderr, "lockerd: HTTP on %s, MQTT on %s%s, data in %s\n", svc.HTTPAddr(), svc.MQTTAddr(), ws, *dataDir)
 	fmt.Fprintf(os.Stderr, "lockerd: tokens in %s/tokens.json (admin %s…, courier %s…); new cabinet credentials in %s/new-cabinet-secrets.json\n",
 		*dataDir, admin[:6], courier[:6], *dataDir)
 	sig := make(chan os.Signal, 1)
