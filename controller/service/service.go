@@ -50,11 +50,22 @@ type Config struct {
 	// ViewDir, when set, is served at /view/: the browser build of the live
 	// view (make view-web builds it).
 	ViewDir string
+	// StatusGrace is how long a site waits after it starts for each
+	// cabinet to report online; a cabinet that has not is taken as
+	// offline (nothing is reserved in it) until it does. The log may say
+	// online from before a restart, and a cabinet that never comes back
+	// publishes no will. Zero means DefaultStatusGrace; negative, never.
+	StatusGrace time.Duration
 	// Notifier receives notifications (with pickup codes) after they are
 	// durable; nil logs them without the code.
 	Notifier Notifier
 	Logger   *slog.Logger
 }
+
+// DefaultStatusGrace: cabinets reconnect within seconds of a restart
+// (lockerfleet's 2,000 in under 2 s); two minutes leaves room for real
+// firmware on a slow link.
+const DefaultStatusGrace = 2 * time.Minute
 
 // Notifier delivers notifications to recipients (a webhook, say).
 type Notifier interface {
@@ -350,6 +361,13 @@ func (s *Service) startSite(l SiteLayout) error {
 	}
 	st.cfg = cfg
 	st.core.AddHook(st)
+	st.seen = map[string]bool{}
+	if grace := s.cfg.StatusGrace; grace >= 0 {
+		if grace == 0 {
+			grace = DefaultStatusGrace
+		}
+		cfg.Clock.AfterFunc(grace, st.markUnseenOffline)
+	}
 	s.mu.Lock()
 	s.sites[l.ID] = st
 	s.mu.Unlock()
@@ -526,7 +544,10 @@ func (s *Service) onStatus(topic string, payload []byte) {
 		s.metrics.mqttRejected.Inc()
 		return
 	}
-	st.post(func() error { return st.core.CabinetOnline(cab, status == twin.StatusOnline) })
+	st.post(func() error {
+		st.seen[cab] = true
+		return st.core.CabinetOnline(cab, status == twin.StatusOnline)
+	})
 }
 
 // ---- sites -------------------------------------------------------------------
@@ -544,6 +565,22 @@ type site struct {
 	inbox  chan job
 	notes  []controller.Notification
 	events []controller.Event
+	seen   map[string]bool // cabinets that reported a status since start
+}
+
+// markUnseenOffline ends the status grace: every cabinet that has not
+// reported since the site started is recorded offline.
+func (st *site) markUnseenOffline() {
+	for _, cb := range st.core.Inventory().Cabinets() {
+		if st.seen[cb.Name] {
+			continue
+		}
+		if err := st.core.CabinetOnline(cb.Name, false); err != nil {
+			st.svc.log.Error("marking a silent cabinet offline", "site", st.id, "cabinet", cb.Name, "err", err)
+			continue
+		}
+		st.svc.log.Warn("cabinet has not reported since start; taken as offline", "site", st.id, "cabinet", cb.Name)
+	}
 }
 
 // job is one input for a site; done (if set) receives its result once it

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -395,4 +396,32 @@ func TestProvisionSiteOverTheAPI(t *testing.T) {
 	text, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	require.Contains(t, string(text), `lockerd_parcels{site="annex",state="reserved"} 1`)
+}
+
+// TestSilentCabinetIsTakenOfflineAfterTheGrace: after a start, a cabinet
+// that never reports is not handed parcels; once it connects, it is again.
+func TestSilentCabinetIsTakenOfflineAfterTheGrace(t *testing.T) {
+	dir := t.TempDir()
+	svc, err := New(Config{DataDir: dir, Sites: tinyLayout(t), Notifier: newInbox(), StatusGrace: 50 * time.Millisecond})
+	require.NoError(t, err)
+	require.NoError(t, svc.Start())
+	h := &harness{t: t, svc: svc, dir: dir, base: "http://" + svc.HTTPAddr(), doors: &doors{ch: make(chan [2]any, 16)}}
+	h.admin, h.courier = svc.Tokens()
+	defer h.stop()
+
+	n := 0
+	announce := func() (int, map[string]any) {
+		n++
+		return h.call("POST", "/v1/sites/lobby/parcels", h.courier, map[string]any{"id": fmt.Sprintf("p%d", n), "class": "S", "recipient": "r"})
+	}
+	require.Eventually(t, func() bool {
+		code, res := announce()
+		return code == 409 && res["code"] == "no_capacity"
+	}, wait, 20*time.Millisecond, "the only cabinet never reported: nothing may be reserved in it")
+
+	h.attachCabinet()
+	require.Eventually(t, func() bool {
+		code, _ := announce()
+		return code == 201
+	}, wait, 20*time.Millisecond, "online again once it connects")
 }

@@ -29,6 +29,8 @@ type fileConfig struct {
 	Sync     string `yaml:"sync"`
 	View     string `yaml:"view"`
 	LogLevel string `yaml:"log_level"`
+	// StatusGrace is a Go duration ("2m"); see -status-grace.
+	StatusGrace string `yaml:"status_grace"`
 }
 
 func main() { os.Exit(run()) }
@@ -45,6 +47,7 @@ func run() int {
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	viewDir := fs.String("view", "", "serve the browser view built by `make view-web` from this directory at /view/")
 	syncMode := fs.String("sync", "full", "store durability: full (survives power loss) or normal (survives a crash, about twice as fast)")
+	statusGrace := fs.Duration("status-grace", service.DefaultStatusGrace, "after start, how long a cabinet has to report online before nothing more is reserved in it (negative: never)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return 2
 	}
@@ -70,6 +73,14 @@ func run() int {
 				*v.dst = v.val
 			}
 		}
+		if !set["status-grace"] && fc.StatusGrace != "" {
+			d, err := time.ParseDuration(fc.StatusGrace)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "lockerd: %s: status_grace: %v\n", *configFile, err)
+				return 1
+			}
+			*statusGrace = d
+		}
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -77,7 +88,8 @@ func run() int {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	cfg := service.Config{HTTPAddr: *httpAddr, MQTTAddr: *mqttAddr, WSAddr: *wsAddr, DataDir: *dataDir, Logger: log, Sync: sqlite.Sync(*syncMode), ViewDir: *viewDir}
+	cfg := service.Config{HTTPAddr: *httpAddr, MQTTAddr: *mqttAddr, WSAddr: *wsAddr, DataDir: *dataDir, Logger: log, Sync: sqlite.Sync(*syncMode), ViewDir: *viewDir,
+		StatusGrace: *statusGrace}
 	if *scenarioFile != "" {
 		sc, warnings, err := scenarios.Load(*scenarioFile)
 		if err != nil {
