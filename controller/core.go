@@ -124,7 +124,8 @@ type Outputs interface {
 
 // Hook observes the core's domain events after they are logged and applied.
 // OnLogged only notifies (mochi's past tense): the invariant checker, KPIs,
-// the recorder and live views attach this way.
+// the recorder and live views attach this way. e is valid only during the
+// call (the core reuses it): copy what you keep.
 type Hook interface {
 	OnLogged(c *Core, e *Event)
 }
@@ -269,8 +270,12 @@ type Core struct {
 	cmds     map[string]*command
 	cmdSeq   uint64
 
-	chain     *Chain
-	hooks     []Hook
+	chain *Chain
+	hooks []Hook
+	// scratch holds the events being emitted, so that handing &event to
+	// the log and hooks does not allocate; depth counts nested emits.
+	scratch   [4]Event
+	depth     int
 	deadlines deadlineHeap
 	timer     Timer
 	armedAt   int64
@@ -345,17 +350,31 @@ func (c *Core) Alarms() map[string]int {
 func (c *Core) now() int64 { return c.cfg.Clock.Now().UnixNano() }
 
 // emit logs an event and applies it. Nothing changes if the log refuses it.
-func (c *Core) emit(e Event) error {
+func (c *Core) emit(ev Event) error {
+	var e *Event
+	if c.depth < len(c.scratch) {
+		e = &c.scratch[c.depth]
+	} else {
+		e = new(Event)
+	}
+	c.depth++
+	*e = ev
+	err := c.emitAt(e)
+	c.depth--
+	return err
+}
+
+func (c *Core) emitAt(e *Event) error {
 	e.At = c.now()
 	head, seq := c.chain.Head()
-	c.chain.Link(&e)
-	if err := c.cfg.Log.Append(&e); err != nil {
+	c.chain.Link(e)
+	if err := c.cfg.Log.Append(e); err != nil {
 		c.chain.head, c.chain.seq = head, seq
 		return fmt.Errorf("%w: %v", ErrLogFailed, err)
 	}
-	c.apply(&e)
+	c.apply(e)
 	for _, h := range c.hooks {
-		h.OnLogged(c, &e)
+		h.OnLogged(c, e)
 	}
 	c.rearm()
 	return nil

@@ -2,7 +2,7 @@ package controller
 
 // Log is where the core appends its domain events. Append receives an event
 // whose Seq, Prev and Hash are already set (the core keeps the chain) and
-// must keep it, or fail; a failed append stops the core from acting on the
+// must keep a copy of it (the pointer is valid only during the call), or fail; a failed append stops the core from acting on the
 // event (the service's store turns this into a 503, never a lost parcel).
 type Log interface {
 	Append(e *Event) error
