@@ -110,6 +110,13 @@ func TestRunWritesTheThreeFiles(t *testing.T) {
 	require.Len(t, lines, 1+7*24, "one row per measured hour")
 	require.Equal(t, "hour,time,occupied_S,occupied_M,occupied_L,occupied_M-cold,occupied_L-cold,utilization,arrivals,deposits,refusals,pickups", lines[0])
 
+	prof := filepath.Join(dir, "cpu.prof")
+	code, _, errOut = run("run", "../../scenarios/grocery-chilled.yaml", "-duration", "2d", "-replications", "1", "-cpuprofile", prof)
+	require.Equal(t, ExitOK, code, errOut)
+	data, err := os.ReadFile(prof)
+	require.NoError(t, err)
+	require.True(t, len(data) > 2 && data[0] == 0x1f && data[1] == 0x8b, "a gzipped pprof profile")
+
 	code, out, _ = run("run", "../../scenarios/grocery-chilled.yaml", "-duration", "2d", "-replications", "1", "-json")
 	require.Equal(t, ExitOK, code)
 	require.True(t, strings.HasPrefix(strings.TrimSpace(out), "{"), "-json prints summary.json")
@@ -131,6 +138,7 @@ func TestRunRefusesBadInputBeforeRunning(t *testing.T) {
 		{"unwritable out", []string{"run", "../../scenarios/bopis-store.yaml", "-out", filepath.Join(blocker, "sub")}, ExitProblem, "output directory"},
 		{"bad duration", []string{"run", "../../scenarios/bopis-store.yaml", "-duration", "soon"}, ExitProblem, "-duration"},
 		{"bad replications", []string{"run", "../../scenarios/bopis-store.yaml", "-replications", "-3"}, ExitProblem, "-replications"},
+		{"unwritable profile", []string{"run", "../../scenarios/bopis-store.yaml", "-cpuprofile", filepath.Join(blocker, "cpu.prof")}, ExitProblem, "-cpuprofile"},
 		{"two scenarios", []string{"run", "a.yaml", "b.yaml"}, ExitUsage, "Usage: lockersim run"},
 		{"compare one policy", []string{"compare", "../../scenarios/bopis-store.yaml", "-policies", "best-fit"}, ExitUsage, "at least two"},
 		{"compare unknown policy", []string{"compare", "../../scenarios/bopis-store.yaml", "-policies", "best-fit,nope"}, ExitProblem, `unknown allocator policy "nope"`},

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/pprof"
 
 	"github.com/lockertwin/lockertwin/allocator"
 	"github.com/lockertwin/lockertwin/scenarios"
@@ -110,6 +111,7 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	out := fs.String("out", "", "write summary.json, timeseries.csv and report.html here")
 	asJSON := fs.Bool("json", false, "print summary.json on stdout instead of the table")
 	policy := fs.String("policy", "", "override the scenario's allocator policy")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the simulation to this file (go tool pprof reads it)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: lockersim run SCENARIO [flags]\n\nSimulates a scenario with the real controller and prints its KPIs with 95% confidence intervals.")
 		fs.PrintDefaults()
@@ -132,9 +134,24 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 			return ExitProblem
 		}
 	}
+	if *cpuProfile != "" {
+		pf, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "lockersim: -cpuprofile:", err)
+			return ExitProblem
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			fmt.Fprintln(stderr, "lockersim: -cpuprofile:", err)
+			return ExitProblem
+		}
+	}
 	onProgress, wait := progress(stderr, s.Replications, s.Name)
 	res, err := runner.Run(s, runner.Options{Policy: *policy, Workers: f.workers, Progress: onProgress})
 	wait()
+	if *cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "lockersim:", err)
 		fmt.Fprintf(stderr, "replay it with: lockersim run %s -seed %d\n", file, s.Seed)
