@@ -213,6 +213,11 @@ type compartmentView struct {
 	Status      string `json:"status"`
 }
 
+type cabinetView struct {
+	Cabinet string `json:"cabinet"`
+	Online  bool   `json:"online"`
+}
+
 func (s *Service) getSite(w http.ResponseWriter, r *http.Request) {
 	if !s.authorize(w, r, roleCourier) {
 		return
@@ -222,9 +227,13 @@ func (s *Service) getSite(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var view []compartmentView
+	var cabView []cabinetView
 	err := st.call(r.Context(), func() error {
 		inv := st.core.Inventory()
 		cabs := inv.Cabinets()
+		for _, cb := range cabs {
+			cabView = append(cabView, cabinetView{Cabinet: cb.Name, Online: inv.CabinetOnline(cb.ID)})
+		}
 		for i := 0; i < inv.Len(); i++ {
 			c, _ := inv.Compartment(allocator.CompartmentID(i))
 			class := inv.Catalog().Class(c.Class)
@@ -237,7 +246,7 @@ func (s *Service) getSite(w http.ResponseWriter, r *http.Request) {
 		writeCoreError(w, err)
 		return
 	}
-	writeJSON(w, 200, map[string]any{"site": st.id, "compartments": view})
+	writeJSON(w, 200, map[string]any{"site": st.id, "cabinets": cabView, "compartments": view})
 }
 
 type announceRequest struct {

@@ -226,6 +226,7 @@ func TestEndToEnd(t *testing.T) {
 	code, res = h.call("GET", "/v1/sites/lobby", h.courier, nil)
 	require.Equal(t, 200, code)
 	require.Len(t, res["compartments"], 5)
+	require.Equal(t, []any{map[string]any{"cabinet": "c1", "online": true}}, res["cabinets"])
 	code, res = h.call("GET", "/v1/audit/verify", h.admin, nil)
 	require.Equal(t, 200, code, res)
 	require.Equal(t, true, res["ok"])
@@ -418,6 +419,10 @@ func TestSilentCabinetIsTakenOfflineAfterTheGrace(t *testing.T) {
 		code, res := announce()
 		return code == 409 && res["code"] == "no_capacity"
 	}, wait, 20*time.Millisecond, "the only cabinet never reported: nothing may be reserved in it")
+
+	code, res := h.call("GET", "/v1/sites/lobby", h.courier, nil)
+	require.Equal(t, 200, code)
+	require.Equal(t, []any{map[string]any{"cabinet": "c1", "online": false}}, res["cabinets"], "the site view says why")
 
 	h.attachCabinet()
 	require.Eventually(t, func() bool {
