@@ -18,13 +18,14 @@ OUT       ?= out/residential-tower
 SETUP_PKGS := pkg-config libgl1-mesa-dev libxcursor-dev libxi-dev libxinerama-dev \
               libxrandr-dev libxxf86vm-dev libasound2-dev xvfb xauth mosquitto-clients chromium
 
-.PHONY: help setup build test test-go fmt-check vet bench run lint clean view view-web
+.PHONY: help setup build test test-go fmt-check vet bench soak run lint clean view view-web
 
 help:
 	@echo "make run    - the main job on a shipped scenario ($(SCENARIO))"
 	@echo "make test   - install what the tests need, then gofmt, vet and all tests"
 	@echo "make build  - build the binaries into $(BIN)/"
 	@echo "make bench  - the benchmarks (engine, allocator, ...)"
+	@echo "make soak   - long checks: city memory bounded over 8 simulated days (~90 s)"
 	@echo "make setup  - install missing system packages with apt-get"
 	@echo "make view   - the live view of a scenario (desktop); make view-web - its browser build"
 
@@ -77,6 +78,11 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2000x ./controller/store/sqlite/
 	$(GO) test -run '^$$' -bench Flows -benchtime 3000x ./controller/service/
 	FLOWS_SYNC=normal $(GO) test -run '^$$' -bench Flows -benchtime 3000x ./controller/service/
+
+# Long checks kept out of make test: the city network's memory stays bounded
+# by its live state over 8 simulated days (about 90 s).
+soak:
+	$(GO) test -tags soak -count=1 -v -timeout 20m -run 'TestCityMemoryIsBoundedByLiveState' ./sim/world/
 
 # The live view on the desktop (needs a display), and its browser build,
 # which lockerd serves with -view bin/view.
