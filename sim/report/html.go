@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"image/color"
 	"math"
+	"strconv"
 	"strings"
 
 	"github.com/lockertwin/lockertwin/sim/runner"
@@ -44,10 +45,12 @@ func occupancyPlot(out *runner.Output, rows []world.HourRow) (*plot.Plot, error)
 	p.Y.Label.Text = "occupied share of compartments"
 	p.Y.Min, p.Y.Max = 0, 1
 	caps := capacities(out)
+	shown := 0
 	for c, name := range out.Results[0].Classes {
 		if caps[c] == 0 {
 			continue
 		}
+		shown++
 		pts := make(plotter.XYs, len(rows))
 		for i, r := range rows {
 			pts[i].X = float64(r.Hour) / 24
@@ -66,8 +69,31 @@ func occupancyPlot(out *runner.Output, rows []world.HourRow) (*plot.Plot, error)
 		p.Legend.Add(name, l)
 	}
 	p.Legend.Top = true
+	// Room above 100 % for the legend, which would otherwise sit on the
+	// lines; the axis is labelled only from 0 to 1.
+	p.Y.Max = 1 + 0.08*float64(shown)
+	p.X.Tick.Marker = dayTicks((len(rows) + 23) / 24)
+	p.Y.Tick.Marker = plot.ConstantTicks([]plot.Tick{{Value: 0, Label: "0"}, {Value: 0.25}, {Value: 0.5, Label: "0.5"}, {Value: 0.75}, {Value: 1, Label: "1.0"}})
 	p.Add(plotter.NewGrid())
 	return p, nil
+}
+
+// dayTicks labels a day axis in whole days: weekly, or daily for a short
+// horizon, with unlabelled daily marks between.
+func dayTicks(days int) plot.Ticker {
+	step := 7
+	if days <= 10 {
+		step = 1
+	}
+	var ticks []plot.Tick
+	for d := 0; d <= days; d++ {
+		t := plot.Tick{Value: float64(d)}
+		if d%step == 0 {
+			t.Label = strconv.Itoa(d)
+		}
+		ticks = append(ticks, t)
+	}
+	return plot.ConstantTicks(ticks)
 }
 
 func capacities(out *runner.Output) []int {
@@ -151,6 +177,12 @@ func refusalsPlot(rows []world.HourRow) (*plot.Plot, error) {
 	p.Legend.Add("arrivals", a)
 	p.Legend.Add("refused", r)
 	p.Legend.Top = true
+	top := 0.0
+	for _, v := range arr {
+		top = max(top, v)
+	}
+	p.Y.Min, p.Y.Max = 0, max(1, top*1.3) // room above the bars for the legend
+	p.X.Tick.Marker = dayTicks(days)
 	return p, nil
 }
 
