@@ -90,10 +90,26 @@ func DecodeCanonical(b []byte) (Event, error) {
 	e.Num = r.varint()
 	e.Num2 = r.varint()
 	e.Text = r.string()
-	copy(e.Digest[:], r.bytes(32))
-	copy(e.Lookup[:], r.bytes(16))
-	hasSpec := r.bytes(1)
-	if r.err == nil && hasSpec[0] == 1 {
+	var flags byte
+	if f := r.bytes(1); r.err == nil {
+		flags = f[0]
+		if flags&^flagsKnown != 0 {
+			r.err = ErrBadEncoding
+		}
+	}
+	// A flagged field is never all zeros: that event's canonical form
+	// leaves it out, and every event has exactly one form.
+	if flags&flagDigest != 0 {
+		if copy(e.Digest[:], r.bytes(32)); r.err == nil && e.Digest == ([32]byte{}) {
+			r.err = ErrBadEncoding
+		}
+	}
+	if flags&flagLookup != 0 {
+		if copy(e.Lookup[:], r.bytes(16)); r.err == nil && e.Lookup == ([16]byte{}) {
+			r.err = ErrBadEncoding
+		}
+	}
+	if r.err == nil && flags&flagSpec != 0 {
 		s := &ParcelSpec{}
 		s.Class = r.string()
 		s.LengthMm = int(r.int32())
@@ -103,8 +119,6 @@ func DecodeCanonical(b []byte) (Event, error) {
 		s.MaxTopMm = int(r.int32())
 		s.PreferCabinet = r.string()
 		e.Spec = s
-	} else if r.err == nil && hasSpec[0] != 0 {
-		r.err = ErrBadEncoding
 	}
 	switch {
 	case r.err != nil:

@@ -22,6 +22,40 @@ func TestCanonicalRoundTrip(t *testing.T) {
 	}
 }
 
+// TestCanonicalOptionalFields: digest, lookup and spec are written only when
+// set, and every event has exactly one encoding.
+func TestCanonicalOptionalFields(t *testing.T) {
+	plain := Event{Seq: 7, At: 42, Kind: Deposited, Parcel: "p1", Cabinet: 0, Compartment: 3}
+	withAll := plain
+	withAll.Digest[0], withAll.Lookup[15] = 1, 2
+	withAll.Spec = &ParcelSpec{Class: "S"}
+	base := plain.AppendCanonical(nil)
+	flagsAt := len(base) - 1 // the flags byte ends an event without options
+	require.Zero(t, base[flagsAt])
+	require.Len(t, withAll.AppendCanonical(nil), len(base)+32+16+2+6, "digest, lookup, and a spec: class S (2 bytes) and six empty fields")
+
+	tests := []struct {
+		name string
+		b    []byte
+	}{
+		{"an unknown flag", append(append([]byte{}, base[:flagsAt]...), 1<<5)},
+		{"a flagged digest of zeros", append(append(append([]byte{}, base[:flagsAt]...), flagDigest), make([]byte, 32)...)},
+		{"a flagged lookup of zeros", append(append(append([]byte{}, base[:flagsAt]...), flagLookup), make([]byte, 16)...)},
+		{"a flagged digest cut short", append(append(append([]byte{}, base[:flagsAt]...), flagDigest), 1, 2, 3)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := DecodeCanonical(tt.b)
+			require.ErrorIs(t, err, ErrBadEncoding)
+		})
+	}
+	for _, e := range []Event{plain, withAll} {
+		got, err := DecodeCanonical(e.AppendCanonical(nil))
+		require.NoError(t, err)
+		require.Equal(t, e, got)
+	}
+}
+
 // FuzzDecodeCanonical: a store's bytes are outside input. Whatever they
 // are, decoding returns an event that re-encodes to the same bytes, or an
 // error.

@@ -172,13 +172,30 @@ func (e *Event) AppendCanonical(b []byte) []byte {
 	b = binary.AppendVarint(b, e.Num)
 	b = binary.AppendVarint(b, e.Num2)
 	b = appendString(b, e.Text)
-	b = append(b, e.Digest[:]...)
-	b = append(b, e.Lookup[:]...)
+	// One byte says which optional fields follow. Most events carry no
+	// digest, lookup or spec, and leaving out 48 zero bytes keeps an
+	// event (with the previous hash) within two SHA-256 blocks, not three.
+	var flags byte
+	if e.Digest != ([32]byte{}) {
+		flags |= flagDigest
+	}
+	if e.Lookup != ([16]byte{}) {
+		flags |= flagLookup
+	}
+	if e.Spec != nil {
+		flags |= flagSpec
+	}
+	b = append(b, flags)
+	if flags&flagDigest != 0 {
+		b = append(b, e.Digest[:]...)
+	}
+	if flags&flagLookup != 0 {
+		b = append(b, e.Lookup[:]...)
+	}
 	if e.Spec == nil {
-		return append(b, 0)
+		return b
 	}
 	s := e.Spec
-	b = append(b, 1)
 	b = appendString(b, s.Class)
 	b = binary.AppendVarint(b, int64(s.LengthMm))
 	b = binary.AppendVarint(b, int64(s.WidthMm))
@@ -187,6 +204,14 @@ func (e *Event) AppendCanonical(b []byte) []byte {
 	b = binary.AppendVarint(b, int64(s.MaxTopMm))
 	return appendString(b, s.PreferCabinet)
 }
+
+// The canonical form's optional fields.
+const (
+	flagSpec   = 1 << 0
+	flagDigest = 1 << 1
+	flagLookup = 1 << 2
+	flagsKnown = flagSpec | flagDigest | flagLookup
+)
 
 func appendString(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))

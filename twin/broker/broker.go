@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -83,7 +84,8 @@ func New(cfg Config) (*Broker, error) {
 		Capabilities: caps, InlineClient: true, Logger: logger,
 		ClientNetWriteBufferSize: 64 << 10, ClientNetReadBufferSize: 64 << 10,
 	})
-	b := &Broker{cfg: cfg, srv: srv, hook: &aclHook{creds: cfg.Credentials, ids: map[string]Identity{}}}
+	b := &Broker{cfg: cfg, srv: srv, hook: &aclHook{srv: srv, creds: cfg.Credentials, ids: map[string]Identity{},
+		conns: map[*mqtt.Client]uint64{}, current: map[string]uint64{}}}
 	// Ours is the only auth hook: mochi ORs hooks, so an allow-all hook
 	// beside it would open everything.
 	if err := srv.AddHook(b.hook, nil); err != nil {
@@ -155,6 +157,10 @@ func (b *Broker) Publish(topic string, payload []byte, retain bool, expiry time.
 func (b *Broker) Subscribe(filter string, handler func(topic string, payload []byte)) (func(), error) {
 	id := int(b.subID.Add(1))
 	err := b.srv.Subscribe(filter, id, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
+		if b.hook.stale(&pk) {
+			b.hook.staleWills.Add(1)
+			return
+		}
 		handler(pk.TopicName, pk.Payload)
 	})
 	if err != nil {
@@ -178,16 +184,44 @@ func (b *Broker) Stats() Stats {
 // aclHook is lockertwin's deny-by-default authentication and ACL.
 type aclHook struct {
 	mqtt.HookBase
+	srv    *mqtt.Server
 	creds  *Credentials
 	mu     sync.RWMutex
 	ids    map[string]Identity // client id → authenticated identity
 	denied atomic.Int64
+	// wills counts wills handled; staleWills those not delivered because
+	// their session had been taken over.
+	wills, staleWills atomic.Int64
+	// Each authenticated connection gets a serial; current is the latest
+	// per client id, conns the serial of each live connection.
+	serial  atomic.Uint64
+	conns   map[*mqtt.Client]uint64
+	current map[string]uint64
+}
+
+// connKey is the user property a will carries: its connection's serial.
+const connKey = "lockertwin-conn"
+
+// stale reports whether pk is the will of a connection that a newer
+// connection under the same client id has replaced.
+func (h *aclHook) stale(pk *packets.Packet) bool {
+	for _, u := range pk.Properties.User {
+		if u.Key != connKey {
+			continue
+		}
+		n, err := strconv.ParseUint(u.Val, 10, 64)
+		h.mu.RLock()
+		cur := h.current[pk.Origin]
+		h.mu.RUnlock()
+		return err == nil && n != cur
+	}
+	return false
 }
 
 func (h *aclHook) ID() string { return "lockertwin-acl" }
 
 func (h *aclHook) Provides(b byte) bool {
-	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnWill, mqtt.OnPublish, mqtt.OnSubscribe}, []byte{b})
+	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnWill, mqtt.OnPublish, mqtt.OnSubscribe, mqtt.OnDisconnect}, []byte{b})
 }
 
 func (h *aclHook) deny() bool {
@@ -209,8 +243,11 @@ func (h *aclHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool
 	if !ok || cl.ID != id.Username {
 		return h.deny()
 	}
+	n := h.serial.Add(1)
 	h.mu.Lock()
 	h.ids[cl.ID] = id
+	h.conns[cl] = n
+	h.current[cl.ID] = n
 	h.mu.Unlock()
 	return true
 }
@@ -288,10 +325,25 @@ func controllerFilter(f string) bool {
 // OnWill forces a cabinet's will to its own status topic, retained
 // "offline": wills bypass mochi's ACL (mochi #503), so whatever a client
 // asked for is replaced.
+//
+// The will carries its connection's serial. When a cabinet reconnects
+// before the broker noticed its old connection die, mochi closes the old
+// one and sends its will from the old connection's goroutine, which may
+// run after the new session published "online". The new connection is
+// authenticated (and becomes current) before that, so Subscribe's
+// handlers never see a will whose serial is not current: the controller
+// does not take a connected cabinet for offline. (The retained copy for
+// outside subscribers may still end "offline" until the cabinet next
+// publishes its status; mochi offers no hook to stop it.)
 func (h *aclHook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
+	h.wills.Add(1)
 	id, ok := h.identity(cl)
+	h.mu.RLock()
+	n := h.conns[cl]
+	h.mu.RUnlock()
+	will.User = append(will.User[:0:0], packets.UserProperty{Key: connKey, Val: strconv.FormatUint(n, 10)})
 	if !ok {
-		will.TopicName, will.Payload = "lockertwin/void", nil
+		will.TopicName, will.Payload, will.Retain = "lockertwin/void", nil, false
 		return will, nil
 	}
 	switch id.Role {
@@ -302,6 +354,13 @@ func (h *aclHook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
 	}
 	will.Payload, will.Retain, will.Qos = []byte(twin.StatusOffline), true, 1
 	return will, nil
+}
+
+// OnDisconnect forgets a connection's serial (its will, if any, is sent).
+func (h *aclHook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
+	h.mu.Lock()
+	delete(h.conns, cl)
+	h.mu.Unlock()
 }
 
 // OnSubscribe grants every subscription at QoS 0. mochi v2.7.9 (and 2.6.6)

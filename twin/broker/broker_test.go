@@ -9,6 +9,8 @@ import (
 
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/lockertwin/lockertwin/twin"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -430,5 +432,75 @@ func TestCredentialsExportImport(t *testing.T) {
 	require.True(t, ok, "a restarted broker still admits the cabinet")
 	for _, s := range a.Export() {
 		require.NotContains(t, string(s.Digest[:]), secret)
+	}
+}
+
+// TestTakenOverSessionsWillIsNotTheLastWord: a cabinet that reconnects
+// before the broker noticed its old connection die takes its session over;
+// the old session's will must never land after the new "online", or the
+// controller takes a connected cabinet for offline. Without the fix this
+// failed within a few rounds.
+func TestTakenOverSessionsWillIsNotTheLastWord(t *testing.T) {
+	f := newFixture(t)
+	will := &paho.WillMessage{Topic: aStatus, Payload: []byte(twin.StatusOffline), QoS: 1, Retain: true}
+	prev, err := connect(t, f.b.Addr(), "lobby.a1", "lobby.a1", f.secretA, will)
+	require.NoError(t, err)
+	const rounds = 10
+	checked := 0
+	for i := 1; i <= rounds; i++ {
+		next, err := connect(t, f.b.Addr(), "lobby.a1", "lobby.a1", f.secretA, will) // takes prev's session over
+		require.NoError(t, err)
+		require.Zero(t, next.publish(t, aStatus, twin.StatusOnline, 1, true))
+		f.obs.until(t, aStatus, twin.StatusOnline)
+		// Once the old connection's OnDisconnect ran (after its will, if
+		// mochi sends one), nothing of it can arrive any more.
+		ended := assert.Eventually(noT{}, func() bool {
+			f.b.hook.mu.RLock()
+			defer f.b.hook.mu.RUnlock()
+			return len(f.b.hook.conns) == 1
+		}, time.Second, time.Millisecond)
+		if ended {
+			checked++
+			f.obs.mu.Lock()
+			statuses := append([]string(nil), f.obs.got[aStatus]...)
+			f.obs.mu.Unlock()
+			require.Equal(t, twin.StatusOnline, statuses[len(statuses)-1], "round %d: after %v", i, statuses)
+		}
+		prev.conn.Close()
+		prev = next
+	}
+	require.Positive(t, checked, "some takeover ends the old session within a second (all do on an idle machine)")
+	t.Logf("%d takeovers (%d checked): %d wills sent, %d of them stale and not delivered",
+		rounds, checked, f.b.hook.wills.Load(), f.b.hook.staleWills.Load())
+}
+
+// noT swallows a failed poll: a round whose old session outlives the wait
+// is not checked rather than failed.
+type noT struct{}
+
+func (noT) Errorf(string, ...any) {}
+
+// TestStaleWillIsRecognised: the mechanism itself, without timing. A will
+// (mochi publishes it with the old client's id as origin) stamped with a
+// superseded connection's serial is stale; one of the current connection,
+// or any message without a stamp, is not.
+func TestStaleWillIsRecognised(t *testing.T) {
+	f := newFixture(t)
+	f.b.hook.mu.Lock()
+	f.b.hook.current["lobby.a2"] = 7
+	f.b.hook.mu.Unlock()
+	will := func(serial string) *packets.Packet {
+		pk := &packets.Packet{TopicName: bStatus, Payload: []byte(twin.StatusOffline), Origin: "lobby.a2"}
+		if serial != "" {
+			pk.Properties.User = []packets.UserProperty{{Key: "other", Val: "x"}, {Key: connKey, Val: serial}}
+		}
+		return pk
+	}
+	tests := []struct {
+		serial string
+		stale  bool
+	}{{"6", true}, {"7", false}, {"", false}, {"not-a-number", false}}
+	for _, tt := range tests {
+		require.Equal(t, tt.stale, f.b.hook.stale(will(tt.serial)), "serial %q", tt.serial)
 	}
 }

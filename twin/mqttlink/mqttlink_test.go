@@ -105,10 +105,15 @@ func virtualCabinetOver(t *testing.T, transport string) {
 	require.NoError(t, b.Publish(twin.CabinetTopic("lobby", "a1", twin.ChanCmd), []byte(`{"v":1,"type":"open"}`), false, time.Minute))
 	require.Eventually(t, func() bool { return r.Stats().CommandsInvalid == 1 }, wait, 10*time.Millisecond)
 
-	// A dropped connection: the broker publishes the will, autopaho comes back.
+	// A dropped connection: the broker publishes the will, autopaho comes
+	// back. If the reconnect takes the old session over before the broker
+	// noticed it die, the old will is stale and not delivered at all.
 	r.Drop()
-	require.Equal(t, twin.StatusOffline, string(next(twin.ChanStatus).payload))
-	require.Equal(t, twin.StatusOnline, string(next(twin.ChanStatus).payload))
+	first := string(next(twin.ChanStatus).payload)
+	if first == twin.StatusOffline {
+		first = string(next(twin.ChanStatus).payload)
+	}
+	require.Equal(t, twin.StatusOnline, first, "the last word after a reconnect is online")
 	require.GreaterOrEqual(t, r.Stats().Connections, int64(2))
 
 	require.NoError(t, r.Close(context.Background()))
