@@ -196,9 +196,7 @@ func (c *Core) apply(e *Event) {
 	case BackInService:
 		must(c.inv.ReturnToService(allocator.CompartmentID(e.Compartment)))
 	case CabinetStatus:
-		online := e.Text == twin.StatusOnline
-		c.cabinets[e.Cabinet].online = online
-		must(c.inv.SetCabinetOnline(allocator.CabinetID(e.Cabinet), online))
+		must(c.inv.SetCabinetOnline(allocator.CabinetID(e.Cabinet), e.Text == twin.StatusOnline))
 	case Cancelled:
 		p := c.parcels[e.Parcel]
 		if p.comp >= 0 {

@@ -188,7 +188,6 @@ type Config struct {
 type cabinet struct {
 	shadow  twin.Shadow
 	name    string
-	online  bool
 	lastSeq uint64 // the last event handled, in order
 	// loggedSeq is the last sequence number a logged event carries: what
 	// survives a restart. Events that change nothing (a heartbeat) are not
@@ -319,7 +318,7 @@ func New(cfg Config) (*Core, error) {
 			return nil, fmt.Errorf("controller: cabinet name %q is invalid or repeated", cb.Name)
 		}
 		c.byName[cb.Name] = int32(len(c.cabinets))
-		c.cabinets = append(c.cabinets, cabinet{name: cb.Name, online: true, codes: map[[16]byte]*parcel{},
+		c.cabinets = append(c.cabinets, cabinet{name: cb.Name, codes: map[[16]byte]*parcel{},
 			shadow: twin.Shadow{Cabinet: cb.Name}})
 	}
 	c.wakeFn = c.wake
@@ -822,7 +821,7 @@ func (c *Core) CabinetOnline(cabName string, online bool) error {
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownCabinet, cabName)
 	}
-	if c.cabinets[ci].online == online {
+	if c.inv.CabinetOnline(allocator.CabinetID(ci)) == online {
 		return nil
 	}
 	e := noRef(CabinetStatus)

@@ -97,14 +97,14 @@ func (c *Core) Snapshot() Snapshot {
 		s.Compartments = append(s.Compartments, fmt.Sprintf("%d %v parcel=%s cmd=%s open=%v@%d occ=%v alarmed=%v",
 			i, c.inv.Status(allocator.CompartmentID(i)), pid, cmd, cp.doorOpen, cp.openedAt, cp.occupied, cp.alarmed))
 	}
-	for _, cb := range c.cabinets {
+	for i, cb := range c.cabinets {
 		codes := make([]string, 0, len(cb.codes))
 		for k, p := range cb.codes {
 			codes = append(codes, fmt.Sprintf("%x=%s", k[:4], p.id))
 		}
 		slices.Sort(codes)
 		s.Cabinets = append(s.Cabinets, fmt.Sprintf("%s online=%v seq=%d fails=%v locked=%d codes=%s",
-			cb.name, cb.online, cb.loggedSeq, cb.fails, cb.lockedUntil, strings.Join(codes, ",")))
+			cb.name, c.inv.CabinetOnline(allocator.CabinetID(i)), cb.loggedSeq, cb.fails, cb.lockedUntil, strings.Join(codes, ",")))
 	}
 	for _, cmd := range c.cmds {
 		pid := ""

@@ -117,7 +117,7 @@ func chaos(t *testing.T, r *rig, seed uint64, steps int) {
 		case 8:
 			if rng.IntN(25) == 0 { // a cabinet drops off the network or comes back
 				cab := []string{"a1", "a2"}[rng.IntN(2)]
-				require.NoError(t, r.core.CabinetOnline(cab, !r.core.cabinets[r.core.byName[cab]].online))
+				require.NoError(t, r.core.CabinetOnline(cab, !r.core.inv.CabinetOnline(allocator.CabinetID(r.core.byName[cab]))))
 			} else if rng.IntN(10) == 0 { // a rare uncommanded opening or sensor flip
 				cab := []string{"a1", "a2"}[rng.IntN(2)]
 				slot := 1 + rng.IntN(7)
