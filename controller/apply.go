@@ -273,6 +273,7 @@ func (c *Core) endCommand(cmd *command) {
 		return
 	}
 	delete(c.cmds, cmd.id)
+	cmd.done = true
 	if c.comps[cmd.comp].cmd == cmd {
 		c.comps[cmd.comp].cmd = nil
 	}
@@ -280,6 +281,7 @@ func (c *Core) endCommand(cmd *command) {
 
 func (c *Core) finish(p *parcel, s State) {
 	p.state = s
+	p.done = true
 	c.dropCode(p)
 	delete(c.parcels, p.id)
 	if c.finished != nil {
@@ -384,6 +386,9 @@ func (c *Core) rearm() {
 	if c.replaying || c.waking {
 		return
 	}
+	for len(c.deadlines.items) > 0 && c.stale(&c.deadlines.items[0]) {
+		c.deadlines.pop()
+	}
 	if len(c.deadlines.items) == 0 {
 		return
 	}
@@ -411,27 +416,49 @@ func (c *Core) wake() {
 	c.rearm()
 }
 
+// stale reports whether a deadline has nothing left to do: its parcel or
+// command moved on. due acts only on deadlines that are not stale; rearm
+// drops stale ones from the top of the heap, so the clock is not woken for
+// them (every command leaves a retry and an expiry deadline behind when it is
+// acknowledged and completed, and every door opening a door-open one).
+func (c *Core) stale(d *deadline) bool {
+	switch d.kind {
+	case dlReservation:
+		p := d.p
+		return p.done || p.state != StateReserved || p.reservedUntil != d.at
+	case dlReminder:
+		p := d.p
+		return p.done || p.state != StateAwaitingPickup || p.reminded || p.reminderAt != d.at
+	case dlExpiry:
+		p := d.p
+		return p.done || p.state != StateAwaitingPickup || p.deadline != d.at
+	case dlCommandRetry:
+		cmd := d.cmd
+		return cmd.done || cmd.acked || cmd.opened || cmd.retryAt != d.at
+	case dlCommandExpiry:
+		return d.cmd.done || d.cmd.opened
+	case dlDoorOpen:
+		slot := &c.comps[d.comp]
+		return !slot.doorOpen || slot.openedAt != d.openedAt || slot.alarmed
+	}
+	return true
+}
+
 // due acts on a deadline if it still stands; a deadline whose state moved on
 // is simply dropped.
 func (c *Core) due(d *deadline) {
+	if c.stale(d) {
+		return
+	}
 	switch d.kind {
 	case dlReservation:
-		if p := d.p; p.state == StateReserved && p.reservedUntil == d.at && c.parcels[p.id] == p {
-			_ = c.emit(c.parcelEvent(ReservationLapsed, p))
-		}
+		_ = c.emit(c.parcelEvent(ReservationLapsed, d.p))
 	case dlReminder:
-		if p := d.p; p.state == StateAwaitingPickup && !p.reminded && p.reminderAt == d.at && c.parcels[p.id] == p {
-			_ = c.notify(p, NotifyReminder, "")
-		}
+		_ = c.notify(d.p, NotifyReminder, "")
 	case dlExpiry:
-		if p := d.p; p.state == StateAwaitingPickup && p.deadline == d.at && c.parcels[p.id] == p {
-			_ = c.expire(p)
-		}
+		_ = c.expire(d.p)
 	case dlCommandRetry:
 		cmd := d.cmd
-		if c.cmds[cmd.id] != cmd || cmd.acked || cmd.opened || cmd.retryAt != d.at {
-			return
-		}
 		if cmd.attempts >= c.set.MaxAttempts {
 			_ = c.failCommand(cmd, "timeout")
 			return
@@ -445,14 +472,9 @@ func (c *Core) due(d *deadline) {
 			c.send(c.cabinets[cmd.cab].name, cmd, comp.Slot)
 		}
 	case dlCommandExpiry:
-		if cmd := d.cmd; c.cmds[cmd.id] == cmd && !cmd.opened {
-			_ = c.failCommand(cmd, "not_opened")
-		}
+		_ = c.failCommand(d.cmd, "not_opened")
 	case dlDoorOpen:
-		slot := &c.comps[d.comp]
-		if slot.doorOpen && slot.openedAt == d.openedAt && !slot.alarmed {
-			comp, _ := c.inv.Compartment(allocator.CompartmentID(d.comp))
-			c.alarm("door_left_open", int32(comp.Cabinet), d.comp, "")
-		}
+		comp, _ := c.inv.Compartment(allocator.CompartmentID(d.comp))
+		c.alarm("door_left_open", int32(comp.Cabinet), d.comp, "")
 	}
 }

@@ -234,6 +234,7 @@ type parcel struct {
 	codeGen       uint32
 	announcedAt   int64
 	depositedAt   int64
+	done          bool // finished: no longer among the active parcels
 }
 
 type command struct {
@@ -248,6 +249,7 @@ type command struct {
 	retryAt  int64
 	acked    bool
 	opened   bool
+	done     bool // ended: no longer among the live commands
 }
 
 // Core is the controller of one site: a synchronous state machine. Inputs
