@@ -37,15 +37,11 @@ type Checker struct {
 	recent   [recentEvents]Event // a ring
 	nRecent  int
 	owner    map[int32]string // compartment → parcel
-	location map[string]int32 // parcel → compartment
+	parcels  map[string]*checkedParcel
 	commands map[string]*checkedCommand
-	opened   map[string]bool // command ids that opened a door, while live
-	codes    map[string]int64
-	authz    map[string]int32 // parcel authorised to open: its compartment
-	inLocker map[string]bool
-	notified map[string]uint8 // parcel → notification kinds seen (bits)
 	cabSeq   map[int32]uint64
 	rejects  map[int32][]int64
+	inLocker int
 
 	alarmDue bool
 
@@ -55,8 +51,51 @@ type Checker struct {
 type checkedCommand struct {
 	comp    int32
 	expires int64
-	parcel  string
-	purpose string
+	opened  bool // it opened its door (once)
+}
+
+// checkedParcel is what the checker knows of one parcel, from its events.
+type checkedParcel struct {
+	loc      int32 // compartment held (hasLoc)
+	authz    int32 // compartment a pickup is authorised to open (hasAuthz)
+	code     int64 // expiry of the live code, 0 for none (hasCode)
+	notified uint8 // notification kinds seen (bits)
+	hasLoc, hasAuthz, hasCode, inLocker bool
+}
+
+func (p *checkedParcel) empty() bool {
+	return !p.hasLoc && !p.hasAuthz && !p.hasCode && !p.inLocker && p.notified == 0
+}
+
+// parcel returns the parcel's record, creating it.
+func (k *Checker) parcel(id string) *checkedParcel {
+	p := k.parcels[id]
+	if p == nil {
+		p = &checkedParcel{}
+		k.parcels[id] = p
+	}
+	return p
+}
+
+// tidy forgets a parcel the checker has nothing left to check about.
+func (k *Checker) tidy(id string, p *checkedParcel) {
+	if p.empty() {
+		delete(k.parcels, id)
+	}
+}
+
+func notifBit(text string) uint8 {
+	switch NotificationKind(text) {
+	case NotifyArrival:
+		return notifArrival
+	case NotifyReminder:
+		return notifReminder
+	case NotifyExpiry:
+		return notifExpiry
+	case NotifyReturned:
+		return notifReturned
+	}
+	return 0
 }
 
 // Violation is a broken invariant with its context.
@@ -89,10 +128,8 @@ func NewChecker(limits CodeLimits) *Checker {
 	}
 	return &Checker{
 		Rehash: true, limits: limits, chain: NewChain(),
-		owner: map[int32]string{}, location: map[string]int32{}, commands: map[string]*checkedCommand{},
-		opened: map[string]bool{}, codes: map[string]int64{}, authz: map[string]int32{},
-		inLocker: map[string]bool{}, notified: map[string]uint8{}, cabSeq: map[int32]uint64{},
-		rejects: map[int32][]int64{},
+		owner: map[int32]string{}, parcels: map[string]*checkedParcel{}, commands: map[string]*checkedCommand{},
+		cabSeq: map[int32]uint64{}, rejects: map[int32][]int64{},
 	}
 }
 
@@ -154,32 +191,35 @@ func (k *Checker) Check(e *Event) {
 		if p, taken := k.owner[e.Compartment]; taken {
 			k.fail(e, "a compartment holds at most one parcel (%d already has %s)", e.Compartment, p)
 		}
-		if c, has := k.location[e.Parcel]; has {
-			k.fail(e, "a parcel is in at most one compartment (%s already in %d)", e.Parcel, c)
+		p := k.parcel(e.Parcel)
+		if p.hasLoc {
+			k.fail(e, "a parcel is in at most one compartment (%s already in %d)", e.Parcel, p.loc)
 		}
 		k.owner[e.Compartment] = e.Parcel
-		k.location[e.Parcel] = e.Compartment
+		p.loc, p.hasLoc = e.Compartment, true
 	case ReservationLapsed:
-		k.release(e)
+		k.release(e, k.parcels[e.Parcel])
 	case Cancelled:
-		if _, ok := k.location[e.Parcel]; ok {
-			k.release(e)
+		if p := k.parcels[e.Parcel]; p != nil && p.hasLoc {
+			k.release(e, p)
 		}
 	case DoorCommanded:
-		if _, live := k.commands[e.Command]; live || k.opened[e.Command] {
+		if _, live := k.commands[e.Command]; live {
 			k.fail(e, "command ids are unique (%s reused)", e.Command)
 		}
+		p := k.parcels[e.Parcel]
 		if e.Text == PurposePickup.String() {
-			comp, ok := k.authz[e.Parcel]
-			if !ok || comp != e.Compartment {
+			if p == nil || !p.hasAuthz || p.authz != e.Compartment {
 				k.fail(e, "a code opens only its own compartment (pickup door %d for %s without authorisation)", e.Compartment, e.Parcel)
 			}
-			delete(k.authz, e.Parcel)
+			if p != nil {
+				p.hasAuthz = false
+			}
 		}
-		if loc, ok := k.location[e.Parcel]; !ok || loc != e.Compartment {
+		if p == nil || !p.hasLoc || p.loc != e.Compartment {
 			k.fail(e, "a door is commanded only for the parcel's own compartment")
 		}
-		k.commands[e.Command] = &checkedCommand{comp: e.Compartment, expires: e.Num, parcel: e.Parcel, purpose: e.Text}
+		k.commands[e.Command] = &checkedCommand{comp: e.Compartment, expires: e.Num}
 	case DoorOpened:
 		if e.Command == "" {
 			k.alarmDue = true
@@ -189,53 +229,63 @@ func (k *Checker) Check(e *Event) {
 		switch {
 		case cmd == nil:
 			k.fail(e, "every door opening is matched by a live command (%s is not live)", e.Command)
-		case k.opened[e.Command]:
+		case cmd.opened:
 			k.fail(e, "a command id opens at most once (%s)", e.Command)
 		case cmd.comp != e.Compartment:
 			k.fail(e, "a command opens only its compartment (%s is for %d)", e.Command, cmd.comp)
 		case e.At > cmd.expires:
 			k.fail(e, "a command opens only before it expires (%s)", e.Command)
 		}
-		k.opened[e.Command] = true
+		if cmd != nil {
+			cmd.opened = true
+		}
 	case DoorClosed, CommandFailed:
 		if e.Command != "" {
 			delete(k.commands, e.Command)
-			delete(k.opened, e.Command)
 		}
 		if e.Kind == DoorClosed {
 			for id, cmd := range k.commands {
-				if cmd.comp == e.Compartment && k.opened[id] {
+				if cmd.comp == e.Compartment && cmd.opened {
 					delete(k.commands, id)
-					delete(k.opened, id)
 				}
 			}
 		}
 	case Deposited:
 		k.Deposited++
-		k.inLocker[e.Parcel] = true
+		if p := k.parcel(e.Parcel); !p.inLocker {
+			p.inLocker = true
+			k.inLocker++
+		}
 	case CodeIssued:
-		k.codes[e.Parcel] = e.Num
+		p := k.parcel(e.Parcel)
+		p.code, p.hasCode = e.Num, true
 	case Notified:
-		bit := map[string]uint8{"arrival": notifArrival, "reminder": notifReminder, "expiry": notifExpiry, "returned": notifReturned}[e.Text]
-		if bit != 0 && k.notified[e.Parcel]&bit != 0 {
+		bit := notifBit(e.Text)
+		p := k.parcel(e.Parcel)
+		if bit != 0 && p.notified&bit != 0 {
 			k.fail(e, "each notifiable event is notified exactly once (%s twice for %s)", e.Text, e.Parcel)
 		}
-		k.notified[e.Parcel] |= bit
-		if e.Text == string(NotifyReturned) {
-			delete(k.notified, e.Parcel)
+		p.notified |= bit
+		if bit == notifReturned {
+			p.notified = 0
 		}
+		k.tidy(e.Parcel, p)
 	case PickupAuthorized:
-		dl, live := k.codes[e.Parcel]
-		if !live {
+		p := k.parcel(e.Parcel)
+		if !p.hasCode {
 			k.fail(e, "a code opens once (no live code for %s)", e.Parcel)
 		}
-		if dl > 0 && e.At >= dl {
+		if p.code > 0 && e.At >= p.code {
 			k.fail(e, "a code opens only before expiry (%s)", e.Parcel)
 		}
-		delete(k.codes, e.Parcel)
-		k.authz[e.Parcel] = k.location[e.Parcel]
+		p.hasCode = false
+		p.authz, p.hasAuthz = p.loc, p.hasLoc
+		k.tidy(e.Parcel, p)
 	case Expired:
-		delete(k.codes, e.Parcel)
+		if p := k.parcels[e.Parcel]; p != nil {
+			p.hasCode = false
+			k.tidy(e.Parcel, p)
+		}
 	case CodeRejected:
 		k.checkRejects(e)
 	case PickedUp:
@@ -246,46 +296,53 @@ func (k *Checker) Check(e *Event) {
 		k.leave(e)
 	case ExceptionResolved:
 		if e.Text == string(ResolveRemoved) {
-			if k.inLocker[e.Parcel] {
+			if p := k.parcels[e.Parcel]; p != nil && p.inLocker {
 				k.Removed++
 			}
 			k.leave(e)
 		}
 	}
-	if k.Deposited != len(k.inLocker)+k.PickedUp+k.Returned+k.Removed {
+	if k.Deposited != k.inLocker+k.PickedUp+k.Returned+k.Removed {
 		k.fail(e, "parcels are conserved: deposited %d ≠ in locker %d + picked up %d + returned %d + removed %d",
-			k.Deposited, len(k.inLocker), k.PickedUp, k.Returned, k.Removed)
+			k.Deposited, k.inLocker, k.PickedUp, k.Returned, k.Removed)
 	}
 	k.recent[k.nRecent%recentEvents] = *e
 	k.nRecent++
 }
 
-func (k *Checker) release(e *Event) {
-	c, ok := k.location[e.Parcel]
-	if !ok {
+func (k *Checker) release(e *Event, p *checkedParcel) {
+	if p == nil || !p.hasLoc {
 		k.fail(e, "a parcel releases only a compartment it holds")
 		return
 	}
-	delete(k.location, e.Parcel)
-	delete(k.owner, c)
+	p.hasLoc = false
+	delete(k.owner, p.loc)
+	k.tidy(e.Parcel, p)
 }
 
 func (k *Checker) leave(e *Event) {
-	if k.inLocker[e.Parcel] && e.Kind != PickedUp && e.Kind != Returned && e.Kind != ExceptionResolved {
-		k.fail(e, "a parcel leaves the locker only by pickup, return or removal")
+	p := k.parcels[e.Parcel]
+	if p == nil {
+		if e.Kind == PickedUp {
+			k.fail(e, "a picked-up parcel was notified of its arrival")
+		}
+		return
 	}
-	if e.Kind == PickedUp && k.notified[e.Parcel]&notifArrival == 0 {
+	if e.Kind == PickedUp && p.notified&notifArrival == 0 {
 		k.fail(e, "a picked-up parcel was notified of its arrival")
 	}
-	delete(k.inLocker, e.Parcel)
-	delete(k.codes, e.Parcel)
-	delete(k.authz, e.Parcel)
+	if p.inLocker {
+		p.inLocker = false
+		k.inLocker--
+	}
+	p.hasCode, p.hasAuthz = false, false
 	if e.Kind != Returned {
-		delete(k.notified, e.Parcel)
+		p.notified = 0
 	}
-	if _, ok := k.location[e.Parcel]; ok {
-		k.release(e)
+	if p.hasLoc {
+		k.release(e, p)
 	}
+	k.tidy(e.Parcel, p)
 }
 
 func (k *Checker) checkRejects(e *Event) {
@@ -365,4 +422,4 @@ func CheckCore(c *Core) error {
 
 // InLocker is the number of deposited parcels still in a compartment, as
 // the checker counted from the events.
-func (k *Checker) InLocker() int { return len(k.inLocker) }
+func (k *Checker) InLocker() int { return k.inLocker }

@@ -289,3 +289,88 @@ func TestRebuiltCoreResyncsCabinetSequences(t *testing.T) {
 	clock.Advance(3 * time.Second)
 	require.Equal(t, 1, rebuilt.Alarms()["sequence_gap"], "after the first event, a gap is a gap again")
 }
+
+// TestCheckerInvariants forges, after a real deposit, one event (or a few)
+// that breaks each invariant, and requires the checker to name it.
+func TestCheckerInvariants(t *testing.T) {
+	r := newRig(t, testSettings())
+	r.deposit("p1", "S")
+	valid := r.log.Events()
+	var loc int32 = -1
+	var cabSeq uint64
+	for _, e := range valid {
+		if e.Kind == Deposited {
+			loc = e.Compartment
+		}
+		cabSeq = max(cabSeq, e.CabinetSeq)
+	}
+	require.GreaterOrEqual(t, loc, int32(0))
+	last := valid[len(valid)-1]
+	at := last.At + int64(time.Second)
+	other := (loc + 1) % 4
+	authorize := Event{Kind: PickupAuthorized, Parcel: "p1", Cabinet: 0, Compartment: loc, At: at, Text: "code"}
+	pickupCmd := Event{Kind: DoorCommanded, Parcel: "p1", Cabinet: 0, Compartment: loc, Command: "x1", At: at, Num: at + int64(time.Minute), Text: "pickup"}
+	rejected := Event{Kind: CodeRejected, Cabinet: 0, Compartment: -1, At: at}
+	tests := []struct {
+		name   string
+		forged []Event
+		want   string
+	}{
+		{"compartment twice", []Event{{Kind: Reserved, Parcel: "p2", Cabinet: 0, Compartment: loc, At: at}}, "a compartment holds at most one parcel"},
+		{"parcel twice", []Event{{Kind: Reserved, Parcel: "p1", Cabinet: 0, Compartment: other, At: at}}, "a parcel is in at most one compartment"},
+		{"pickup door without code", []Event{pickupCmd}, "a code opens only its own compartment"},
+		{"pickup door elsewhere", []Event{authorize, {Kind: DoorCommanded, Parcel: "p1", Cabinet: 0, Compartment: other, Command: "x1", At: at, Num: at + 1, Text: "pickup"}}, "a code opens only its own compartment"},
+		{"code used twice", []Event{authorize, authorize}, "a code opens once"},
+		{"command id reused", []Event{authorize, pickupCmd, pickupCmd}, "command ids are unique"},
+		{"opening without command", []Event{{Kind: DoorOpened, Cabinet: 0, Compartment: loc, Command: "never", At: at}}, "matched by a live command"},
+		{"command opens twice", []Event{authorize, pickupCmd,
+			{Kind: DoorOpened, Parcel: "p1", Cabinet: 0, Compartment: loc, Command: "x1", At: at},
+			{Kind: DoorOpened, Parcel: "p1", Cabinet: 0, Compartment: loc, Command: "x1", At: at}}, "a command id opens at most once"},
+		{"command opens another door", []Event{authorize, pickupCmd,
+			{Kind: DoorOpened, Cabinet: 0, Compartment: other, Command: "x1", At: at}}, "a command opens only its compartment"},
+		{"command opens after expiry", []Event{authorize, pickupCmd,
+			{Kind: DoorOpened, Parcel: "p1", Cabinet: 0, Compartment: loc, Command: "x1", At: at + int64(time.Hour)}}, "before it expires"},
+		{"uncommanded opening without alarm", []Event{{Kind: DoorOpened, Cabinet: 0, Compartment: loc, At: at}, {Kind: DoorClosed, Cabinet: 0, Compartment: loc, At: at}}, "no alarm followed"},
+		{"notified twice", []Event{{Kind: Notified, Parcel: "p1", Cabinet: 0, Compartment: loc, At: at, Text: "arrival"}}, "notified exactly once"},
+		{"picked up unnotified", []Event{{Kind: PickedUp, Parcel: "p9", Cabinet: 0, Compartment: other, At: at}}, "notified of its arrival"},
+		{"deposited twice", []Event{{Kind: Deposited, Parcel: "p1", Cabinet: 0, Compartment: loc, At: at}}, "parcels are conserved"},
+		{"cabinet sequence backwards", []Event{{Kind: OccupancyChanged, Cabinet: 0, Compartment: loc, CabinetSeq: cabSeq, At: at, Num: 1}}, "never go backwards"},
+		{"keypad past its limit", []Event{rejected, rejected, rejected, rejected, rejected, rejected}, "keypad failures stay within limits"},
+		{"lapse of nothing", []Event{{Kind: ReservationLapsed, Parcel: "p7", Cabinet: 0, Compartment: other, At: at}}, "releases only a compartment it holds"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k := NewChecker(CodeLimits{})
+			for i := range valid {
+				k.Check(&valid[i])
+			}
+			require.NoError(t, k.Err(), "the real history is clean")
+			c := NewChain()
+			c.head, c.seq = last.Hash, last.Seq
+			for _, f := range tt.forged {
+				c.Link(&f)
+				k.Check(&f)
+			}
+			require.Error(t, k.Err())
+			require.Contains(t, k.Err().Error(), tt.want)
+		})
+	}
+	t.Run("chain", func(t *testing.T) {
+		k := NewChecker(CodeLimits{})
+		for i := range valid {
+			k.Check(&valid[i])
+		}
+		forged := last
+		forged.Seq++
+		forged.Prev = last.Hash // linked, but its hash is not its content's
+		k.Check(&forged)
+		require.ErrorContains(t, k.Err(), "chain verifies")
+		k = NewChecker(CodeLimits{})
+		k.Rehash = false
+		for i := range valid {
+			k.Check(&valid[i])
+		}
+		k.Check(&last) // the same entry again
+		require.ErrorContains(t, k.Err(), "chain links")
+	})
+}
