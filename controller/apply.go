@@ -386,6 +386,9 @@ func (c *Core) rearm() {
 	if c.replaying || c.waking {
 		return
 	}
+	if len(c.deadlines.items) == 0 || c.timer != nil && c.armedAt <= c.deadlines.items[0].at {
+		return // armed early enough; stale deadlines are dropped when it fires
+	}
 	for len(c.deadlines.items) > 0 && c.stale(&c.deadlines.items[0]) {
 		c.deadlines.pop()
 	}

@@ -956,6 +956,16 @@ func (c *Core) Parcel(id string) (ParcelInfo, error) {
 	return info, nil
 }
 
+// ParcelState is a parcel's state, without building its ParcelInfo: what a
+// simulation's couriers and recipients ask on every visit. False: unknown.
+func (c *Core) ParcelState(id string) (State, bool) {
+	if p, ok := c.parcels[id]; ok {
+		return p.state, true
+	}
+	st, ok := c.finished[id]
+	return st, ok
+}
+
 // ParcelsByState counts the active parcels in each state.
 func (c *Core) ParcelsByState() map[State]int {
 	out := map[State]int{}

@@ -333,6 +333,8 @@ func TestBadInputChangesNothing(t *testing.T) {
 			require.Equal(t, before, r.core.Snapshot(), "nothing changed")
 		})
 	}
+	_, known := r.core.ParcelState("nope")
+	require.False(t, known, "an unknown parcel has no state")
 	// Announcing the same parcel with the same details is idempotent.
 	res, err := r.core.Announce("p1", ParcelSpec{Class: "S"}, "p1@example.org")
 	require.NoError(t, err)

@@ -130,6 +130,9 @@ func (r *rig) doorCycle(occupiedAfter bool) {
 func (r *rig) state(id string) State {
 	info, err := r.core.Parcel(id)
 	require.NoError(r.t, err)
+	st, ok := r.core.ParcelState(id)
+	require.True(r.t, ok)
+	require.Equal(r.t, info.State, st, "ParcelState agrees with Parcel")
 	return info.State
 }
 

@@ -656,8 +656,7 @@ func (c *cab) DoorJammed(string, int) { c.s.w.needVisit(c.s) }
 // empty) opens the door again; after maxDepositTries they take the parcel
 // back and cancel it.
 func (w *World) checkDeposit(p *parcel, c *cab) {
-	info, err := c.s.core.Parcel(p.id)
-	if err != nil || info.State != controller.StateReserved {
+	if st, _ := c.s.core.ParcelState(p.id); st != controller.StateReserved {
 		return
 	}
 	if p.tries < maxDepositTries {
@@ -729,8 +728,7 @@ func (w *World) revisit(p *parcel, after time.Duration) {
 // pickup: the recipient at the cabinet types their code.
 func (w *World) pickup(p *parcel) {
 	s := w.sites[p.at]
-	info, err := s.core.Parcel(p.id)
-	if err != nil || info.State != controller.StateAwaitingPickup {
+	if st, _ := s.core.ParcelState(p.id); st != controller.StateAwaitingPickup {
 		return // expired, or in an exception the operator will sort out
 	}
 	c := s.byName[p.cabinet]
