@@ -603,3 +603,34 @@ func TestHandleStateReconcilesThroughTheShadow(t *testing.T) {
 	require.ErrorIs(t, r.core.HandleState("a1", st), ErrBadRequest)
 	r.healthy()
 }
+
+// TestUnsealedCoreNumbersButDoesNotChain: the simulator's unsealed core logs
+// the same events with the same sequence numbers, only without hashes, and
+// such a log does not pass for an audited one.
+func TestUnsealedCoreNumbersButDoesNotChain(t *testing.T) {
+	sealed := newRig(t, testSettings())
+	unsealed := newRig(t, testSettings(), func(c *Config) { c.Unsealed = true })
+	unsealed.checker.Rehash = false // as the simulator's checker: numbering is still checked
+	for _, r := range []*rig{sealed, unsealed} {
+		r.deposit("p1", "S")
+		_, err := r.core.Pickup("a1", r.out.codes["p1"])
+		require.NoError(t, err)
+		r.doorCycle(false)
+		require.Equal(t, StatePickedUp, r.state("p1"))
+		require.NoError(t, r.checker.Err())
+	}
+	a, b := sealed.log.Events(), unsealed.log.Events()
+	require.Len(t, b, len(a))
+	for i := range a {
+		require.NotZero(t, a[i].Hash)
+		require.Zero(t, b[i].Hash)
+		require.Zero(t, b[i].Prev)
+		x, y := a[i], b[i]
+		x.Prev, x.Hash = [32]byte{}, [32]byte{}
+		require.Equal(t, x, y, "event %d", i)
+	}
+	require.NoError(t, Verify(a))
+	require.ErrorIs(t, Verify(b), ErrChainBroken)
+	_, err := Rebuild(unsealed.cfg, b)
+	require.Error(t, err)
+}

@@ -76,7 +76,7 @@ func testInventory(t testing.TB) *allocator.Inventory {
 	return inv
 }
 
-func newRig(t testing.TB, set Settings) *rig {
+func newRig(t testing.TB, set Settings, opts ...func(*Config)) *rig {
 	r := &rig{t: t, clock: twin.NewManualClock(epoch), log: &MemoryLog{},
 		out: &recorder{codes: map[string]string{}, byKind: map[NotificationKind]int{}}, seq: map[string]uint64{}}
 	inv := testInventory(t)
@@ -86,6 +86,9 @@ func newRig(t testing.TB, set Settings) *rig {
 		Site: "lobby", Inventory: inv, Policy: pol, Settings: set, Clock: r.clock,
 		Rand: rand.New(rand.NewPCG(1, 2)), CodeKey: []byte("0123456789abcdef0123456789abcdef"),
 		Log: r.log, Out: r.out, RetainFinished: true,
+	}
+	for _, o := range opts {
+		o(&r.cfg)
 	}
 	r.core, err = New(r.cfg)
 	require.NoError(t, err)

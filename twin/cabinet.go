@@ -98,8 +98,7 @@ type door struct {
 }
 
 type seenCommand struct {
-	reply   Event // the ack or nack sent, resent on a duplicate
-	expires time.Time
+	reply Event // the ack or nack sent, resent on a duplicate
 }
 
 // Cabinet is a virtual cabinet: doors, occupancy sensors, keypad, chilled
@@ -119,7 +118,7 @@ type Cabinet struct {
 	online  bool
 	outbox  []Event // events held while offline, sent on reconnect
 	seen    map[string]seenCommand
-	order   []string // seen ids, oldest first, for expiry
+	order   []seenID // seen ids, oldest first, for expiry
 
 	jam, sensor, leftOpen, uncommanded, outage *rand.Rand
 
@@ -233,17 +232,23 @@ func (c *Cabinet) HandleCommand(cmd Command) {
 	}
 	c.Stats.Commands++
 	reply := c.execute(cmd, now)
-	c.seen[cmd.ID] = seenCommand{reply: reply, expires: now.Add(c.cfg.DedupWindow)}
-	c.order = append(c.order, cmd.ID)
+	c.seen[cmd.ID] = seenCommand{reply: reply}
+	c.order = append(c.order, seenID{cmd.ID, now.Add(c.cfg.DedupWindow)})
+}
+
+// seenID is an acknowledged command id and when its dedup entry expires.
+type seenID struct {
+	id      string
+	expires time.Time
 }
 
 func (c *Cabinet) expireSeen(now time.Time) {
 	i := 0
 	for ; i < len(c.order); i++ {
-		if s := c.seen[c.order[i]]; s.expires.After(now) {
+		if c.order[i].expires.After(now) {
 			break
 		}
-		delete(c.seen, c.order[i])
+		delete(c.seen, c.order[i].id)
 	}
 	if i > 0 {
 		c.order = append(c.order[:0], c.order[i:]...)
