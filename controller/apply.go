@@ -32,7 +32,7 @@ func (c *Core) apply(e *Event) {
 		p.state, p.cabinet, p.comp, p.reservedUntil = StateReserved, e.Cabinet, id, e.Num
 		c.comps[id].parcel = p
 		if e.Num > 0 {
-			c.deadlines.push(deadline{at: e.Num, kind: dlReservation, p: p})
+			c.schedule(deadline{at: e.Num, kind: dlReservation, p: p})
 		}
 	case Refused:
 		c.finish(c.parcels[e.Parcel], StateRefused)
@@ -59,13 +59,13 @@ func (c *Core) apply(e *Event) {
 		case PurposeReturn:
 			p.state = StateReturnOpening
 		}
-		c.deadlines.push(deadline{at: cmd.retryAt, kind: dlCommandRetry, cmd: cmd})
-		c.deadlines.push(deadline{at: cmd.expires, kind: dlCommandExpiry, cmd: cmd})
+		c.schedule(deadline{at: cmd.retryAt, kind: dlCommandRetry, cmd: cmd})
+		c.schedule(deadline{at: cmd.expires, kind: dlCommandExpiry, cmd: cmd})
 	case CommandRetried:
 		cmd := c.cmds[e.Command]
 		cmd.attempts = int(e.Num)
 		cmd.retryAt = e.At + int64(c.set.AckTimeout)
-		c.deadlines.push(deadline{at: cmd.retryAt, kind: dlCommandRetry, cmd: cmd})
+		c.schedule(deadline{at: cmd.retryAt, kind: dlCommandRetry, cmd: cmd})
 	case CommandAcked:
 		c.cmds[e.Command].acked = true
 		c.seenSeq(e)
@@ -89,7 +89,7 @@ func (c *Core) apply(e *Event) {
 				}
 			}
 		}
-		c.deadlines.push(deadline{at: e.At + int64(c.set.DoorOpenLimit), kind: dlDoorOpen, comp: e.Compartment, openedAt: e.At})
+		c.schedule(deadline{at: e.At + int64(c.set.DoorOpenLimit), kind: dlDoorOpen, comp: e.Compartment, openedAt: e.At})
 	case DoorClosed:
 		c.seenSeq(e)
 		slot := &c.comps[e.Compartment]
@@ -119,10 +119,10 @@ func (c *Core) apply(e *Event) {
 		p.deadline, p.reminderAt, p.state = e.Num, e.Num2, StateAwaitingPickup
 		cab.codes[p.lookup] = p
 		if e.Num > 0 {
-			c.deadlines.push(deadline{at: e.Num, kind: dlExpiry, p: p})
+			c.schedule(deadline{at: e.Num, kind: dlExpiry, p: p})
 		}
 		if e.Num2 > 0 && !p.reminded {
-			c.deadlines.push(deadline{at: e.Num2, kind: dlReminder, p: p})
+			c.schedule(deadline{at: e.Num2, kind: dlReminder, p: p})
 		}
 	case Notified:
 		if p := c.parcels[e.Parcel]; p != nil && e.Text == string(NotifyReminder) {
@@ -216,14 +216,14 @@ func (c *Core) pushDeadlines(p *parcel) {
 	switch p.state {
 	case StateReserved:
 		if p.reservedUntil > 0 {
-			c.deadlines.push(deadline{at: p.reservedUntil, kind: dlReservation, p: p})
+			c.schedule(deadline{at: p.reservedUntil, kind: dlReservation, p: p})
 		}
 	case StateAwaitingPickup:
 		if p.deadline > 0 {
-			c.deadlines.push(deadline{at: p.deadline, kind: dlExpiry, p: p})
+			c.schedule(deadline{at: p.deadline, kind: dlExpiry, p: p})
 		}
 		if p.reminderAt > 0 && !p.reminded {
-			c.deadlines.push(deadline{at: p.reminderAt, kind: dlReminder, p: p})
+			c.schedule(deadline{at: p.reminderAt, kind: dlReminder, p: p})
 		}
 	}
 }
@@ -326,6 +326,70 @@ type deadline struct {
 type deadlineHeap struct {
 	items []deadline
 	seq   uint64
+	// compactAt is the length at which schedule next drops stale
+	// deadlines: a picked-up parcel's expiry would otherwise keep the parcel
+	// alive for the rest of its pickup window.
+	compactAt int
+}
+
+// minCompact is the smallest heap worth compacting.
+const minCompact = 64
+
+// schedule adds a deadline. When the heap has doubled since it was last
+// compacted, the stale deadlines go (linear, so amortised constant per push):
+// the heap, and what it keeps alive, stays proportional to the live
+// parcels and commands.
+func (c *Core) schedule(d deadline) {
+	h := &c.deadlines
+	h.push(d)
+	if len(h.items) < max(h.compactAt, minCompact) {
+		return
+	}
+	h.filter(func(d *deadline) bool { return !c.stale(d) })
+	h.compactAt = 2 * len(h.items)
+}
+
+// filter keeps the deadlines for which keep holds and restores the heap.
+// Their (at, seq) order is unchanged.
+func (h *deadlineHeap) filter(keep func(*deadline) bool) {
+	items := h.items
+	n := 0
+	for i := range items {
+		if keep(&items[i]) {
+			items[n] = items[i]
+			n++
+		}
+	}
+	clear(items[n:])
+	h.items = items[:n]
+	for i := (n - 2) / 4; n > 1 && i >= 0; i-- {
+		h.down(i)
+	}
+}
+
+// down sifts item i toward the leaves.
+func (h *deadlineHeap) down(i int) {
+	items := h.items
+	n := len(items)
+	x := items[i]
+	for {
+		first := 4*i + 1
+		if first >= n {
+			break
+		}
+		m := first
+		for c := first + 1; c < min(first+4, n); c++ {
+			if before(&items[c], &items[m]) {
+				m = c
+			}
+		}
+		if !before(&items[m], &x) {
+			break
+		}
+		items[i] = items[m]
+		i = m
+	}
+	items[i] = x
 }
 
 func (h *deadlineHeap) push(d deadline) {
