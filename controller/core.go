@@ -967,6 +967,14 @@ func (c *Core) Parcel(id string) (ParcelInfo, error) {
 	return info, nil
 }
 
+// CommandAwaited reports whether a door command is live and its cabinet
+// has neither acknowledged it nor opened its door: the only commands worth
+// publishing again after a restart.
+func (c *Core) CommandAwaited(id string) bool {
+	cmd, ok := c.cmds[id]
+	return ok && !cmd.acked && !cmd.opened
+}
+
 // ParcelState is a parcel's state, without building its ParcelInfo: what a
 // simulation's couriers and recipients ask on every visit. False: unknown.
 func (c *Core) ParcelState(id string) (State, bool) {

@@ -634,3 +634,21 @@ func TestUnsealedCoreNumbersButDoesNotChain(t *testing.T) {
 	_, err := Rebuild(unsealed.cfg, b)
 	require.Error(t, err)
 }
+
+// TestCommandAwaited: a door command is awaited from its issue until the
+// cabinet acknowledges it; unknown ids never are.
+func TestCommandAwaited(t *testing.T) {
+	r := newRig(t, testSettings())
+	_, err := r.core.Announce("p1", ParcelSpec{Class: "S"}, "r")
+	require.NoError(t, err)
+	_, err = r.core.StartDeposit("p1")
+	require.NoError(t, err)
+	sc := r.out.last()
+	require.True(t, r.core.CommandAwaited(sc.cmd.ID))
+	require.False(t, r.core.CommandAwaited("lobby-c999"))
+	r.ack(sc)
+	require.False(t, r.core.CommandAwaited(sc.cmd.ID), "acknowledged")
+	r.opened(sc)
+	r.closed(sc.cabinet, sc.cmd.Compartment, true)
+	require.False(t, r.core.CommandAwaited(sc.cmd.ID), "done")
+}

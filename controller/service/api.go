@@ -509,10 +509,14 @@ type hub struct {
 
 func newHub() *hub { return &hub{subs: map[chan Observation]struct{}{}} }
 
-func (h *hub) subscribe() chan Observation {
+// subscribe returns a channel of observations. A subscriber that falls 256
+// behind misses observations rather than slowing the sites (live views).
+func (h *hub) subscribe() chan Observation { return h.subscribeN(256) }
+
+func (h *hub) subscribeN(buffer int) chan Observation {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	ch := make(chan Observation, 256)
+	ch := make(chan Observation, buffer)
 	if h.closed {
 		close(ch)
 		return ch

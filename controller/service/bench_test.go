@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"sort"
@@ -64,7 +65,7 @@ recipients: {pickup_delay: {distribution: fixed, value: 1h}}
 	layouts, _ := LayoutsFromScenario(sc)
 	dir := b.TempDir()
 	codes := &codeBox{ch: map[string]chan string{}}
-	svc, err := New(Config{DataDir: dir, Sites: layouts, Notifier: codes, Sync: sqlite.Sync(os.Getenv("FLOWS_SYNC"))})
+	svc, err := New(Config{DataDir: dir, Sites: layouts, Notifier: codes, Sync: sqlite.Sync(os.Getenv("FLOWS_SYNC")), Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -84,7 +85,9 @@ recipients: {pickup_delay: {distribution: fixed, value: 1h}}
 		q.r = r
 		defer r.Close(context.Background())
 	}
-	done := svc.hub.subscribe()
+	// The hub drops observations for a subscriber that falls behind (it
+	// serves live views); this one must see every picked_up.
+	done := svc.hub.subscribeN(1 << 17)
 	defer svc.hub.unsubscribe(done)
 	var pickedMu sync.Mutex
 	picked := map[string]chan struct{}{}

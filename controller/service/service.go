@@ -404,7 +404,9 @@ func (s *Service) Start() error {
 		if err != nil {
 			return err
 		}
-		st.publish(pending)
+		if len(pending) > 0 {
+			st.post(func() error { st.republish(pending); return nil })
+		}
 	}
 	ln, err := net.Listen("tcp", s.cfg.HTTPAddr)
 	if err != nil {
@@ -605,6 +607,9 @@ func (st *site) run() {
 		case j := <-st.inbox:
 			batch = append(batch[:0], j)
 		case <-st.svc.ctx.Done():
+			if err := st.log.Flush(); err != nil {
+				st.svc.log.Error("flushing the site's log at shutdown", "site", st.id, "err", err)
+			}
 			return
 		}
 	drain:
@@ -730,9 +735,25 @@ func (st *site) publish(cmds []sqlite.Command) {
 		}
 		ids = append(ids, c.ID)
 	}
-	if err := st.svc.store.MarkSent(ids...); err != nil {
-		st.svc.log.Error("marking commands sent", "site", st.id, "err", err)
+	st.log.MarkSent(ids...)
+}
+
+// republish sends, after a restart, the unsent commands the rebuilt core
+// still waits for; the others (acknowledged or done before the restart) are
+// only marked sent. On the site's goroutine.
+func (st *site) republish(pending []sqlite.Command) {
+	var again []sqlite.Command
+	var done []int64
+	for _, c := range pending {
+		cmd, err := twin.DecodeCommand(c.Payload)
+		if err == nil && st.core.CommandAwaited(cmd.ID) {
+			again = append(again, c)
+		} else {
+			done = append(done, c.ID)
+		}
 	}
+	st.log.MarkSent(done...)
+	st.publish(again)
 }
 
 // Send queues a command in the outbox, committed with the events (Outputs).

@@ -60,6 +60,9 @@ const SchemaVersion = "1"
 type Store struct {
 	db   *sql.DB
 	path string
+	// Statements every commit runs, prepared once: preparing them per
+	// transaction compiled the SQL on every group commit.
+	insEvent, insOutbox, markSent *sql.Stmt
 }
 
 // Sync is how hard a commit is made durable.
@@ -116,11 +119,30 @@ func OpenSync(path string, sync Sync) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store %s has schema %s; this build reads %s", path, version, SchemaVersion)
 	}
-	return &Store{db: db, path: path}, nil
+	st := &Store{db: db, path: path}
+	for _, p := range []struct {
+		stmt **sql.Stmt
+		sql  string
+	}{
+		{&st.insEvent, `INSERT INTO events (site, seq, at, kind, parcel, body, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&st.insOutbox, `INSERT INTO outbox (site, cabinet, topic, payload, expires) VALUES (?, ?, ?, ?, ?)`},
+		{&st.markSent, `UPDATE outbox SET sent = 1 WHERE id = ?`},
+	} {
+		if *p.stmt, err = db.Prepare(p.sql); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("preparing %q: %w", p.sql, err)
+		}
+	}
+	return st, nil
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	for _, st := range []*sql.Stmt{s.insEvent, s.insOutbox, s.markSent} {
+		st.Close()
+	}
+	return s.db.Close()
+}
 
 // Sites lists the sites with events, sorted.
 func (s *Store) Sites() ([]string, error) {
@@ -274,14 +296,16 @@ func (s *Store) Pending(site string, now time.Time) ([]Command, error) {
 	return out, rows.Err()
 }
 
-// MarkSent records that commands were published.
+// MarkSent records that commands were published, in a transaction of its
+// own (sites batch theirs into their next commit: SiteLog.MarkSent).
 func (s *Store) MarkSent(ids ...int64) error {
 	tx, err := s.db.Begin()
 	if err != nil {
 		return err
 	}
+	mark := tx.Stmt(s.markSent)
 	for _, id := range ids {
-		if _, err := tx.Exec(`UPDATE outbox SET sent = 1 WHERE id = ?`, id); err != nil {
+		if _, err := mark.Exec(id); err != nil {
 			tx.Rollback()
 			return err
 		}
@@ -297,6 +321,7 @@ type SiteLog struct {
 	mu      sync.Mutex
 	pending []controller.Event
 	outbox  []Command
+	sent    []int64 // published commands, marked sent with the next commit
 	buf     []byte
 }
 
@@ -318,6 +343,17 @@ func (l *SiteLog) Enqueue(cabinet, topic string, payload []byte, expires time.Ti
 	l.mu.Unlock()
 }
 
+// MarkSent records that commands were published. The mark rides on the
+// site's next commit rather than costing a transaction (and an fsync) of
+// its own. Until then a restart republishes them, as it would after a crash
+// between publishing and marking: a command carries its id and expiry, and
+// cabinets acknowledge a repeated id without acting on it again.
+func (l *SiteLog) MarkSent(ids ...int64) {
+	l.mu.Lock()
+	l.sent = append(l.sent, ids...)
+	l.mu.Unlock()
+}
+
 // Buffered is the number of events waiting for Commit.
 func (l *SiteLog) Buffered() int {
 	l.mu.Lock()
@@ -325,51 +361,68 @@ func (l *SiteLog) Buffered() int {
 	return len(l.pending)
 }
 
+// Flush commits what is buffered, sent marks included: at shutdown.
+func (l *SiteLog) Flush() error {
+	_, err := l.commit(true)
+	return err
+}
+
 // Commit writes the buffered events and commands in one transaction and
 // returns the commands with their outbox ids, to be published now. On
 // error nothing was written and the buffer is dropped: the caller must
 // rebuild its core from the store, which no longer matches it.
-func (l *SiteLog) Commit() ([]Command, error) {
+func (l *SiteLog) Commit() ([]Command, error) { return l.commit(false) }
+
+func (l *SiteLog) commit(flush bool) ([]Command, error) {
 	l.mu.Lock()
-	events, cmds := l.pending, l.outbox
-	l.pending, l.outbox = nil, nil
+	events, cmds, sent := l.pending, l.outbox, l.sent
+	if len(events) == 0 && len(cmds) == 0 && !(flush && len(sent) > 0) {
+		l.mu.Unlock()
+		return nil, nil // sent marks alone wait for a commit with content
+	}
+	l.pending, l.outbox, l.sent = nil, nil, nil
 	l.mu.Unlock()
-	if len(events) == 0 && len(cmds) == 0 {
-		return nil, nil
+	fail := func(err error) ([]Command, error) {
+		l.mu.Lock()
+		l.sent = append(sent, l.sent...) // they are still true; they go next time
+		l.mu.Unlock()
+		return nil, err
 	}
 	tx, err := l.s.db.Begin()
 	if err != nil {
-		return nil, fmt.Errorf("committing %s: %w", l.site, err)
+		return fail(fmt.Errorf("committing %s: %w", l.site, err))
 	}
-	insert, err := tx.Prepare(`INSERT INTO events (site, seq, at, kind, parcel, body, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
-	if err != nil {
-		tx.Rollback()
-		return nil, err
-	}
-	defer insert.Close()
+	insert := tx.Stmt(l.s.insEvent)
 	for i := range events {
 		e := &events[i]
 		l.buf = e.AppendCanonical(l.buf[:0])
 		if _, err := insert.Exec(l.site, e.Seq, e.At, int(e.Kind), e.Parcel, l.buf, e.Prev[:], e.Hash[:]); err != nil {
 			tx.Rollback()
-			return nil, fmt.Errorf("committing %s event %d: %w", l.site, e.Seq, err)
+			return fail(fmt.Errorf("committing %s event %d: %w", l.site, e.Seq, err))
 		}
 	}
+	outbox := tx.Stmt(l.s.insOutbox)
 	for i := range cmds {
 		c := &cmds[i]
-		res, err := tx.Exec(`INSERT INTO outbox (site, cabinet, topic, payload, expires) VALUES (?, ?, ?, ?, ?)`,
-			l.site, c.Cabinet, c.Topic, c.Payload, c.Expires.UnixNano())
+		res, err := outbox.Exec(l.site, c.Cabinet, c.Topic, c.Payload, c.Expires.UnixNano())
 		if err != nil {
 			tx.Rollback()
-			return nil, fmt.Errorf("committing %s outbox: %w", l.site, err)
+			return fail(fmt.Errorf("committing %s outbox: %w", l.site, err))
 		}
 		if c.ID, err = res.LastInsertId(); err != nil {
 			tx.Rollback()
-			return nil, err
+			return fail(err)
+		}
+	}
+	mark := tx.Stmt(l.s.markSent)
+	for _, id := range sent {
+		if _, err := mark.Exec(id); err != nil {
+			tx.Rollback()
+			return fail(fmt.Errorf("committing %s sent marks: %w", l.site, err))
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("committing %s: %w", l.site, err)
+		return fail(fmt.Errorf("committing %s: %w", l.site, err))
 	}
 	return cmds, nil
 }

@@ -135,6 +135,41 @@ func TestExpiredCommandsAreNotPending(t *testing.T) {
 	require.Equal(t, []byte("live"), pending[0].Payload, "a stale open is never sent late")
 }
 
+// TestSentMarksRideOnTheNextCommit: a site's sent marks cost no
+// transaction of their own; they are written with its next commit, or by
+// Flush at shutdown, and a restart before that republishes the command.
+func TestSentMarksRideOnTheNextCommit(t *testing.T) {
+	st, err := Open(filepath.Join(t.TempDir(), "m.db"))
+	require.NoError(t, err)
+	defer st.Close()
+	log := st.Log("lobby")
+	log.Enqueue("a1", "t", []byte("first"), epoch.Add(time.Hour))
+	cmds, err := log.Commit()
+	require.NoError(t, err)
+	require.Len(t, cmds, 1)
+	log.MarkSent(cmds[0].ID)
+	cmds, err = log.Commit() // nothing but a mark: no transaction yet
+	require.NoError(t, err)
+	require.Empty(t, cmds)
+	pending, err := st.Pending("lobby", epoch)
+	require.NoError(t, err)
+	require.Len(t, pending, 1, "not yet marked: a restart now would republish it")
+
+	log.Enqueue("a1", "t", []byte("second"), epoch.Add(time.Hour))
+	_, err = log.Commit()
+	require.NoError(t, err)
+	pending, err = st.Pending("lobby", epoch)
+	require.NoError(t, err)
+	require.Len(t, pending, 1)
+	require.Equal(t, []byte("second"), pending[0].Payload, "the first was marked with the second's commit")
+
+	log.MarkSent(pending[0].ID)
+	require.NoError(t, log.Flush())
+	pending, err = st.Pending("lobby", epoch)
+	require.NoError(t, err)
+	require.Empty(t, pending, "Flush writes marks alone")
+}
+
 func TestTamperingIsDetected(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "t.db")
 	st, err := Open(path)
