@@ -56,10 +56,10 @@ type checkedCommand struct {
 
 // checkedParcel is what the checker knows of one parcel, from its events.
 type checkedParcel struct {
-	loc      int32 // compartment held (hasLoc)
-	authz    int32 // compartment a pickup is authorised to open (hasAuthz)
-	code     int64 // expiry of the live code, 0 for none (hasCode)
-	notified uint8 // notification kinds seen (bits)
+	loc                                 int32 // compartment held (hasLoc)
+	authz                               int32 // compartment a pickup is authorised to open (hasAuthz)
+	code                                int64 // expiry of the live code, 0 for none (hasCode)
+	notified                            uint8 // notification kinds seen (bits)
 	hasLoc, hasAuthz, hasCode, inLocker bool
 }
 

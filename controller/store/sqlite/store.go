@@ -63,6 +63,30 @@ type Store struct {
 	// Statements every commit runs, prepared once: preparing them per
 	// transaction compiled the SQL on every group commit.
 	insEvent, insOutbox, markSent *sql.Stmt
+
+	// Group commit across sites: a site's commit is a request to one
+	// committer, which writes every request waiting in one transaction.
+	reqs      chan *commitReq
+	quit      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+	buf       []byte // the committer's
+}
+
+// maxGroup bounds how many sites' batches share one transaction.
+const maxGroup = 64
+
+// ErrClosed is returned for a commit after Close.
+var ErrClosed = errors.New("store closed")
+
+// commitReq is one site's batch for the committer.
+type commitReq struct {
+	site   string
+	events []controller.Event
+	cmds   []Command
+	sent   []int64
+	done   chan error
 }
 
 // Sync is how hard a commit is made durable.
@@ -133,15 +157,100 @@ func OpenSync(path string, sync Sync) (*Store, error) {
 			return nil, fmt.Errorf("preparing %q: %w", p.sql, err)
 		}
 	}
+	st.reqs, st.quit = make(chan *commitReq), make(chan struct{})
+	st.wg.Add(1)
+	go st.committer()
 	return st, nil
+}
+
+// committer writes the sites' batches: whatever is waiting when it is free
+// goes in one transaction, so sites that commit at once share the WAL write
+// (and, with SyncFull, the fsync). If that transaction fails, each batch is
+// tried alone, so one site's bad batch fails only that site.
+func (s *Store) committer() {
+	defer s.wg.Done()
+	group := make([]*commitReq, 0, maxGroup)
+	for {
+		select {
+		case r := <-s.reqs:
+			group = append(group[:0], r)
+		case <-s.quit:
+			return
+		}
+	drain:
+		for len(group) < maxGroup {
+			select {
+			case r := <-s.reqs:
+				group = append(group, r)
+			default:
+				break drain
+			}
+		}
+		err := s.write(group)
+		if err != nil && len(group) > 1 {
+			for _, r := range group {
+				r.done <- s.write([]*commitReq{r})
+			}
+			continue
+		}
+		for _, r := range group {
+			r.done <- err
+		}
+	}
+}
+
+// write commits a group of batches in one transaction.
+func (s *Store) write(group []*commitReq) error {
+	tx, err := s.db.Begin()
+	if err != nil {
+		return fmt.Errorf("committing: %w", err)
+	}
+	insert, outbox, mark := tx.Stmt(s.insEvent), tx.Stmt(s.insOutbox), tx.Stmt(s.markSent)
+	for _, r := range group {
+		for i := range r.events {
+			e := &r.events[i]
+			s.buf = e.AppendCanonical(s.buf[:0])
+			if _, err := insert.Exec(r.site, e.Seq, e.At, int(e.Kind), e.Parcel, s.buf, e.Prev[:], e.Hash[:]); err != nil {
+				tx.Rollback()
+				return fmt.Errorf("committing %s event %d: %w", r.site, e.Seq, err)
+			}
+		}
+		for i := range r.cmds {
+			c := &r.cmds[i]
+			res, err := outbox.Exec(r.site, c.Cabinet, c.Topic, c.Payload, c.Expires.UnixNano())
+			if err != nil {
+				tx.Rollback()
+				return fmt.Errorf("committing %s outbox: %w", r.site, err)
+			}
+			if c.ID, err = res.LastInsertId(); err != nil {
+				tx.Rollback()
+				return err
+			}
+		}
+		for _, id := range r.sent {
+			if _, err := mark.Exec(id); err != nil {
+				tx.Rollback()
+				return fmt.Errorf("committing %s sent marks: %w", r.site, err)
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("committing: %w", err)
+	}
+	return nil
 }
 
 // Close closes the database.
 func (s *Store) Close() error {
-	for _, st := range []*sql.Stmt{s.insEvent, s.insOutbox, s.markSent} {
-		st.Close()
-	}
-	return s.db.Close()
+	s.closeOnce.Do(func() {
+		close(s.quit)
+		s.wg.Wait()
+		for _, st := range []*sql.Stmt{s.insEvent, s.insOutbox, s.markSent} {
+			st.Close()
+		}
+		s.closeErr = s.db.Close()
+	})
+	return s.closeErr
 }
 
 // Sites lists the sites with events, sorted.
@@ -322,7 +431,6 @@ type SiteLog struct {
 	pending []controller.Event
 	outbox  []Command
 	sent    []int64 // published commands, marked sent with the next commit
-	buf     []byte
 }
 
 // Log returns the log of a site.
@@ -382,47 +490,19 @@ func (l *SiteLog) commit(flush bool) ([]Command, error) {
 	}
 	l.pending, l.outbox, l.sent = nil, nil, nil
 	l.mu.Unlock()
-	fail := func(err error) ([]Command, error) {
+	r := &commitReq{site: l.site, events: events, cmds: cmds, sent: sent, done: make(chan error, 1)}
+	var err error
+	select {
+	case l.s.reqs <- r:
+		err = <-r.done
+	case <-l.s.quit:
+		err = ErrClosed
+	}
+	if err != nil {
 		l.mu.Lock()
 		l.sent = append(sent, l.sent...) // they are still true; they go next time
 		l.mu.Unlock()
 		return nil, err
-	}
-	tx, err := l.s.db.Begin()
-	if err != nil {
-		return fail(fmt.Errorf("committing %s: %w", l.site, err))
-	}
-	insert := tx.Stmt(l.s.insEvent)
-	for i := range events {
-		e := &events[i]
-		l.buf = e.AppendCanonical(l.buf[:0])
-		if _, err := insert.Exec(l.site, e.Seq, e.At, int(e.Kind), e.Parcel, l.buf, e.Prev[:], e.Hash[:]); err != nil {
-			tx.Rollback()
-			return fail(fmt.Errorf("committing %s event %d: %w", l.site, e.Seq, err))
-		}
-	}
-	outbox := tx.Stmt(l.s.insOutbox)
-	for i := range cmds {
-		c := &cmds[i]
-		res, err := outbox.Exec(l.site, c.Cabinet, c.Topic, c.Payload, c.Expires.UnixNano())
-		if err != nil {
-			tx.Rollback()
-			return fail(fmt.Errorf("committing %s outbox: %w", l.site, err))
-		}
-		if c.ID, err = res.LastInsertId(); err != nil {
-			tx.Rollback()
-			return fail(err)
-		}
-	}
-	mark := tx.Stmt(l.s.markSent)
-	for _, id := range sent {
-		if _, err := mark.Exec(id); err != nil {
-			tx.Rollback()
-			return fail(fmt.Errorf("committing %s sent marks: %w", l.site, err))
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fail(fmt.Errorf("committing %s: %w", l.site, err))
 	}
 	return cmds, nil
 }

@@ -310,3 +310,68 @@ func TestSiteLayoutsAreSavedOnce(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, map[string][]byte{"lobby": []byte(`{"a":1}`)}, layouts)
 }
+
+// TestGroupCommitAcrossSites: sites committing at once share transactions;
+// every site's log comes back whole and verified, and a site whose batch
+// cannot be written (an entry it already wrote) fails alone.
+func TestGroupCommitAcrossSites(t *testing.T) {
+	st, err := Open(filepath.Join(t.TempDir(), "g.db"))
+	require.NoError(t, err)
+	defer st.Close()
+	const sites, batches, perBatch = 8, 40, 3
+	var wg sync.WaitGroup
+	errs := make([]error, sites)
+	for i := range sites {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			site := "s" + string(rune('a'+i))
+			log := st.Log(site)
+			chain := controller.NewChain()
+			for b := range batches {
+				for k := range perBatch {
+					e := controller.Event{Kind: controller.Announced, Parcel: site + "-p", At: int64(b*perBatch + k),
+						Cabinet: -1, Compartment: -1, Spec: &controller.ParcelSpec{Class: "S"}}
+					chain.Link(&e)
+					require.NoError(t, log.Append(&e))
+				}
+				log.Enqueue("a1", "t", []byte(site), epoch.Add(time.Hour))
+				cmds, err := log.Commit()
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				require.Len(t, cmds, 1)
+				require.NotZero(t, cmds[0].ID)
+				log.MarkSent(cmds[0].ID)
+			}
+			if i == 0 { // a batch repeating an entry already written
+				dup := controller.Event{Kind: controller.Announced, Parcel: "x", Seq: 1, Cabinet: -1, Compartment: -1,
+					Spec: &controller.ParcelSpec{Class: "S"}}
+				require.NoError(t, log.Append(&dup))
+				_, errs[i] = log.Commit()
+			}
+			require.NoError(t, log.Flush())
+		}()
+	}
+	wg.Wait()
+	require.Error(t, errs[0], "the duplicate entry is refused")
+	for i := 1; i < sites; i++ {
+		require.NoError(t, errs[i])
+	}
+	for i := range sites {
+		events, err := st.Events("s" + string(rune('a'+i)))
+		require.NoError(t, err)
+		require.Len(t, events, batches*perBatch)
+		pending, err := st.Pending("s"+string(rune('a'+i)), epoch)
+		require.NoError(t, err)
+		require.Empty(t, pending, "every command marked sent")
+	}
+	require.NoError(t, st.Close())
+	_, err = st.Log("sa").Commit()
+	require.NoError(t, err, "nothing buffered: nothing to refuse")
+	l := st.Log("sa")
+	l.Enqueue("a1", "t", []byte("late"), epoch.Add(time.Hour))
+	_, err = l.Commit()
+	require.ErrorIs(t, err, ErrClosed)
+}
