@@ -114,17 +114,21 @@ func drawCode(r Rand) uint64 {
 }
 
 func formatCode(n uint64) string {
-	s := strconv.FormatUint(n, 10)
-	if len(s) < CodeDigits {
-		s = strings.Repeat("0", CodeDigits-len(s)) + s
+	var b [CodeDigits]byte
+	for i := CodeDigits - 1; i >= 0; i-- {
+		b[i] = byte('0' + n%10)
+		n /= 10
 	}
-	return s
+	return string(b[:])
 }
 
 // normalizeCode accepts digits with optional spaces or dashes (as printed).
 func normalizeCode(s string) (string, bool) {
 	if len(s) > 3*CodeDigits {
 		return "", false
+	}
+	if len(s) == CodeDigits && allDigits(s) {
+		return s, true // as typed on a keypad: nothing to strip
 	}
 	var b [CodeDigits]byte
 	n := 0
@@ -148,15 +152,26 @@ func normalizeCode(s string) (string, bool) {
 	return string(b[:]), true
 }
 
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// sumOf is HMAC(key, parts joined by '|'), written to the MAC in one piece.
 func (c *coder) sumOf(parts ...string) [32]byte {
-	c.mac.Reset()
+	c.buf = c.buf[:0]
 	for i, p := range parts {
 		if i > 0 {
-			c.mac.Write([]byte{'|'})
+			c.buf = append(c.buf, '|')
 		}
-		c.buf = append(c.buf[:0], p...)
-		c.mac.Write(c.buf)
+		c.buf = append(c.buf, p...)
 	}
+	c.mac.Reset()
+	c.mac.Write(c.buf)
 	return [32]byte(c.mac.Sum(c.sum[:0]))
 }
 

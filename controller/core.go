@@ -598,8 +598,8 @@ func (c *Core) openDoor(p *parcel, purpose Purpose) (DoorOpening, error) {
 }
 
 func (c *Core) nextCommandID() string {
-	b := make([]byte, 0, len(c.cfg.Site)+16)
-	b = append(b, c.cfg.Site...)
+	var buf [96]byte
+	b := append(buf[:0], c.cfg.Site...)
 	b = append(b, "-c"...)
 	b = strconv.AppendUint(b, c.cmdSeq+1, 10)
 	return string(b)

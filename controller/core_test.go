@@ -435,11 +435,17 @@ func TestCodesAreUniquePerCabinetAndWellFormed(t *testing.T) {
 	}{
 		{"123456789012", true}, {"1234 5678 9012", true}, {"1234-5678-9012", true},
 		{"12345678901", false}, {"1234567890123", false}, {"12345678901a", false}, {"", false},
+		{"12345678901 ", false}, {"1234 5678 901", false}, {"١٢٣٤٥٦٧٨٩٠١٢", false},
 	} {
-		_, ok := normalizeCode(tt.in)
+		norm, ok := normalizeCode(tt.in)
 		require.Equal(t, tt.ok, ok, tt.in)
+		if ok {
+			require.Equal(t, "123456789012", norm, tt.in)
+		}
 	}
 	require.Equal(t, "000000000042", formatCode(42))
+	require.Equal(t, "000000000000", formatCode(0))
+	require.Equal(t, "999999999999", formatCode(codeSpace-1))
 	// A stream that repeats itself forces the uniqueness loop to draw again.
 	r := newRig(t, testSettings())
 	r.core.cfg.Rand = &repeating{vals: []uint64{7, 7, 7, 8}}
