@@ -1,7 +1,6 @@
 package twin
 
 import (
-	"container/heap"
 	"time"
 )
 
@@ -22,7 +21,7 @@ func (WallClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterF
 type ManualClock struct {
 	now     time.Time
 	seq     uint64
-	pending manualHeap
+	pending []*manualTimer // a binary min-heap on (at, seq); stopped timers leave it at once
 }
 
 // NewManualClock returns a clock standing at start.
@@ -34,8 +33,10 @@ func (m *ManualClock) Now() time.Time { return m.now }
 // AfterFunc schedules f at Now()+d.
 func (m *ManualClock) AfterFunc(d time.Duration, f func()) Timer {
 	m.seq++
-	t := &manualTimer{at: m.now.Add(max(d, 0)), seq: m.seq, f: f}
-	heap.Push(&m.pending, t)
+	at := m.now.Add(max(d, 0))
+	t := &manualTimer{m: m, at: at, key: at.UnixNano(), seq: m.seq, f: f, idx: len(m.pending)}
+	m.pending = append(m.pending, t)
+	m.up(t.idx)
 	return t
 }
 
@@ -46,10 +47,8 @@ func (m *ManualClock) Advance(d time.Duration) { m.AdvanceTo(m.now.Add(d)) }
 // AdvanceTo moves the clock to t (never backwards), running what falls due.
 func (m *ManualClock) AdvanceTo(t time.Time) {
 	for len(m.pending) > 0 && !m.pending[0].at.After(t) {
-		next := heap.Pop(&m.pending).(*manualTimer)
-		if next.stopped {
-			continue
-		}
+		next := m.pending[0]
+		m.remove(0)
 		if next.at.After(m.now) {
 			m.now = next.at
 		}
@@ -62,48 +61,84 @@ func (m *ManualClock) AdvanceTo(t time.Time) {
 }
 
 // Pending is the number of scheduled, unstopped functions.
-func (m *ManualClock) Pending() int {
-	n := 0
-	for _, t := range m.pending {
-		if !t.stopped {
-			n++
-		}
-	}
-	return n
-}
+func (m *ManualClock) Pending() int { return len(m.pending) }
 
 type manualTimer struct {
+	m       *ManualClock
 	at      time.Time
+	key     int64 // at in Unix nanoseconds, for ordering
 	seq     uint64
 	f       func()
+	idx     int // position in the heap, -1 once out of it
 	stopped bool
 	fired   bool
 }
 
+// Stop takes the timer out of the clock's heap.
 func (t *manualTimer) Stop() bool {
 	if t.stopped || t.fired {
 		return false
 	}
 	t.stopped = true
+	t.m.remove(t.idx)
 	return true
 }
 
-type manualHeap []*manualTimer
-
-func (h manualHeap) Len() int { return len(h) }
-func (h manualHeap) Less(i, j int) bool {
-	if h[i].at.Equal(h[j].at) {
-		return h[i].seq < h[j].seq
-	}
-	return h[i].at.Before(h[j].at)
+func (m *ManualClock) less(i, j int) bool {
+	a, b := m.pending[i], m.pending[j]
+	return a.key < b.key || (a.key == b.key && a.seq < b.seq)
 }
-func (h manualHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *manualHeap) Push(x any)   { *h = append(*h, x.(*manualTimer)) }
-func (h *manualHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
+
+func (m *ManualClock) swap(i, j int) {
+	h := m.pending
+	h[i], h[j] = h[j], h[i]
+	h[i].idx, h[j].idx = i, j
+}
+
+func (m *ManualClock) up(i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if !m.less(i, p) {
+			return
+		}
+		m.swap(i, p)
+		i = p
+	}
+}
+
+func (m *ManualClock) down(i int) {
+	n := len(m.pending)
+	for {
+		l := 2*i + 1
+		if l >= n {
+			return
+		}
+		c := l
+		if r := l + 1; r < n && m.less(r, l) {
+			c = r
+		}
+		if !m.less(c, i) {
+			return
+		}
+		m.swap(i, c)
+		i = c
+	}
+}
+
+// remove takes the timer at position i out of the heap.
+func (m *ManualClock) remove(i int) {
+	last := len(m.pending) - 1
+	t := m.pending[i]
+	if i != last {
+		m.swap(i, last)
+	}
+	m.pending[last] = nil
+	m.pending = m.pending[:last]
+	t.idx = -1
+	if i != last {
+		m.down(i)
+		m.up(i)
+	}
 }
 
 // After is AfterFunc without the timer, so a ManualClock is a Scheduler.
