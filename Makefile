@@ -62,12 +62,14 @@ vet:
 DISPLAY_PKGS := ./visualize/...
 
 # Packages with goroutines of their own (broker, MQTT link) and the
-# controller also run under the race detector.
+# controller also run under the race detector, and so do a world's shards
+# running side by side.
 RACE_PKGS := ./controller/... ./twin/...
 
 test-go:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v '/visualize')
 	$(GO) test -count=1 -race $(RACE_PKGS)
+	$(GO) test -count=1 -race -run 'TestShardsRunTheSameWhateverRunsThem' ./sim/world/
 	xvfb-run -a $(GO) test -count=1 $(DISPLAY_PKGS)
 
 test: setup fmt-check vet test-go

@@ -71,6 +71,12 @@ func Run(sc *scenarios.Scenario, opts Options) (*Output, error) {
 	for i := range out.Seeds {
 		out.Seeds[i] = ReplicationSeed(sc.Seed, i)
 	}
+	// Fewer replications than workers: the spare cores run the shards of a
+	// replication side by side (the results are the same either way).
+	var parallel func(int, func(int))
+	if n < workers {
+		parallel = runShards
+	}
 	errs := make([]error, n)
 	jobs := make(chan int)
 	var wg sync.WaitGroup
@@ -82,7 +88,7 @@ func Run(sc *scenarios.Scenario, opts Options) (*Output, error) {
 		go func() {
 			defer wg.Done()
 			for i := range jobs {
-				w, err := world.New(sc, world.Options{Seed: out.Seeds[i], Policy: opts.Policy})
+				w, err := world.New(sc, world.Options{Seed: out.Seeds[i], Policy: opts.Policy, Parallel: parallel})
 				if err == nil {
 					out.Results[i], err = w.Run()
 				}
@@ -115,6 +121,20 @@ func Run(sc *scenarios.Scenario, opts Options) (*Output, error) {
 	}
 	out.Summary = Summarise(out.Results)
 	return out, nil
+}
+
+// runShards runs f(0) … f(k-1) concurrently and waits for them all.
+func runShards(k int, f func(int)) {
+	var wg sync.WaitGroup
+	for i := 1; i < k; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f(i)
+		}()
+	}
+	f(0)
+	wg.Wait()
 }
 
 // Summarise computes each KPI's mean and 95 % confidence interval over

@@ -13,7 +13,7 @@ import (
 // per class and percentile sketches. Nothing grows with the horizon but the
 // hourly rows: memory is bounded by the live state.
 type Collector struct {
-	w         *World
+	w         *shard
 	measuring bool
 
 	offeredN, accepted, refusedN, redirectedN, deferredN int
@@ -49,7 +49,7 @@ type HourRow struct {
 	Utilization float64 // occupied share of all compartments, mean over the hour
 }
 
-func newCollector(w *World) *Collector {
+func newCollector(w *shard) *Collector {
 	n := len(w.sc.CompartmentClasses)
 	return &Collector{
 		w: w, counts: map[string]int{}, alarms: map[string]int{},
@@ -246,8 +246,83 @@ func (r *Result) Get(name string) (float64, bool) {
 	return math.NaN(), false
 }
 
+// result merges the shards' collectors (in shard order) into the
+// replication's result.
+func (w *World) result() *Result {
+	for _, sh := range w.shards {
+		sh.kpi.advance()
+	}
+	if len(w.shards) == 1 {
+		return w.shards[0].kpi.result()
+	}
+	m := newCollector(w.shards[0])
+	m.hours = nil
+	for i, sh := range w.shards {
+		k := sh.kpi
+		m.offeredN += k.offeredN
+		m.accepted += k.accepted
+		m.refusedN += k.refusedN
+		m.redirectedN += k.redirectedN
+		m.deferredN += k.deferredN
+		m.pickedUp += k.pickedUp
+		m.expired += k.expired
+		m.returned += k.returned
+		m.courierStops += k.courierStops
+		m.duplicatesDropped += k.duplicatesDropped
+		m.totalArrivals += k.totalArrivals
+		m.totalDeposited += k.totalDeposited
+		for name, n := range k.counts {
+			m.counts[name] += n
+		}
+		for name, n := range k.alarms {
+			m.alarms[name] += n
+		}
+		m.dwell.Merge(k.dwell)
+		m.pickupDelay.Merge(k.pickupDelay)
+		m.doorRTT.Merge(k.doorRTT)
+		for c := range m.area {
+			m.area[c] += k.area[c]
+			m.capacity[c] += k.capacity[c]
+		}
+		for h, row := range k.hours {
+			if i == 0 {
+				m.hours = append(m.hours, HourRow{Hour: row.Hour, Occupancy: make([]float64, len(row.Occupancy))})
+			}
+			mr := &m.hours[h]
+			for c, v := range row.Occupancy {
+				mr.Occupancy[c] += v
+			}
+			mr.Arrivals += row.Arrivals
+			mr.Deposits += row.Deposits
+			mr.Refusals += row.Refusals
+			mr.Pickups += row.Pickups
+		}
+	}
+	capTotal := 0
+	for _, c := range m.capacity {
+		capTotal += c
+	}
+	for h := range m.hours {
+		total := 0.0
+		for _, v := range m.hours[h].Occupancy {
+			total += v
+		}
+		if capTotal > 0 {
+			m.hours[h].Utilization = total / float64(capTotal)
+		}
+	}
+	r := m.summary()
+	r.Events = w.Events()
+	return r
+}
+
+// result is the shard's own figures (the whole result of a one-shard world).
 func (k *Collector) result() *Result {
 	k.advance()
+	return k.summary()
+}
+
+func (k *Collector) summary() *Result {
 	w := k.w
 	horizon := (w.end - w.warmup).Hours()
 	nanZero := func(v float64) float64 {

@@ -5,7 +5,6 @@ import (
 
 	"github.com/lockertwin/lockertwin/allocator"
 	"github.com/lockertwin/lockertwin/controller"
-	"github.com/lockertwin/lockertwin/sim"
 )
 
 // Observation is what a view sees of the world: a domain event named by
@@ -52,7 +51,7 @@ type CompartmentLayout struct {
 
 // Layout returns the world's layout.
 func (w *World) Layout() Layout {
-	l := Layout{Depot: [2]float64{w.sc.Couriers.Depot.XM, w.sc.Couriers.Depot.YM}, Classes: w.classNames}
+	l := Layout{Depot: [2]float64{w.sc.Couriers.Depot.XM, w.sc.Couriers.Depot.YM}, Classes: w.shards[0].classNames}
 	for _, s := range w.sites {
 		sl := SiteLayout{ID: s.id, X: s.pos.XM, Y: s.pos.YM}
 		inv := s.core.Inventory()
@@ -74,8 +73,9 @@ func (w *World) Layout() Layout {
 // Watch sends the world's observations to f, in order, as they happen.
 func (w *World) Watch(f func(Observation)) { w.watch = f }
 
-func (w *World) observe(s *site, e *controller.Event) {
-	if w.watch == nil {
+func (w *shard) observe(s *site, e *controller.Event) {
+	watch := w.world.watch
+	if watch == nil {
 		return
 	}
 	o := Observation{At: Epoch.Add(time.Duration(w.eng.Now())), Site: s.id, Kind: e.Kind.String(), Parcel: e.Parcel}
@@ -90,28 +90,14 @@ func (w *World) observe(s *site, e *controller.Event) {
 	case controller.AlarmRaised, controller.Refused, controller.ExceptionResolved, controller.CabinetStatus:
 		o.Detail = e.Text
 	}
-	w.watch(o)
+	watch(o)
 }
 
-func (w *World) observeStop(s *site) {
-	if w.watch != nil {
-		w.watch(Observation{At: Epoch.Add(time.Duration(w.eng.Now())), Site: s.id, Kind: CourierStop})
+func (w *shard) observeStop(s *site) {
+	if watch := w.world.watch; watch != nil {
+		watch(Observation{At: Epoch.Add(time.Duration(w.eng.Now())), Site: s.id, Kind: CourierStop})
 	}
-}
-
-// RunUntil simulates up to virtual time t (from the start of the run) and
-// reports whether the run has more to do. A view steps the world with it.
-func (w *World) RunUntil(t time.Duration) (bool, error) {
-	until := sim.FromDuration(t)
-	if until > w.end {
-		until = w.end
-	}
-	w.eng.Run(until)
-	if w.err != nil {
-		return false, w.err
-	}
-	return w.eng.Now() < w.end, nil
 }
 
 // Now is the world's virtual time as a wall-clock time.
-func (w *World) Now() time.Time { return w.clock.Now() }
+func (w *World) Now() time.Time { return Epoch.Add(time.Duration(w.now)) }

@@ -1,8 +1,19 @@
 // Package world is the simulated world of a scenario: demand at each site,
 // couriers, recipients and an operator, driving the real controller core of
 // every site and a virtual cabinet per cabinet through in-process links, on
-// the engine's virtual clock. One World is one replication; it is
-// single-threaded and a pure function of its scenario and seed.
+// the engine's virtual clock. One World is one replication and a pure
+// function of its scenario and seed.
+//
+// A large world is split into shards (a fixed number for a scenario, see
+// shardCount), each a block of sites with its own engine, random streams
+// and KPI collector. Sites share nothing but parcels a courier redirects to
+// a neighbour, and those take at least redirectSetup of driving: so shards
+// can run a window of that length independently (conservative lookahead),
+// exchanging the redirected parcels between windows in a fixed order. The
+// result depends on the scenario and seed only, never on how many shards
+// ran at once: a world runs its shards one after the other unless the
+// caller hands it a parallel executor (Options.Parallel), as the runner
+// does. The simulation code itself starts no goroutines.
 package world
 
 import (
@@ -47,21 +58,34 @@ type Options struct {
 	// Policy overrides the scenario's allocator policy when set.
 	Policy string
 	// Observer, when set, sees every domain event of every site (the
-	// recorder and live views attach here).
+	// recorder and live views attach here). A world with an observer runs
+	// its shards one after the other.
 	Observer func(site string, e *controller.Event)
+	// Parallel, when set, runs f(0) … f(n-1) and returns when all have
+	// returned; they may run concurrently (each touches one shard only).
+	// Nil runs them in order.
+	Parallel func(n int, f func(i int))
 }
 
-// World is one replication of a scenario.
-type World struct {
+// shard is a block of a world's sites with its own engine, streams and
+// KPIs: everything a window of simulation touches.
+type shard struct {
+	idx     int
+	world   *World
+	own     []*site       // this shard's sites, in site order
+	outbox  []redirectMsg // parcels on their way to another site, for the exchange
+	crossed int           // redirected parcels handed to another shard
+
 	sc      *scenarios.Scenario
 	opts    Options
 	eng     *sim.Engine
 	clock   *sim.Clock
 	streams sim.Streams
 
-	sites   []*site
+	sites   []*site // all the world's sites: read only their immutable fields across shards
 	parcels map[string]*parcel
 	nextID  uint64
+	stride  uint64 // parcel numbers: idx + k·stride, unique across shards
 
 	demandRng, sizeRng, recipientRng, courierRng *rand.Rand
 	delay                                        delaySampler
@@ -76,7 +100,6 @@ type World struct {
 	warmup, end sim.Time
 	kpi         *Collector
 	err         error
-	watch       func(Observation)
 }
 
 type mixEntry struct {
@@ -85,7 +108,7 @@ type mixEntry struct {
 }
 
 type site struct {
-	w         *World
+	w         *shard
 	idx       int
 	id        string
 	pos       scenarios.Position
@@ -139,36 +162,54 @@ type parcel struct {
 	slot     int
 }
 
+// World is one replication of a scenario: its sites, split into shards.
+type World struct {
+	sc     *scenarios.Scenario
+	opts   Options
+	sites  []*site
+	shards []*shard
+	of     []int    // site index → shard index
+	now    sim.Time // every shard has run up to here
+	end    sim.Time
+	watch  func(Observation)
+	err    error
+}
+
+// Shard sizing: a world of fewer than sitesPerShard sites is one shard;
+// larger ones get one shard per sitesPerShard sites, at most maxShards. The
+// count depends on the scenario only, so results never depend on the
+// machine; the runner runs the shards of one replication on as many cores as
+// it has spare.
+const (
+	sitesPerShard = 100
+	maxShards     = 4
+)
+
+func shardCount(sites int) int { return max(1, min(maxShards, sites/sitesPerShard)) }
+
 // New builds a replication: every site's controller core, every cabinet's
 // virtual twin and links, and the demand processes.
 func New(sc *scenarios.Scenario, opts Options) (*World, error) {
-	eng := sim.NewEngine(1 << 12)
 	streams := sim.NewStreams(opts.Seed)
-	w := &World{
-		sc: sc, opts: opts, eng: eng, clock: &sim.Clock{Engine: eng, Epoch: Epoch}, streams: streams,
-		parcels:   map[string]*parcel{},
-		demandRng: streams.Stream("demand"), sizeRng: streams.Stream("sizes"),
-		recipientRng: streams.Stream("recipients"), courierRng: streams.Stream("couriers"),
-		warmup: sim.FromDuration(sc.Warmup.D()), classIdx: map[string]int{},
-	}
-	w.end = w.warmup + sim.FromDuration(sc.Duration.D())
-	var err error
-	if w.delay, err = newDelaySampler(sc.Recipients.PickupDelay, streams.Stream("pickup-delay")); err != nil {
-		return nil, err
-	}
-	w.hourly = normalise(sc.Demand.HourlyProfile, 24)
-	w.weekly = normalise(sc.Demand.WeeklyProfile, 7)
+	n := shardCount(len(sc.Sites))
+	w := &World{sc: sc, opts: opts, of: make([]int, len(sc.Sites))}
+	// What every shard shares, read only.
+	base := shard{sc: sc, opts: opts, streams: streams, warmup: sim.FromDuration(sc.Warmup.D()), classIdx: map[string]int{}}
+	base.end = base.warmup + sim.FromDuration(sc.Duration.D())
+	w.end = base.end
+	base.hourly = normalise(sc.Demand.HourlyProfile, 24)
+	base.weekly = normalise(sc.Demand.WeeklyProfile, 7)
 	peakSeason := 1.0
 	for _, s := range sc.Demand.Seasonality {
 		peakSeason = math.Max(peakSeason, s.Factor)
 	}
-	w.maxRate = maxOf(w.hourly) * maxOf(w.weekly) * peakSeason
-	w.ambientMix = cumulative(sc.Demand.SizeMix)
-	w.chilledMix = cumulative(sc.Demand.ChilledSizeMix)
-	if len(w.chilledMix) == 0 && sc.Demand.ChilledShare > 0 {
+	base.maxRate = maxOf(base.hourly) * maxOf(base.weekly) * peakSeason
+	base.ambientMix = cumulative(sc.Demand.SizeMix)
+	base.chilledMix = cumulative(sc.Demand.ChilledSizeMix)
+	if len(base.chilledMix) == 0 && sc.Demand.ChilledShare > 0 {
 		for _, cl := range sc.CompartmentClasses {
 			if cl.Zone == scenarios.ZoneChilled {
-				w.chilledMix = []mixEntry{{class: cl.Name, cum: 1}}
+				base.chilledMix = []mixEntry{{class: cl.Name, cum: 1}}
 				break
 			}
 		}
@@ -180,32 +221,60 @@ func New(sc *scenarios.Scenario, opts Options) (*World, error) {
 			return nil, err
 		}
 		classes[i] = allocator.Class{Name: cl.Name, WidthMm: cl.WidthMm, HeightMm: cl.HeightMm, DepthMm: cl.DepthMm, Zone: z}
-		w.classIdx[cl.Name] = i
-		w.classNames = append(w.classNames, cl.Name)
+		base.classIdx[cl.Name] = i
+		base.classNames = append(base.classNames, cl.Name)
 	}
 	cat, err := allocator.NewCatalog(classes)
 	if err != nil {
 		return nil, err
 	}
-	w.kpi = newCollector(w)
+	for i := range n {
+		sh := new(shard)
+		*sh = base
+		sh.idx, sh.world, sh.stride = i, w, uint64(n)
+		sh.nextID = uint64(i)
+		sh.eng = sim.NewEngine(1 << 12)
+		sh.clock = &sim.Clock{Engine: sh.eng, Epoch: Epoch}
+		sh.parcels = map[string]*parcel{}
+		// An unsharded world draws the streams it always drew.
+		name := func(s string) string {
+			if n == 1 {
+				return s
+			}
+			return s + "/shard" + strconv.Itoa(i)
+		}
+		sh.demandRng, sh.sizeRng = streams.Stream(name("demand")), streams.Stream(name("sizes"))
+		sh.recipientRng, sh.courierRng = streams.Stream(name("recipients")), streams.Stream(name("couriers"))
+		if sh.delay, err = newDelaySampler(sc.Recipients.PickupDelay, streams.Stream(name("pickup-delay"))); err != nil {
+			return nil, err
+		}
+		sh.kpi = newCollector(sh)
+		w.shards = append(w.shards, sh)
+	}
 	for i, sp := range sc.Sites {
-		s, err := w.buildSite(i, sp, cat)
+		sh := w.shards[i*n/len(sc.Sites)] // contiguous blocks: neighbours mostly share a shard
+		s, err := sh.buildSite(i, sp, cat)
 		if err != nil {
 			return nil, fmt.Errorf("site %s: %w", sp.ID, err)
 		}
 		w.sites = append(w.sites, s)
+		w.of[i] = sh.idx
+		sh.own = append(sh.own, s)
 	}
 	w.findNeighbours()
-	for _, s := range w.sites {
-		w.kpi.addCapacity(s)
-		if s.ratePerH > 0 {
-			w.scheduleArrival(s)
+	for _, sh := range w.shards {
+		sh.sites = w.sites
+		for _, s := range sh.own {
+			sh.kpi.addCapacity(s)
+			if s.ratePerH > 0 {
+				sh.scheduleArrival(s)
+			}
 		}
+		if sc.Couriers.Delivery == scenarios.DeliveryWaves {
+			sh.scheduleWaves()
+		}
+		sh.kpi.start()
 	}
-	if sc.Couriers.Delivery == scenarios.DeliveryWaves {
-		w.scheduleWaves()
-	}
-	w.kpi.start()
 	return w, nil
 }
 
@@ -245,7 +314,7 @@ func cumulative(mix scenarios.Ordered[float64]) []mixEntry {
 	return out
 }
 
-func (w *World) buildSite(idx int, sp scenarios.Site, cat *allocator.Catalog) (*site, error) {
+func (w *shard) buildSite(idx int, sp scenarios.Site, cat *allocator.Catalog) (*site, error) {
 	s := &site{w: w, idx: idx, id: sp.ID, pos: sp.Position, byName: map[string]*cab{},
 		ratePerH: w.sc.SiteParcelsPerDay(sp) / 24}
 	var specs []allocator.CabinetSpec
@@ -394,8 +463,8 @@ func (w *World) findNeighbours() {
 
 func dist(a, b scenarios.Position) float64 { return math.Hypot(a.XM-b.XM, a.YM-b.YM) }
 
-// fail stops the run with an error naming the seed and simulated time.
-func (w *World) fail(err error) {
+// fail stops the shard with an error naming the seed and simulated time.
+func (w *shard) fail(err error) {
 	if w.err == nil {
 		w.err = fmt.Errorf("seed %d at simulated %v: %w", w.opts.Seed, w.eng.Now(), err)
 		w.eng.Stop()
@@ -405,25 +474,78 @@ func (w *World) fail(err error) {
 // Run simulates the warm-up and the measured horizon and returns the
 // replication's results.
 func (w *World) Run() (*Result, error) {
-	w.eng.Run(w.end)
-	if w.err != nil {
-		return nil, w.err
+	if _, err := w.RunUntil(time.Duration(w.end)); err != nil {
+		return nil, err
 	}
 	for _, s := range w.sites {
 		if err := controller.CheckCore(s.core); err != nil {
 			return nil, fmt.Errorf("seed %d: site %s at the end: %w", w.opts.Seed, s.id, err)
 		}
 	}
-	return w.kpi.result(), nil
+	return w.result(), nil
 }
 
-// Engine exposes the replication's engine (for stats and hooks).
-func (w *World) Engine() *sim.Engine { return w.eng }
+// RunUntil simulates up to virtual time t (from the start of the run) and
+// reports whether the run has more to do. A view steps the world with it.
+//
+// The shards advance in steps of at most redirectSetup: a parcel redirected
+// during a step reaches its next site after the step ends, so within a step
+// the shards are independent. Between steps the redirected parcels are
+// handed to their sites' shards, shard by shard in order.
+func (w *World) RunUntil(t time.Duration) (bool, error) {
+	until := min(sim.FromDuration(t), w.end)
+	par := w.opts.Parallel
+	if par == nil || len(w.shards) == 1 || w.watch != nil || w.opts.Observer != nil {
+		par = func(n int, f func(int)) {
+			for i := range n {
+				f(i)
+			}
+		}
+	}
+	step := sim.FromDuration(redirectSetup)
+	for w.err == nil && w.now < until {
+		to := min(until, w.now+step)
+		par(len(w.shards), func(i int) { w.shards[i].eng.Run(to) })
+		for _, sh := range w.shards {
+			if sh.err != nil {
+				w.err = sh.err
+				return false, w.err
+			}
+		}
+		w.exchange()
+		w.now = to
+	}
+	return w.now < w.end, w.err
+}
+
+// exchange hands redirected parcels to the shards of their next sites.
+func (w *World) exchange() {
+	for _, sh := range w.shards {
+		for _, m := range sh.outbox {
+			to := w.shards[w.of[m.to]]
+			if to != sh {
+				sh.crossed++
+			}
+			to.eng.AtFunc(m.at, func() { to.redirected(m) })
+		}
+		clear(sh.outbox)
+		sh.outbox = sh.outbox[:0]
+	}
+}
+
+// Events is the number of engine events fired so far, over all shards.
+func (w *World) Events() uint64 {
+	var n uint64
+	for _, sh := range w.shards {
+		n += sh.eng.Fired()
+	}
+	return n
+}
 
 // ---- demand ---------------------------------------------------------------
 
 // rate is a site's arrival intensity at time t, per hour.
-func (w *World) rate(s *site, t sim.Time) float64 {
+func (w *shard) rate(s *site, t sim.Time) float64 {
 	ts := Epoch.Add(time.Duration(t))
 	r := s.ratePerH * w.hourly[ts.Hour()] * w.weekly[(int(ts.Weekday())+6)%7]
 	for _, season := range w.sc.Demand.Seasonality {
@@ -436,7 +558,7 @@ func (w *World) rate(s *site, t sim.Time) float64 {
 
 // scheduleArrival draws the site's next arrival of a non-homogeneous
 // Poisson process by thinning (Lewis & Shedler).
-func (w *World) scheduleArrival(s *site) {
+func (w *shard) scheduleArrival(s *site) {
 	bound := s.ratePerH * w.maxRate
 	t := w.eng.Now()
 	for {
@@ -451,9 +573,15 @@ func (w *World) scheduleArrival(s *site) {
 	w.eng.AtFunc(t, func() { w.arrive(s) })
 }
 
-func (w *World) arrive(s *site) {
-	w.nextID++
-	p := &parcel{id: s.id + "-" + strconv.FormatUint(w.nextID, 36), home: s.idx, at: -1,
+// newID numbers a parcel of a home site; the numbers are unique across
+// shards (shard i draws i, i+n, i+2n, … after its first).
+func (w *shard) newID(home *site) string {
+	w.nextID += w.stride
+	return home.id + "-" + strconv.FormatUint(w.nextID, 36)
+}
+
+func (w *shard) arrive(s *site) {
+	p := &parcel{id: w.newID(s), home: s.idx, at: -1,
 		arrived: w.eng.Now(), measured: w.eng.Now() >= w.warmup}
 	p.spec = controller.ParcelSpec{Class: w.drawClass()}
 	w.parcels[p.id] = p
@@ -466,7 +594,7 @@ func (w *World) arrive(s *site) {
 	w.scheduleArrival(s)
 }
 
-func (w *World) drawClass() string {
+func (w *shard) drawClass() string {
 	mix := w.ambientMix
 	if w.sc.Demand.ChilledShare > 0 && w.sizeRng.Float64() < w.sc.Demand.ChilledShare {
 		mix = w.chilledMix
@@ -483,7 +611,7 @@ func (w *World) drawClass() string {
 // ---- couriers ---------------------------------------------------------------
 
 // scheduleWaves runs every wave of every day until the end.
-func (w *World) scheduleWaves() {
+func (w *shard) scheduleWaves() {
 	for day := sim.Time(0); day < w.end; day += sim.Day {
 		for _, wave := range w.sc.Couriers.Waves {
 			at := day + sim.FromDuration(wave.D())
@@ -496,8 +624,8 @@ func (w *World) scheduleWaves() {
 
 // wave is a courier round: each site with waiting parcels (or returns to
 // collect) is one stop.
-func (w *World) wave() {
-	for _, s := range w.sites {
+func (w *shard) wave() {
+	for _, s := range w.own {
 		if len(s.pending) == 0 && len(s.returns) == 0 {
 			continue
 		}
@@ -515,7 +643,7 @@ func (w *World) wave() {
 
 // deliver brings a parcel to a site: announce (reserve), then deposit after
 // a delay; when the site is full, the scenario's on_full policy decides.
-func (w *World) deliver(p *parcel, s *site, after time.Duration) {
+func (w *shard) deliver(p *parcel, s *site, after time.Duration) {
 	if w.sc.Couriers.Delivery == scenarios.DeliveryIndividual {
 		w.kpi.stop(s)
 	}
@@ -537,7 +665,7 @@ func (w *World) deliver(p *parcel, s *site, after time.Duration) {
 }
 
 // full applies on_full to a refused parcel.
-func (w *World) full(p *parcel, s *site, err error) {
+func (w *shard) full(p *parcel, s *site, err error) {
 	switch w.sc.Couriers.OnFull {
 	case scenarios.OnFullNextWave:
 		p.carries++
@@ -549,21 +677,61 @@ func (w *World) full(p *parcel, s *site, err error) {
 			return
 		}
 	case scenarios.OnFullNearestSite:
-		if s.idx == p.home {
-			for _, j := range s.neighbors {
-				if w.tryAt(p, w.sites[j]) {
-					return
-				}
-			}
+		if s.idx == p.home && len(s.neighbors) > 0 {
+			w.forward(p, s, 0)
+			return
 		}
 	}
 	w.kpi.refused(p, err)
 	delete(w.parcels, p.id)
 }
 
+// Redirects: a courier whose site is full drives the parcel to the nearest
+// neighbour, and on to the next while they are full too (at most
+// maxNeighbours, within neighbourRadiusM of home). Each leg takes
+// redirectSetup to load up and park plus the distance at redirectSpeed.
+const (
+	redirectSetup = 2 * time.Minute
+	redirectSpeed = 25.0 / 3.6 // m/s: a van in town
+)
+
+// redirectMsg is a parcel on its way to home's k-th neighbour.
+type redirectMsg struct {
+	at sim.Time
+	to int // site index
+	k  int // which neighbour of the parcel's home
+	p  *parcel
+}
+
+// forward sends a parcel from site from to its home's k-th neighbour. It
+// leaves this shard now and reaches the neighbour's at the exchange (every
+// redirect goes that way, so a run does not depend on which sites share a
+// shard).
+func (w *shard) forward(p *parcel, from *site, k int) {
+	to := w.sites[p.home].neighbors[k]
+	drive := redirectSetup + time.Duration(dist(from.pos, w.sites[to].pos)/redirectSpeed*float64(time.Second))
+	delete(w.parcels, p.id)
+	w.outbox = append(w.outbox, redirectMsg{at: w.eng.Now() + sim.FromDuration(drive), to: to, k: k, p: p})
+}
+
+// redirected: a forwarded parcel reaches its next site.
+func (w *shard) redirected(m redirectMsg) {
+	p, s := m.p, w.sites[m.to]
+	w.parcels[p.id] = p
+	if w.tryAt(p, s) {
+		return
+	}
+	if m.k+1 < len(w.sites[p.home].neighbors) {
+		w.forward(p, s, m.k+1)
+		return
+	}
+	w.kpi.refused(p, controller.ErrNoCapacity)
+	delete(w.parcels, p.id)
+}
+
 // tryAt announces a parcel at another site; on success the courier drives
 // there and deposits it.
-func (w *World) tryAt(p *parcel, s *site) bool {
+func (w *shard) tryAt(p *parcel, s *site) bool {
 	w.renew(p)
 	if _, err := s.core.Announce(p.id, p.spec, "recipient-"+p.id); err != nil {
 		return false
@@ -576,14 +744,13 @@ func (w *World) tryAt(p *parcel, s *site) bool {
 }
 
 // renew gives a parcel a fresh controller id (a refused id is final).
-func (w *World) renew(p *parcel) {
+func (w *shard) renew(p *parcel) {
 	delete(w.parcels, p.id)
-	w.nextID++
-	p.id = w.sites[p.home].id + "-" + strconv.FormatUint(w.nextID, 36)
+	p.id = w.newID(w.sites[p.home])
 	w.parcels[p.id] = p
 }
 
-func (w *World) startDeposit(p *parcel, s *site) {
+func (w *shard) startDeposit(p *parcel, s *site) {
 	p.tries++
 	d, err := s.core.StartDeposit(p.id)
 	if err != nil {
@@ -600,7 +767,7 @@ func (w *World) startDeposit(p *parcel, s *site) {
 }
 
 // await puts a person at a door until it opens (or their patience ends).
-func (w *World) await(c *cab, slot int, a *action) {
+func (w *shard) await(c *cab, slot int, a *action) {
 	c.expect[slot-1] = a
 	w.eng.AfterFunc(sim.FromDuration(doorPatience), func() {
 		if c.expect[slot-1] == a && !a.opened {
@@ -611,7 +778,7 @@ func (w *World) await(c *cab, slot int, a *action) {
 }
 
 // gaveUp: the door did not open for a person.
-func (w *World) gaveUp(c *cab, a *action) {
+func (w *shard) gaveUp(c *cab, a *action) {
 	switch a.kind {
 	case actDeposit:
 		w.kpi.count("deposit_door_failures", a.p)
@@ -656,7 +823,7 @@ func (c *cab) DoorJammed(string, int) { c.s.w.needVisit(c.s) }
 // checkDeposit: a courier whose deposit did not register (the sensor read
 // empty) opens the door again; after maxDepositTries they take the parcel
 // back and cancel it.
-func (w *World) checkDeposit(p *parcel, c *cab) {
+func (w *shard) checkDeposit(p *parcel, c *cab) {
 	if st, _ := c.s.core.ParcelState(p.id); st != controller.StateReserved {
 		return
 	}
@@ -720,14 +887,14 @@ func (s *site) onNotify(n controller.Notification) {
 }
 
 // revisit schedules (or brings forward) the recipient's visit.
-func (w *World) revisit(p *parcel, after time.Duration) {
+func (w *shard) revisit(p *parcel, after time.Duration) {
 	at := w.eng.Now() + sim.FromDuration(after)
 	w.eng.Cancel(p.visit)
 	p.visit = w.eng.AtFunc(at, func() { p.visit = 0; w.pickup(p) })
 }
 
 // pickup: the recipient at the cabinet types their code.
-func (w *World) pickup(p *parcel) {
+func (w *shard) pickup(p *parcel) {
 	s := w.sites[p.at]
 	if st, _ := s.core.ParcelState(p.id); st != controller.StateAwaitingPickup {
 		return // expired, or in an exception the operator will sort out
@@ -739,7 +906,7 @@ func (w *World) pickup(p *parcel) {
 
 // ---- returns and the operator ----------------------------------------------
 
-func (w *World) collectReturn(s *site, id string, after time.Duration) {
+func (w *shard) collectReturn(s *site, id string, after time.Duration) {
 	w.eng.AfterFunc(sim.FromDuration(after), func() {
 		p := w.parcels[id]
 		if p == nil {
@@ -754,7 +921,7 @@ func (w *World) collectReturn(s *site, id string, after time.Duration) {
 }
 
 // needVisit schedules an operator visit to a site.
-func (w *World) needVisit(s *site) {
+func (w *shard) needVisit(s *site) {
 	if s.visit {
 		return
 	}
@@ -764,7 +931,7 @@ func (w *World) needVisit(s *site) {
 
 // operatorVisit: a technician repairs jammed doors, resolves exceptions by
 // looking in the compartment, and puts repaired doors back in service.
-func (w *World) operatorVisit(s *site) {
+func (w *shard) operatorVisit(s *site) {
 	s.visit = false
 	for _, c := range s.cabinets {
 		for slot := 1; slot <= len(c.expect); slot++ {
