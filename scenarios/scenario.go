@@ -156,8 +156,11 @@ const (
 	DeliveryIndividual = "individual"
 	DeliveryWaves      = "waves"
 
-	OnFullRefuse      = "refuse"
-	OnFullNextWave    = "next_wave"
+	OnFullRefuse   = "refuse"
+	OnFullNextWave = "next_wave"
+	// OnFullNearestSite: the courier drives the parcel to the nearest site
+	// within 2 km, and on to the next while they are full too (up to 8);
+	// each leg takes 2 min to load and park plus the distance at 25 km/h.
 	OnFullNearestSite = "nearest_site"
 )
 

@@ -89,7 +89,8 @@ type slot struct {
 // allocated per event.
 //
 // An Engine is not safe for concurrent use: a simulation is single-threaded
-// by design (run replications in parallel, each with its own Engine).
+// by design (run replications in parallel, each with its own Engine, and a
+// large world's shards likewise, each with its own).
 type Engine struct {
 	now     Time
 	seq     uint64
