@@ -50,6 +50,9 @@ type Engine struct {
 	EventsPerSecond   float64 `json:"events_per_second"`
 	ParcelsPerSecond  float64 `json:"parcels_per_second"`
 	ReplicationsCores int     `json:"workers"`
+	// Shards is how many parts each replication ran in (fixed by the
+	// scenario's size: the results do not depend on it being run in parallel).
+	Shards int `json:"shards"`
 }
 
 // NewSummary builds summary.json's content.
@@ -58,7 +61,8 @@ func NewSummary(out *runner.Output, workers int) Summary {
 		Schema: SummarySchema, Scenario: out.Scenario.Name, Policy: out.Policy, Seed: out.Scenario.Seed,
 		Replications: out.Replications, DurationHours: out.Scenario.Duration.Hours(), WarmupHours: out.Scenario.Warmup.Hours(),
 		KPIs:   map[string]Interval{},
-		Engine: Engine{Events: out.Events, WallSeconds: round(out.WallSeconds, 3), ReplicationsCores: workers},
+		Engine: Engine{Events: out.Events, WallSeconds: round(out.WallSeconds, 3), ReplicationsCores: workers,
+			Shards: world.ShardCount(out.Scenario)},
 	}
 	if out.WallSeconds > 0 {
 		s.Engine.EventsPerSecond = math.Round(float64(out.Events) / out.WallSeconds)

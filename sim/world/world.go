@@ -187,6 +187,9 @@ const (
 
 func shardCount(sites int) int { return max(1, min(maxShards, sites/sitesPerShard)) }
 
+// ShardCount is how many shards a replication of the scenario runs in.
+func ShardCount(sc *scenarios.Scenario) int { return shardCount(len(sc.Sites)) }
+
 // New builds a replication: every site's controller core, every cabinet's
 // virtual twin and links, and the demand processes.
 func New(sc *scenarios.Scenario, opts Options) (*World, error) {
