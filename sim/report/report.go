@@ -60,7 +60,7 @@ func NewSummary(out *runner.Output, workers int) Summary {
 	s := Summary{
 		Schema: SummarySchema, Scenario: out.Scenario.Name, Policy: out.Policy, Seed: out.Scenario.Seed,
 		Replications: out.Replications, DurationHours: out.Scenario.Duration.Hours(), WarmupHours: out.Scenario.Warmup.Hours(),
-		KPIs:   map[string]Interval{},
+		KPIs: map[string]Interval{},
 		Engine: Engine{Events: out.Events, WallSeconds: round(out.WallSeconds, 3), ReplicationsCores: workers,
 			Shards: world.ShardCount(out.Scenario)},
 	}

@@ -140,9 +140,10 @@ const (
 )
 
 type action struct {
-	kind   actionKind
-	p      *parcel
-	opened bool
+	kind     actionKind
+	p        *parcel
+	opened   bool
+	patience sim.EventID // the person giving up, cancelled when the door opens
 }
 
 type parcel struct {
@@ -156,6 +157,7 @@ type parcel struct {
 	code     string
 	noShow   bool
 	visit    sim.EventID // the recipient's scheduled visit
+	check    sim.EventID // the courier checking the deposit took
 	carries  int
 	tries    int
 	cabinet  string
@@ -772,7 +774,7 @@ func (w *shard) startDeposit(p *parcel, s *site) {
 // await puts a person at a door until it opens (or their patience ends).
 func (w *shard) await(c *cab, slot int, a *action) {
 	c.expect[slot-1] = a
-	w.eng.AfterFunc(sim.FromDuration(doorPatience), func() {
+	a.patience = w.eng.AfterFunc(sim.FromDuration(doorPatience), func() {
 		if c.expect[slot-1] == a && !a.opened {
 			c.expect[slot-1] = nil
 			w.gaveUp(c, a)
@@ -804,13 +806,15 @@ func (c *cab) DoorOpened(_ string, slot int, command string) {
 	a.opened = true
 	c.expect[slot-1] = nil
 	w := c.s.w
+	w.eng.Cancel(a.patience)
 	switch a.kind {
 	case actDeposit:
 		w.eng.AfterFunc(sim.FromDuration(courierHandling), func() {
 			_ = c.vc.Place(slot)
 			_ = c.vc.Close(slot)
 			// The courier's app says whether the deposit took.
-			w.eng.AfterFunc(sim.FromDuration(10*time.Second), func() { w.checkDeposit(a.p, c) })
+			p := a.p
+			p.check = w.eng.AfterFunc(sim.FromDuration(10*time.Second), func() { p.check = 0; w.checkDeposit(p, c) })
 		})
 	case actPickup, actReturn:
 		w.eng.AfterFunc(sim.FromDuration(recipientHandling), func() {
@@ -853,6 +857,8 @@ func (s *site) onNotify(n controller.Notification) {
 	}
 	switch n.Kind {
 	case controller.NotifyArrival:
+		w.eng.Cancel(p.check) // the deposit took: the courier's app says so
+		p.check = 0
 		p.code, p.cabinet, p.slot, p.notified = n.Code, n.Cabinet, n.Compartment, w.eng.Now()
 		w.kpi.deposited(p)
 		if w.recipientRng.Float64() < w.sc.Recipients.NoShowShare {
