@@ -727,7 +727,8 @@ func (st *site) publish(cmds []sqlite.Command) {
 	for _, c := range cmds {
 		ttl := time.Until(c.Expires)
 		if ttl <= 0 {
-			continue // stale: never sent late
+			ids = append(ids, c.ID) // stale: never sent late, and done with
+			continue
 		}
 		if err := st.svc.broker.Publish(c.Topic, c.Payload, false, ttl); err != nil {
 			st.svc.log.Error("publishing a command", "topic", c.Topic, "err", err)

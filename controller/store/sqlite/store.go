@@ -50,7 +50,15 @@ CREATE TABLE IF NOT EXISTS outbox (
 	expires INTEGER NOT NULL,
 	sent    INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (site, sent, id);
+`
+
+// The outbox is a queue: a published command's row is deleted (the event
+// log keeps its DoorCommanded), so the table holds only what is still to
+// send, stays a page or two, and needs no index. Stores written before that
+// had sent rows and an index over them; opening one tidies it.
+const tidyOutbox = `
+DROP INDEX IF EXISTS outbox_pending;
+DELETE FROM outbox WHERE sent <> 0;
 `
 
 // SchemaVersion is the store's on-disk format.
@@ -128,6 +136,10 @@ func OpenSync(path string, sync Sync) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("creating schema in %s: %w", path, err)
 	}
+	if _, err := db.Exec(tidyOutbox); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("tidying the outbox of %s: %w", path, err)
+	}
 	var version string
 	err = db.QueryRow(`SELECT value FROM meta WHERE key = 'schema'`).Scan(&version)
 	switch {
@@ -150,7 +162,7 @@ func OpenSync(path string, sync Sync) (*Store, error) {
 	}{
 		{&st.insEvent, `INSERT INTO events (site, seq, at, kind, parcel, body, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&st.insOutbox, `INSERT INTO outbox (site, cabinet, topic, payload, expires) VALUES (?, ?, ?, ?, ?)`},
-		{&st.markSent, `UPDATE outbox SET sent = 1 WHERE id = ?`},
+		{&st.markSent, `DELETE FROM outbox WHERE id = ?`},
 	} {
 		if *p.stmt, err = db.Prepare(p.sql); err != nil {
 			db.Close()
@@ -384,8 +396,14 @@ type Command struct {
 }
 
 // Pending lists a site's unsent, unexpired commands in order: after a
-// restart the service publishes these (same ids: the cabinets dedup).
+// restart the service publishes these (same ids: the cabinets dedup). It
+// scans the outbox, which holds only unsent commands.
 func (s *Store) Pending(site string, now time.Time) ([]Command, error) {
+	// What expired unsent (its publish failed, then the process stopped)
+	// will never be sent: it goes.
+	if _, err := s.db.Exec(`DELETE FROM outbox WHERE site = ? AND expires <= ?`, site, now.UnixNano()); err != nil {
+		return nil, err
+	}
 	rows, err := s.db.Query(`SELECT id, cabinet, topic, payload, expires FROM outbox
 		WHERE site = ? AND sent = 0 AND expires > ? ORDER BY id`, site, now.UnixNano())
 	if err != nil {
@@ -405,8 +423,9 @@ func (s *Store) Pending(site string, now time.Time) ([]Command, error) {
 	return out, rows.Err()
 }
 
-// MarkSent records that commands were published, in a transaction of its
-// own (sites batch theirs into their next commit: SiteLog.MarkSent).
+// MarkSent records that commands were published (or are past sending):
+// they leave the outbox. In a transaction of its own; sites batch theirs
+// into their next commit (SiteLog.MarkSent).
 func (s *Store) MarkSent(ids ...int64) error {
 	tx, err := s.db.Begin()
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"math/rand/v2"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -278,8 +279,16 @@ func TestOpenRefusesAnotherSchema(t *testing.T) {
 
 // BenchmarkCommit is one committed input of six events and a command: the
 // durable cost of a door operation.
+// BenchmarkCommit: one site's group commit of six events and a command,
+// under each durability.
 func BenchmarkCommit(b *testing.B) {
-	st, err := Open(filepath.Join(b.TempDir(), "b.db"))
+	for _, sync := range []Sync{SyncFull, SyncNormal} {
+		b.Run(string(sync), func(b *testing.B) { benchCommit(b, sync) })
+	}
+}
+
+func benchCommit(b *testing.B, sync Sync) {
+	st, err := OpenSync(filepath.Join(b.TempDir(), "b.db"), sync)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -288,14 +297,17 @@ func BenchmarkCommit(b *testing.B) {
 	chain := controller.NewChain()
 	for i := 0; i < b.N; i++ {
 		for k := 0; k < 6; k++ {
-			e := controller.Event{Kind: controller.DoorOpened, Cabinet: 0, Compartment: 3, Command: "lobby-c1", At: int64(i)}
+			// Parcels spread over the index, as a busy site's are.
+			e := controller.Event{Kind: controller.DoorOpened, Parcel: "p" + strconv.Itoa((i*7919)%5000), Cabinet: 0, Compartment: 3, Command: "lobby-c1", At: int64(i)}
 			chain.Link(&e)
 			_ = log.Append(&e)
 		}
 		log.Enqueue("a1", "lockers/v1/lobby/a1/cmd", []byte(`{"v":1}`), epoch.Add(time.Minute))
-		if _, err := log.Commit(); err != nil {
+		cmds, err := log.Commit()
+		if err != nil {
 			b.Fatal(err)
 		}
+		log.MarkSent(cmds[0].ID) // published: marked with the next commit, as the service does
 	}
 }
 
@@ -374,4 +386,48 @@ func TestGroupCommitAcrossSites(t *testing.T) {
 	l.Enqueue("a1", "t", []byte("late"), epoch.Add(time.Hour))
 	_, err = l.Commit()
 	require.ErrorIs(t, err, ErrClosed)
+}
+
+// TestOutboxHoldsOnlyWhatIsToSend: sent and expired commands leave the
+// outbox; a store from before (sent rows kept, an index over them) is tidied
+// when opened, and its unsent commands stay pending.
+func TestOutboxHoldsOnlyWhatIsToSend(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "o.db")
+	st, err := Open(path)
+	require.NoError(t, err)
+	log := st.Log("lobby")
+	log.Enqueue("a1", "t", []byte("sent"), epoch.Add(time.Hour))
+	log.Enqueue("a1", "t", []byte("stale"), epoch.Add(time.Minute))
+	log.Enqueue("a1", "t", []byte("unsent"), epoch.Add(time.Hour))
+	cmds, err := log.Commit()
+	require.NoError(t, err)
+	require.NoError(t, st.MarkSent(cmds[0].ID))
+	rows := func() int {
+		var n int
+		require.NoError(t, st.db.QueryRow(`SELECT count(*) FROM outbox`).Scan(&n))
+		return n
+	}
+	require.Equal(t, 2, rows(), "the sent command left")
+	pending, err := st.Pending("lobby", epoch.Add(10*time.Minute))
+	require.NoError(t, err)
+	require.Len(t, pending, 1)
+	require.Equal(t, []byte("unsent"), pending[0].Payload)
+	require.Equal(t, 1, rows(), "the expired one left too")
+
+	// The old way: a sent row kept, and an index.
+	_, err = st.db.Exec(`INSERT INTO outbox (site, cabinet, topic, payload, expires, sent) VALUES ('lobby', 'a1', 't', 'old', 0, 1)`)
+	require.NoError(t, err)
+	_, err = st.db.Exec(`CREATE INDEX outbox_pending ON outbox (site, sent, id)`)
+	require.NoError(t, err)
+	require.NoError(t, st.Close())
+	st, err = Open(path)
+	require.NoError(t, err)
+	defer st.Close()
+	require.Equal(t, 1, rows())
+	var idx int
+	require.NoError(t, st.db.QueryRow(`SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'outbox_pending'`).Scan(&idx))
+	require.Zero(t, idx)
+	pending, err = st.Pending("lobby", epoch.Add(10*time.Minute))
+	require.NoError(t, err)
+	require.Len(t, pending, 1)
 }
