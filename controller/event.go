@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash"
 )
 
 // Kind is the type of a domain event.
@@ -221,15 +220,13 @@ func appendString(b []byte, s string) []byte {
 // Chain computes hashes: Hash = SHA-256(Prev ‖ canonical bytes). It reuses
 // its buffers, so hashing allocates nothing.
 type Chain struct {
-	h    hash.Hash
 	buf  []byte
-	sum  [32]byte
 	head [32]byte
 	seq  uint64
 }
 
 // NewChain starts a chain at the genesis (zero hash, sequence 0).
-func NewChain() *Chain { return &Chain{h: sha256.New(), buf: make([]byte, 0, 256)} }
+func NewChain() *Chain { return &Chain{buf: make([]byte, 0, 256)} }
 
 // Head returns the last hash and sequence number.
 func (c *Chain) Head() ([32]byte, uint64) { return c.head, c.seq }
@@ -244,11 +241,9 @@ func (c *Chain) Link(e *Event) {
 }
 
 func (c *Chain) hashOf(e *Event) [32]byte {
-	c.buf = e.AppendCanonical(c.buf[:0])
-	c.h.Reset()
-	c.h.Write(e.Prev[:])
-	c.h.Write(c.buf)
-	return [32]byte(c.h.Sum(c.sum[:0]))
+	c.buf = append(c.buf[:0], e.Prev[:]...)
+	c.buf = e.AppendCanonical(c.buf)
+	return sha256.Sum256(c.buf) // one call: no hash.Hash state to reset, write and copy out
 }
 
 // ErrChainBroken is what Verify reports for any altered, removed or
