@@ -291,7 +291,8 @@ type Core struct {
 	waking    bool
 
 	alarms     map[string]int
-	exceptions int // parcels in StateException
+	exceptions int     // parcels in StateException
+	hint       *parcel // the parcel of the event being built (parcelOf)
 }
 
 // New builds a core. The inventory must be fresh (every compartment free and
@@ -393,6 +394,7 @@ func (c *Core) emitAt(e *Event) error {
 }
 
 func (c *Core) parcelEvent(k Kind, p *parcel) Event {
+	c.hint = p
 	return Event{Kind: k, Parcel: p.id, Cabinet: p.cabinet, Compartment: int32(p.comp)}
 }
 

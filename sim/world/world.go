@@ -72,9 +72,10 @@ type Options struct {
 type shard struct {
 	idx     int
 	world   *World
-	own     []*site       // this shard's sites, in site order
-	outbox  []redirectMsg // parcels on their way to another site, for the exchange
-	crossed int           // redirected parcels handed to another shard
+	own     []*site            // this shard's sites, in site order
+	outbox  []redirectMsg      // parcels on their way to another site, for the exchange
+	crossed int                // redirected parcels handed to another shard
+	log     controller.HeadLog // every site's: it only counts, and one stays in cache
 
 	sc      *scenarios.Scenario
 	opts    Options
@@ -364,7 +365,7 @@ func (w *shard) buildSite(idx int, sp scenarios.Site, cat *allocator.Catalog) (*
 	key := sha256.Sum256(binary.LittleEndian.AppendUint64([]byte("codes/"+sp.ID), w.opts.Seed))
 	core, err := controller.New(controller.Config{
 		Site: sp.ID, Inventory: inv, Policy: pol, Settings: settings(w.sc), Clock: w.clock,
-		Rand: w.streams.Stream("codes/" + sp.ID), CodeKey: key[:], Log: &controller.HeadLog{}, Out: s,
+		Rand: w.streams.Stream("codes/" + sp.ID), CodeKey: key[:], Log: &w.log, Out: s,
 		Unsealed: true, // the replication keeps no log to audit
 	})
 	if err != nil {
