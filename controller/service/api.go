@@ -19,6 +19,7 @@ import (
 
 	"github.com/lockertwin/lockertwin/allocator"
 	"github.com/lockertwin/lockertwin/controller"
+	"github.com/lockertwin/lockertwin/twin/broker"
 )
 
 //go:embed openapi.json
@@ -620,6 +621,22 @@ func newMetrics(s *Service) *metrics {
 		}
 		return float64(s.broker.Stats().ClientsConnected)
 	})
+	brokerCounter := func(name, help string, get func(broker.Stats) int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 {
+			if s.broker == nil {
+				return 0
+			}
+			return float64(get(s.broker.Stats()))
+		})
+	}
+	m.reg.MustRegister(
+		brokerCounter("lockerd_mqtt_messages_received_total", "MQTT messages the broker received.", func(b broker.Stats) int64 { return b.MessagesReceived }),
+		brokerCounter("lockerd_mqtt_messages_sent_total", "MQTT messages the broker sent.", func(b broker.Stats) int64 { return b.MessagesSent }),
+		brokerCounter("lockerd_mqtt_messages_dropped_total", "MQTT messages dropped because a client's queue was full.", func(b broker.Stats) int64 { return b.MessagesDropped }),
+		brokerCounter("lockerd_mqtt_denied_total", "Connections, publishes and subscriptions the broker's ACL refused.", func(b broker.Stats) int64 { return b.Denied }),
+		brokerCounter("lockerd_mqtt_wills_total", "Last wills of cabinets that vanished.", func(b broker.Stats) int64 { return b.Wills }),
+		brokerCounter("lockerd_mqtt_stale_wills_total", "Wills of sessions already taken over, not delivered.", func(b broker.Stats) int64 { return b.StaleWills }),
+	)
 	m.reg.MustRegister(m.requests, m.latency, m.doorRTT, m.alarms, m.mqttRejected, parcels, connected,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m

@@ -55,6 +55,8 @@ type Stats struct {
 	MessagesSent     int64
 	MessagesDropped  int64
 	Denied           int64 // connections, publishes and subscriptions refused by the ACL
+	Wills            int64 // last wills handled (cabinets that vanished)
+	StaleWills       int64 // of those, wills of sessions already taken over: not delivered
 }
 
 // New builds a broker; Start listens.
@@ -178,6 +180,8 @@ func (b *Broker) Stats() Stats {
 		MessagesSent:     atomic.LoadInt64(&info.MessagesSent),
 		MessagesDropped:  atomic.LoadInt64(&info.MessagesDropped),
 		Denied:           b.hook.denied.Load(),
+		Wills:            b.hook.wills.Load(),
+		StaleWills:       b.hook.staleWills.Load(),
 	}
 }
 

@@ -471,7 +471,7 @@ func TestTakenOverSessionsWillIsNotTheLastWord(t *testing.T) {
 	}
 	require.Positive(t, checked, "some takeover ends the old session within a second (all do on an idle machine)")
 	t.Logf("%d takeovers (%d checked): %d wills sent, %d of them stale and not delivered",
-		rounds, checked, f.b.hook.wills.Load(), f.b.hook.staleWills.Load())
+		rounds, checked, f.b.Stats().Wills, f.b.Stats().StaleWills)
 }
 
 // noT swallows a failed poll: a round whose old session outlives the wait
