@@ -3,12 +3,15 @@
 // outbox of cabinet commands.
 //
 // How the service uses it: a site's core appends its events to a SiteLog,
-// which only buffers them; after each input the service commits the buffer
-// together with the commands the input produced, in one transaction, and
-// publishes the commands only after that commit. A crash therefore loses no
-// accepted parcel (its events are durable before the caller hears yes) and
-// opens no door twice (an unpublished command is republished with the same
-// id after a restart; the cabinet executes an id once).
+// which only buffers them; after each batch of inputs the service commits the
+// buffer together with the commands the inputs produced, in one transaction,
+// and publishes the commands only after that commit. One committer writes
+// every site's batches, so sites committing at once share a transaction (and
+// its fsync). Published commands leave the outbox with the site's next
+// commit. A crash therefore loses no accepted parcel (its events are durable
+// before the caller hears yes) and opens no door twice (a command still in
+// the outbox is republished with the same id after a restart only if the
+// rebuilt core still awaits it; the cabinet executes an id once).
 //
 // What it must never do: hand back events whose chain does not verify, or
 // publish before commit.
