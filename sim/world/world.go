@@ -710,9 +710,9 @@ type redirectMsg struct {
 }
 
 // forward sends a parcel from site from to its home's k-th neighbour. It
-// leaves this shard now and reaches the neighbour's at the exchange (every
-// redirect goes that way, so a run does not depend on which sites share a
-// shard).
+// leaves this shard now and reaches the neighbour's at the exchange: every
+// redirect goes that way, so it behaves the same whether or not the two
+// sites share a shard.
 func (w *shard) forward(p *parcel, from *site, k int) {
 	to := w.sites[p.home].neighbors[k]
 	drive := redirectSetup + time.Duration(dist(from.pos, w.sites[to].pos)/redirectSpeed*float64(time.Second))
