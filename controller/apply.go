@@ -425,33 +425,12 @@ func (h *deadlineHeap) pop() deadline {
 	items := h.items
 	top := items[0]
 	n := len(items) - 1
-	last := items[n]
+	items[0] = items[n]
 	items[n] = deadline{}
-	items = items[:n]
-	h.items = items
-	if n == 0 {
-		return top
+	h.items = items[:n]
+	if n > 0 {
+		h.down(0)
 	}
-	i := 0
-	for {
-		first := 4*i + 1
-		if first >= n {
-			break
-		}
-		m := first
-		end := min(first+4, n)
-		for c := first + 1; c < end; c++ {
-			if before(&items[c], &items[m]) {
-				m = c
-			}
-		}
-		if !before(&items[m], &last) {
-			break
-		}
-		items[i] = items[m]
-		i = m
-	}
-	items[i] = last
 	return top
 }
 
