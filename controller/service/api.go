@@ -501,14 +501,15 @@ func (st *site) observation(e *controller.Event) Observation {
 }
 
 // hub fans observations out to SSE subscribers; a slow subscriber loses
-// observations rather than slowing a site.
+// observations rather than slowing a site, and is told how many (gap).
 type hub struct {
 	mu     sync.Mutex
-	subs   map[chan Observation]struct{}
+	subs   map[chan Observation]*int64 // each subscriber's missed count
 	closed bool
+	missed int64 // observations dropped, all subscribers
 }
 
-func newHub() *hub { return &hub{subs: map[chan Observation]struct{}{}} }
+func newHub() *hub { return &hub{subs: map[chan Observation]*int64{}} }
 
 // subscribe returns a channel of observations. A subscriber that falls 256
 // behind misses observations rather than slowing the sites (live views).
@@ -522,7 +523,7 @@ func (h *hub) subscribeN(buffer int) chan Observation {
 		close(ch)
 		return ch
 	}
-	h.subs[ch] = struct{}{}
+	h.subs[ch] = new(int64)
 	return ch
 }
 
@@ -538,12 +539,35 @@ func (h *hub) unsubscribe(ch chan Observation) {
 func (h *hub) publish(o Observation) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for ch := range h.subs {
+	for ch, missed := range h.subs {
 		select {
 		case ch <- o:
 		default:
+			*missed++
+			h.missed++
 		}
 	}
+}
+
+// takeMissed returns how many observations the subscriber missed since it
+// last asked.
+func (h *hub) takeMissed(ch chan Observation) int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	m := h.subs[ch]
+	if m == nil {
+		return 0
+	}
+	n := *m
+	*m = 0
+	return n
+}
+
+// missedTotal is every subscriber's missed observations (a metric).
+func (h *hub) missedTotal() int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.missed
 }
 
 func (h *hub) close() {
@@ -553,7 +577,7 @@ func (h *hub) close() {
 	for ch := range h.subs {
 		close(ch)
 	}
-	h.subs = map[chan Observation]struct{}{}
+	h.subs = map[chan Observation]*int64{}
 }
 
 func (s *Service) events(w http.ResponseWriter, r *http.Request) {
@@ -570,10 +594,18 @@ func (s *Service) events(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(200)
-	fmt.Fprint(w, ": lockerd observations\n\n")
-	flusher.Flush()
 	keepalive := time.NewTicker(15 * time.Second)
 	defer keepalive.Stop()
+	stream(w, flusher.Flush, ch, func() int64 { return s.hub.takeMissed(ch) }, keepalive.C, r.Context().Done())
+}
+
+// stream writes observations as Server-Sent Events until ch closes or done.
+// When a subscriber has fallen behind and observations were dropped, a
+// "gap" event with the count follows the last buffered observation: what a
+// view saw is then stale, and it should read the sites' states again.
+func stream(w io.Writer, flush func(), ch <-chan Observation, takeMissed func() int64, keepalive <-chan time.Time, done <-chan struct{}) {
+	fmt.Fprint(w, ": lockerd observations\n\n")
+	flush()
 	for {
 		select {
 		case o, open := <-ch:
@@ -582,11 +614,16 @@ func (s *Service) events(w http.ResponseWriter, r *http.Request) {
 			}
 			b, _ := json.Marshal(o)
 			fmt.Fprintf(w, "event: %s\ndata: %s\n\n", o.Kind, b)
-			flusher.Flush()
-		case <-keepalive.C:
+			if len(ch) == 0 {
+				if n := takeMissed(); n > 0 {
+					fmt.Fprintf(w, "event: gap\ndata: {\"missed\":%d}\n\n", n)
+				}
+			}
+			flush()
+		case <-keepalive:
 			fmt.Fprint(w, ": keepalive\n\n")
-			flusher.Flush()
-		case <-r.Context().Done():
+			flush()
+		case <-done:
 			return
 		}
 	}
@@ -630,6 +667,9 @@ func newMetrics(s *Service) *metrics {
 		})
 	}
 	m.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "lockerd_sse_observations_missed_total",
+			Help: "Observations dropped for event-stream subscribers that fell behind (each was sent a gap event)."},
+			func() float64 { return float64(s.hub.missedTotal()) }),
 		brokerCounter("lockerd_mqtt_messages_received_total", "MQTT messages the broker received.", func(b broker.Stats) int64 { return b.MessagesReceived }),
 		brokerCounter("lockerd_mqtt_messages_sent_total", "MQTT messages the broker sent.", func(b broker.Stats) int64 { return b.MessagesSent }),
 		brokerCounter("lockerd_mqtt_messages_dropped_total", "MQTT messages dropped because a client's queue was full.", func(b broker.Stats) int64 { return b.MessagesDropped }),

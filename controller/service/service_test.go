@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -432,4 +433,28 @@ func TestSilentCabinetIsTakenOfflineAfterTheGrace(t *testing.T) {
 		code, _ := announce()
 		return code == 201
 	}, wait, 20*time.Millisecond, "online again once it connects")
+}
+
+// TestEventStreamSaysWhatItDropped: a subscriber that falls behind loses
+// observations, not the sites' time; the stream then says how many, after
+// the observations still buffered (which are older than the dropped ones).
+func TestEventStreamSaysWhatItDropped(t *testing.T) {
+	h := newHub()
+	ch := h.subscribeN(2)
+	for i := range 5 {
+		h.publish(Observation{Site: "lobby", Kind: "k" + strconv.Itoa(i)})
+	}
+	require.EqualValues(t, 3, h.missedTotal())
+	// What the subscriber still holds, on a channel that ends after it.
+	held := make(chan Observation, 2)
+	held <- <-ch
+	held <- <-ch
+	close(held)
+	var out bytes.Buffer
+	stream(&out, func() {}, held, func() int64 { return h.takeMissed(ch) }, nil, nil)
+	require.Equal(t, ": lockerd observations\n\n"+
+		"event: k0\ndata: {\"site\":\"lobby\",\"seq\":0,\"at\":\"\",\"kind\":\"k0\"}\n\n"+
+		"event: k1\ndata: {\"site\":\"lobby\",\"seq\":0,\"at\":\"\",\"kind\":\"k1\"}\n\n"+
+		"event: gap\ndata: {\"missed\":3}\n\n", out.String())
+	require.Zero(t, h.takeMissed(ch), "told once")
 }

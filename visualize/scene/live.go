@@ -27,6 +27,7 @@ type LiveSource struct {
 	mu     sync.Mutex
 	queue  []world.Observation
 	err    error
+	gaps   int // times the stream said it dropped observations
 	cancel context.CancelFunc
 }
 
@@ -82,8 +83,7 @@ func NewLiveSource(ctx context.Context, base, token string) (*LiveSource, error)
 				classes[c.Class] = true
 				s.layout.Classes = append(s.layout.Classes, c.Class)
 			}
-			st := map[string]CompState{"reserved": Reserved, "occupied": Occupied, "out-of-service": OutOfService}[c.Status]
-			if st != Free {
+			if st := statusStates[c.Status]; st != Free {
 				s.initial = append(s.initial, initialState{id, c.Cabinet, c.Compartment, st})
 			}
 		}
@@ -134,9 +134,21 @@ func (s *LiveSource) read(resp *http.Response) {
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	event := ""
 	for sc.Scan() {
-		data, ok := strings.CutPrefix(sc.Text(), "data: ")
+		line := sc.Text()
+		if name, ok := strings.CutPrefix(line, "event: "); ok {
+			event = name
+			continue
+		}
+		data, ok := strings.CutPrefix(line, "data: ")
 		if !ok {
+			continue
+		}
+		if event == "gap" {
+			// lockerd dropped observations this view was too slow for:
+			// what it shows is stale until it reads the states again.
+			s.resync()
 			continue
 		}
 		var o struct {
@@ -156,6 +168,38 @@ func (s *LiveSource) read(resp *http.Response) {
 		s.err = err
 	}
 	s.mu.Unlock()
+}
+
+// resync reads every site's compartment states again and queues them as
+// "state" observations, after whatever the stream delivered before the gap.
+func (s *LiveSource) resync() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var obs []world.Observation
+	for _, site := range s.layout.Sites {
+		var v siteView
+		if err := s.get(ctx, "/v1/sites/"+site.ID, &v); err != nil {
+			s.mu.Lock()
+			s.err = fmt.Errorf("reading states after a gap in the stream: %w", err)
+			s.mu.Unlock()
+			return
+		}
+		for _, c := range v.Compartments {
+			obs = append(obs, world.Observation{At: time.Now(), Site: site.ID, Cabinet: c.Cabinet, Compartment: c.Compartment, Kind: StateObservation, Detail: c.Status})
+		}
+	}
+	s.mu.Lock()
+	s.queue = append(s.queue, obs...)
+	s.gaps++
+	s.mu.Unlock()
+}
+
+// Gaps is how many times the stream dropped observations and the view read
+// the states again.
+func (s *LiveSource) Gaps() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gaps
 }
 
 // Layout is the sites as lockerd reported them.

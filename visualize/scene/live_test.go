@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
@@ -80,4 +83,58 @@ func countState(sc *Scene, st CompState) int {
 		}
 	}
 	return n
+}
+
+// TestLiveSourceResyncsAfterAGap: when lockerd's stream says it dropped
+// observations for this view, the view reads the states again and shows
+// them, instead of a picture that stays wrong.
+func TestLiveSourceResyncsAfterAGap(t *testing.T) {
+	var mu sync.Mutex
+	status := "free"
+	gap := make(chan struct{})
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/sites", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"sites":["s1"]}`)
+	})
+	mux.HandleFunc("GET /v1/sites/s1", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(w, `{"site":"s1","compartments":[{"cabinet":"c1","compartment":1,"class":"S","status":%q},{"cabinet":"c1","compartment":2,"class":"S","status":"reserved"}]}`, status)
+	})
+	mux.HandleFunc("GET /v1/events", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, ": lockerd observations\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-gap:
+		case <-r.Context().Done():
+			return
+		}
+		fmt.Fprint(w, "event: gap\ndata: {\"missed\":7}\n\n")
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	src, err := NewLiveSource(context.Background(), srv.URL, "token")
+	require.NoError(t, err)
+	defer src.Close()
+	scene := NewScene(src.Layout())
+	src.Apply(scene)
+	require.Equal(t, 1, countState(scene, Reserved))
+	require.Zero(t, countState(scene, Occupied))
+
+	// Meanwhile a parcel was deposited, and its observations were dropped.
+	mu.Lock()
+	status = "occupied"
+	mu.Unlock()
+	close(gap)
+	require.Eventually(t, func() bool {
+		_, err := src.Advance(0, scene.Apply)
+		require.NoError(t, err)
+		return countState(scene, Occupied) == 1
+	}, 5*time.Second, 10*time.Millisecond, "the view read the states again")
+	require.Equal(t, 1, src.Gaps())
+	require.Equal(t, 1, countState(scene, Reserved), "the rest stays as it is")
 }

@@ -193,6 +193,15 @@ func (sc *Scene) set(s *Site, c *Comp, to CompState) {
 	c.State = to
 }
 
+// StateObservation is the Kind of an observation that sets a compartment's
+// state outright (Detail: lockerd's status name): a live view resyncing.
+const StateObservation = "state"
+
+// statusStates maps lockerd's compartment statuses to the scene's states.
+var statusStates = map[string]CompState{
+	"free": Free, "reserved": Reserved, "occupied": Occupied, "out-of-service": OutOfService,
+}
+
 // Apply updates the scene for one observation.
 func (sc *Scene) Apply(o world.Observation) {
 	sc.Events++
@@ -215,6 +224,15 @@ func (sc *Scene) Apply(o world.Observation) {
 		return
 	}
 	switch o.Kind {
+	case StateObservation:
+		st, known := statusStates[o.Detail]
+		if !known {
+			return
+		}
+		sc.set(s, c, st)
+		if st == Free {
+			c.Parcel = ""
+		}
 	case "reserved":
 		sc.set(s, c, Reserved)
 		c.Parcel = o.Parcel
