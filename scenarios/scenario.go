@@ -160,7 +160,7 @@ const (
 	OnFullNextWave = "next_wave"
 	// OnFullNearestSite: the courier drives the parcel to the nearest site
 	// within 2 km, and on to the next while they are full too (up to 8);
-	// each leg takes 2 min to load and park plus the distance at 25 km/h.
+	// each leg takes RedirectSetup plus the distance at RedirectSpeedKmh.
 	OnFullNearestSite = "nearest_site"
 )
 
@@ -174,6 +174,10 @@ type Couriers struct {
 	// DoorstepStopM is the mean distance between doorstep stops that a
 	// locker drop replaces, used for the distance-saved figure.
 	DoorstepStopM float64 `yaml:"doorstep_stop_m"`
+	// A nearest_site redirect: time to load up and park at each site, and
+	// the van's speed between them.
+	RedirectSetup    Duration `yaml:"redirect_setup"`
+	RedirectSpeedKmh float64  `yaml:"redirect_speed_kmh"`
 }
 
 // Policy is how the controller is configured.
@@ -221,6 +225,11 @@ const (
 	DefaultReminderAfter      = Duration(24 * time.Hour)
 	DefaultReservationTimeout = Duration(4 * time.Hour)
 	DefaultDoorstepStopM      = 250
+	DefaultRedirectSetup      = Duration(2 * time.Minute)
+	DefaultRedirectSpeedKmh   = 25
+	// MinRedirectSetup is the shortest redirect leg: the simulator's shards
+	// run this long apart, so it bounds how finely they synchronise.
+	MinRedirectSetup = Duration(10 * time.Second)
 )
 
 // Pos returns where a key path (e.g. "demand.size_mix.S", "sites[2].id")
@@ -340,6 +349,12 @@ func (s *Scenario) applyDefaults() {
 	}
 	if !s.Has("couriers.doorstep_stop_m") {
 		s.Couriers.DoorstepStopM = DefaultDoorstepStopM
+	}
+	if !s.Has("couriers.redirect_setup") {
+		s.Couriers.RedirectSetup = DefaultRedirectSetup
+	}
+	if !s.Has("couriers.redirect_speed_kmh") {
+		s.Couriers.RedirectSpeedKmh = DefaultRedirectSpeedKmh
 	}
 	if s.Policy.Allocator == "" {
 		s.Policy.Allocator = DefaultAllocator

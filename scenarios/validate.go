@@ -465,6 +465,12 @@ func (c checker) couriers() {
 	if cr.DoorstepStopM < 0 {
 		c.errorf("couriers.doorstep_stop_m", "doorstep_stop_m cannot be negative")
 	}
+	if cr.RedirectSetup < MinRedirectSetup {
+		c.errorf("couriers.redirect_setup", "redirect_setup must be at least %v: loading up and parking take time", MinRedirectSetup)
+	}
+	if cr.RedirectSpeedKmh <= 0 || cr.RedirectSpeedKmh > 130 {
+		c.errorf("couriers.redirect_speed_kmh", "redirect_speed_kmh must be above 0 and at most 130")
+	}
 }
 
 func (c checker) policy(classes map[string]CompartmentClass) {

@@ -7,8 +7,8 @@
 // A large world is split into shards (a fixed number for a scenario, see
 // shardCount), each a block of sites with its own engine, random streams
 // and KPI collector. Sites share nothing but parcels a courier redirects to
-// a neighbour, and those take at least redirectSetup of driving: so shards
-// can run a window of that length independently (conservative lookahead),
+// a neighbour, and those take at least the redirect setup time of driving:
+// so shards can run a window of that length independently (conservative lookahead),
 // exchanging the redirected parcels between windows in a fixed order. The
 // result depends on the scenario and seed only, never on how many shards
 // ran at once: a world runs its shards one after the other unless the
@@ -494,10 +494,11 @@ func (w *World) Run() (*Result, error) {
 // RunUntil simulates up to virtual time t (from the start of the run) and
 // reports whether the run has more to do. A view steps the world with it.
 //
-// The shards advance in steps of at most redirectSetup: a parcel redirected
-// during a step reaches its next site after the step ends, so within a step
-// the shards are independent. Between steps the redirected parcels are
-// handed to their sites' shards, shard by shard in order.
+// The shards advance in steps of at most the redirect setup time: a parcel
+// redirected during a step reaches its next site after the step ends, so
+// within a step the shards are independent. Between steps the redirected
+// parcels are handed to their sites' shards, shard by shard in order. A
+// scenario without redirects has one step.
 func (w *World) RunUntil(t time.Duration) (bool, error) {
 	until := min(sim.FromDuration(t), w.end)
 	par := w.opts.Parallel
@@ -508,7 +509,10 @@ func (w *World) RunUntil(t time.Duration) (bool, error) {
 			}
 		}
 	}
-	step := sim.FromDuration(redirectSetup)
+	step := w.end
+	if w.sc.Couriers.OnFull == scenarios.OnFullNearestSite {
+		step = sim.FromDuration(w.sc.Couriers.RedirectSetup.D())
+	}
 	for w.err == nil && w.now < until {
 		to := min(until, w.now+step)
 		par(len(w.shards), func(i int) { w.shards[i].eng.Run(to) })
@@ -694,12 +698,9 @@ func (w *shard) full(p *parcel, s *site, err error) {
 
 // Redirects: a courier whose site is full drives the parcel to the nearest
 // neighbour, and on to the next while they are full too (at most
-// maxNeighbours, within neighbourRadiusM of home). Each leg takes
-// redirectSetup to load up and park plus the distance at redirectSpeed.
-const (
-	redirectSetup = 2 * time.Minute
-	redirectSpeed = 25.0 / 3.6 // m/s: a van in town
-)
+// maxNeighbours, within neighbourRadiusM of home). Each leg takes the
+// scenario's couriers.redirect_setup to load up and park plus the distance
+// at couriers.redirect_speed_kmh.
 
 // redirectMsg is a parcel on its way to home's k-th neighbour.
 type redirectMsg struct {
@@ -715,7 +716,9 @@ type redirectMsg struct {
 // sites share a shard.
 func (w *shard) forward(p *parcel, from *site, k int) {
 	to := w.sites[p.home].neighbors[k]
-	drive := redirectSetup + time.Duration(dist(from.pos, w.sites[to].pos)/redirectSpeed*float64(time.Second))
+	cr := &w.sc.Couriers
+	speed := cr.RedirectSpeedKmh / 3.6 // m/s
+	drive := cr.RedirectSetup.D() + time.Duration(dist(from.pos, w.sites[to].pos)/speed*float64(time.Second))
 	delete(w.parcels, p.id)
 	w.outbox = append(w.outbox, redirectMsg{at: w.eng.Now() + sim.FromDuration(drive), to: to, k: k, p: p})
 }
