@@ -162,49 +162,68 @@ func TestSketchQuantilesWithinOnePercent(t *testing.T) {
 
 // TestShardsRunTheSameWhateverRunsThem: a city block big enough for two
 // shards and busy enough that couriers redirect parcels across the shard
-// boundary. Run with its shards one after the other, and side by side on
-// goroutines (under -race in make test), the results are identical; parcels
-// are conserved at every site; redirected parcels went through the exchange.
+// boundary (or, refusing instead, never exchange a parcel, so the shards run
+// in one step). Run with its shards one after the other, and side by side
+// on goroutines (under -race in make test), the results are identical;
+// parcels are conserved at every site; redirected parcels went through the
+// exchange.
 func TestShardsRunTheSameWhateverRunsThem(t *testing.T) {
 	src, err := os.ReadFile("../../scenarios/city-network.yaml")
 	require.NoError(t, err)
-	text := strings.NewReplacer("rows: 40", "rows: 10", "cols: 50", "cols: 20", "parcels_per_day: 60", "parcels_per_day: 100",
+	block := strings.NewReplacer("rows: 40", "rows: 10", "cols: 50", "cols: 20", "parcels_per_day: 60", "parcels_per_day: 100",
 		"duration: 28d", "duration: 1d", "warmup: 2d", "warmup: 1d").Replace(string(src))
-	run := func(parallel func(int, func(int))) (*World, *Result) {
-		sc, problems, err := scenarios.Parse("block.yaml", []byte(text))
-		require.NoError(t, err)
-		require.Empty(t, problems.Errors())
-		require.Len(t, sc.Sites, 200)
-		w, err := New(sc, Options{Seed: 3, Parallel: parallel})
-		require.NoError(t, err)
-		require.Len(t, w.shards, 2)
-		r, err := w.Run()
-		require.NoError(t, err)
-		return w, r
+	for _, tt := range []struct {
+		name     string
+		text     string
+		redirect bool
+	}{
+		{"redirecting", block, true},
+		{"refusing", strings.Replace(block, "on_full: nearest_site", "on_full: refuse", 1), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			run := func(parallel func(int, func(int))) (*World, *Result) {
+				sc, problems, err := scenarios.Parse("block.yaml", []byte(tt.text))
+				require.NoError(t, err)
+				require.Empty(t, problems.Errors())
+				require.Len(t, sc.Sites, 200)
+				w, err := New(sc, Options{Seed: 3, Parallel: parallel})
+				require.NoError(t, err)
+				require.Len(t, w.shards, 2)
+				r, err := w.Run()
+				require.NoError(t, err)
+				return w, r
+			}
+			_, inOrder := run(nil)
+			w, sideBySide := run(func(n int, f func(int)) {
+				var wg sync.WaitGroup
+				for i := range n {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						f(i)
+					}()
+				}
+				wg.Wait()
+			})
+			require.Equal(t, inOrder, sideBySide)
+			crossed := 0
+			for _, sh := range w.shards {
+				crossed += sh.crossed
+			}
+			redirected, _ := sideBySide.Get("redirected")
+			if tt.redirect {
+				require.Positive(t, crossed, "some redirects crossed the shard boundary")
+				require.Greater(t, redirected, float64(crossed), "most stay within their shard")
+			} else {
+				require.Zero(t, redirected)
+				refused, _ := sideBySide.Get("refused")
+				require.Positive(t, refused, "the block is busy enough to refuse")
+			}
+			for _, s := range w.sites {
+				require.NoError(t, s.checker.Err())
+				require.Equal(t, s.checker.Deposited, s.checker.InLocker()+s.checker.PickedUp+s.checker.Returned+s.checker.Removed)
+			}
+			require.Equal(t, w.Events(), sideBySide.Events)
+		})
 	}
-	_, inOrder := run(nil)
-	w, sideBySide := run(func(n int, f func(int)) {
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				f(i)
-			}()
-		}
-		wg.Wait()
-	})
-	require.Equal(t, inOrder, sideBySide)
-	crossed := 0
-	for _, sh := range w.shards {
-		crossed += sh.crossed
-	}
-	redirected, _ := sideBySide.Get("redirected")
-	require.Positive(t, crossed, "some redirects crossed the shard boundary")
-	require.Greater(t, redirected, float64(crossed), "most stay within their shard")
-	for _, s := range w.sites {
-		require.NoError(t, s.checker.Err())
-		require.Equal(t, s.checker.Deposited, s.checker.InLocker()+s.checker.PickedUp+s.checker.Returned+s.checker.Removed)
-	}
-	require.Equal(t, w.Events(), sideBySide.Events)
 }
