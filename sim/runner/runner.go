@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lockertwin/lockertwin/scenarios"
@@ -123,17 +124,24 @@ func Run(sc *scenarios.Scenario, opts Options) (*Output, error) {
 	return out, nil
 }
 
-// runShards runs f(0) … f(k-1) concurrently and waits for them all.
+// runShards runs f(0) … f(k-1) on up to GOMAXPROCS goroutines and waits
+// for them all.
 func runShards(k int, f func(int)) {
+	var next atomic.Int64
+	work := func() {
+		for i := int(next.Add(1) - 1); i < k; i = int(next.Add(1) - 1) {
+			f(i)
+		}
+	}
 	var wg sync.WaitGroup
-	for i := 1; i < k; i++ {
+	for range min(k, runtime.GOMAXPROCS(0)) - 1 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			f(i)
+			work()
 		}()
 	}
-	f(0)
+	work()
 	wg.Wait()
 }
 
