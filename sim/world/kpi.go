@@ -28,8 +28,6 @@ type Collector struct {
 	occ, capacity []int
 	area          []float64 // occupied compartment-hours since the warm-up
 	lastT         sim.Time
-	cmdIssued     map[string]sim.Time
-	inLocker      map[string]int // parcel → class index, while deposited
 
 	hours                         []HourRow
 	hourArea                      []float64
@@ -55,7 +53,6 @@ func newCollector(w *shard) *Collector {
 		w: w, counts: map[string]int{}, alarms: map[string]int{},
 		dwell: NewSketch(), pickupDelay: NewSketch(), doorRTT: NewSketch(),
 		occ: make([]int, n), capacity: make([]int, n), area: make([]float64, n), hourArea: make([]float64, n),
-		cmdIssued: map[string]sim.Time{}, inLocker: map[string]int{},
 	}
 }
 
@@ -168,19 +165,20 @@ func (k *Collector) onEvent(s *site, e *controller.Event) {
 		k.advance()
 		comp, _ := s.core.Inventory().Compartment(allocator.CompartmentID(e.Compartment))
 		k.occ[comp.Class]++
-		k.inLocker[e.Parcel] = int(comp.Class)
+		s.kpi[e.Compartment].held = e.Parcel
 		k.totalDeposited++
 		if k.measuring {
 			k.hourDeposits++
 		}
 	case controller.PickedUp, controller.Returned, controller.ExceptionResolved:
-		c, in := k.inLocker[e.Parcel]
-		if !in || (e.Kind == controller.ExceptionResolved && e.Text != string(controller.ResolveRemoved)) {
+		if e.Compartment < 0 || s.kpi[e.Compartment].held != e.Parcel ||
+			(e.Kind == controller.ExceptionResolved && e.Text != string(controller.ResolveRemoved)) {
 			break
 		}
 		k.advance()
-		k.occ[c]--
-		delete(k.inLocker, e.Parcel)
+		comp, _ := s.core.Inventory().Compartment(allocator.CompartmentID(e.Compartment))
+		k.occ[comp.Class]--
+		s.kpi[e.Compartment].held = ""
 		p := k.w.parcels[e.Parcel]
 		if e.Kind == controller.PickedUp {
 			delete(k.w.parcels, e.Parcel)
@@ -206,17 +204,28 @@ func (k *Collector) onEvent(s *site, e *controller.Event) {
 			k.alarms[e.Text]++
 		}
 	case controller.DoorCommanded:
-		k.cmdIssued[e.Command] = now
+		s.kpi[e.Compartment].cmd, s.kpi[e.Compartment].issued = e.Command, now
 	case controller.DoorOpened:
-		if at, ok := k.cmdIssued[e.Command]; ok && e.Command != "" {
+		if e.Command != "" && e.Compartment >= 0 && s.kpi[e.Compartment].cmd == e.Command {
 			if k.measuring {
-				k.doorRTT.Add(float64(now-at) / float64(sim.Millisecond))
+				k.doorRTT.Add(float64(now-s.kpi[e.Compartment].issued) / float64(sim.Millisecond))
 			}
-			delete(k.cmdIssued, e.Command)
+			s.kpi[e.Compartment].cmd = ""
 		}
 	case controller.CommandFailed:
-		delete(k.cmdIssued, e.Command)
+		if e.Compartment >= 0 && s.kpi[e.Compartment].cmd == e.Command {
+			s.kpi[e.Compartment].cmd = ""
+		}
 	}
+}
+
+// compartmentKPI is what the KPIs follow per compartment of a site: the
+// parcel deposited in it (counted in the occupancy), and the door command
+// in flight (for the round trip). A compartment has at most one of each.
+type compartmentKPI struct {
+	held   string // parcel id, "" when none
+	cmd    string // command id, "" when none
+	issued sim.Time
 }
 
 // KPI is one named figure of a replication.
