@@ -36,10 +36,10 @@ type Checker struct {
 	err      *Violation
 	recent   [recentEvents]Event // a ring
 	nRecent  int
-	owner    map[int32]string // compartment → parcel
+	owner    []string // by compartment: the parcel holding it, "" for none
 	parcels  map[string]*checkedParcel
 	commands map[string]*checkedCommand
-	cabSeq   map[int32]uint64
+	cabSeq   []uint64 // by cabinet: the last sequence number seen
 	rejects  map[int32][]int64
 	inLocker int
 
@@ -82,6 +82,29 @@ func (k *Checker) tidy(id string, p *checkedParcel) {
 	if p.empty() {
 		delete(k.parcels, id)
 	}
+}
+
+// maxIndex bounds the cabinet and compartment indices an event may carry:
+// a forged log cannot make the checker allocate without bound.
+const maxIndex = 1 << 16
+
+// inRange checks an index an event carries, failing the check if it is
+// negative or absurd.
+func (k *Checker) inRange(e *Event, i int32, what string) bool {
+	if i < 0 || i >= maxIndex {
+		k.fail(e, "an event names a %s that exists (index %d)", what, i)
+		return false
+	}
+	return true
+}
+
+// grow returns element i of *xs, growing the slice to hold it. Indices are
+// a site's cabinets and compartments: small and dense.
+func grow[T any](xs *[]T, i int32) *T {
+	if int(i) >= len(*xs) {
+		*xs = append(*xs, make([]T, int(i)+1-len(*xs))...)
+	}
+	return &(*xs)[i]
 }
 
 func notifBit(text string) uint8 {
@@ -128,8 +151,8 @@ func NewChecker(limits CodeLimits) *Checker {
 	}
 	return &Checker{
 		Rehash: true, limits: limits, chain: NewChain(),
-		owner: map[int32]string{}, parcels: map[string]*checkedParcel{}, commands: map[string]*checkedCommand{},
-		cabSeq: map[int32]uint64{}, rejects: map[int32][]int64{},
+		parcels: map[string]*checkedParcel{}, commands: map[string]*checkedCommand{},
+		rejects: map[int32][]int64{},
 	}
 }
 
@@ -181,21 +204,28 @@ func (k *Checker) Check(e *Event) {
 		k.chain.seq, k.chain.head = e.Seq, e.Hash
 	}
 	if e.CabinetSeq > 0 {
-		if e.CabinetSeq <= k.cabSeq[e.Cabinet] {
-			k.fail(e, "cabinet sequence numbers never go backwards (%d after %d)", e.CabinetSeq, k.cabSeq[e.Cabinet])
+		if k.inRange(e, e.Cabinet, "cabinet") {
+			seq := grow(&k.cabSeq, e.Cabinet)
+			if e.CabinetSeq <= *seq {
+				k.fail(e, "cabinet sequence numbers never go backwards (%d after %d)", e.CabinetSeq, *seq)
+			}
+			*seq = e.CabinetSeq
 		}
-		k.cabSeq[e.Cabinet] = e.CabinetSeq
 	}
 	switch e.Kind {
 	case Reserved:
-		if p, taken := k.owner[e.Compartment]; taken {
+		if !k.inRange(e, e.Compartment, "compartment") {
+			break
+		}
+		owner := grow(&k.owner, e.Compartment)
+		if p := *owner; p != "" {
 			k.fail(e, "a compartment holds at most one parcel (%d already has %s)", e.Compartment, p)
 		}
 		p := k.parcel(e.Parcel)
 		if p.hasLoc {
 			k.fail(e, "a parcel is in at most one compartment (%s already in %d)", e.Parcel, p.loc)
 		}
-		k.owner[e.Compartment] = e.Parcel
+		*owner = e.Parcel
 		p.loc, p.hasLoc = e.Compartment, true
 	case ReservationLapsed:
 		k.release(e, k.parcels[e.Parcel])
@@ -316,7 +346,7 @@ func (k *Checker) release(e *Event, p *checkedParcel) {
 		return
 	}
 	p.hasLoc = false
-	delete(k.owner, p.loc)
+	*grow(&k.owner, p.loc) = ""
 	k.tidy(e.Parcel, p)
 }
 

@@ -73,5 +73,9 @@ func FuzzDecodeCanonical(f *testing.F) {
 			return
 		}
 		require.Equal(t, b, e.AppendCanonical(nil))
+		// A checker reading a forged log reports, never panics or runs away.
+		k := NewChecker(CodeLimits{})
+		k.Rehash = false
+		k.Check(&e)
 	})
 }

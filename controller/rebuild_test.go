@@ -337,6 +337,9 @@ func TestCheckerInvariants(t *testing.T) {
 		{"cabinet sequence backwards", []Event{{Kind: OccupancyChanged, Cabinet: 0, Compartment: loc, CabinetSeq: cabSeq, At: at, Num: 1}}, "never go backwards"},
 		{"keypad past its limit", []Event{rejected, rejected, rejected, rejected, rejected, rejected}, "keypad failures stay within limits"},
 		{"lapse of nothing", []Event{{Kind: ReservationLapsed, Parcel: "p7", Cabinet: 0, Compartment: other, At: at}}, "releases only a compartment it holds"},
+		{"reservation of no compartment", []Event{{Kind: Reserved, Parcel: "p3", Cabinet: 0, Compartment: -1, At: at}}, "names a compartment that exists"},
+		{"absurd compartment", []Event{{Kind: Reserved, Parcel: "p3", Cabinet: 0, Compartment: 1 << 30, At: at}}, "names a compartment that exists"},
+		{"sequence of no cabinet", []Event{{Kind: OccupancyChanged, Cabinet: -1, Compartment: loc, CabinetSeq: cabSeq + 1, At: at}}, "names a cabinet that exists"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
