@@ -128,11 +128,28 @@ func (b *Broker) WSAddr() string {
 }
 
 // Close disconnects everyone and stops the listeners.
+//
+// mochi's own Close disconnects each listener's clients through
+// Clients.GetByListener, which takes the client map's read lock twice (it
+// calls Len inside). A client detaching at that moment waits for the write
+// lock, and Go's RWMutex then blocks the second read lock behind it: both
+// wait for ever (seen in CI). So the listeners are closed first with a
+// closer that reads the map once; mochi's Close then finds them closed.
 func (b *Broker) Close() error {
 	if b.closed.Swap(true) {
 		return nil
 	}
+	b.srv.Listeners.CloseAll(b.disconnectListenerClients)
 	return b.srv.Close()
+}
+
+// disconnectListenerClients disconnects the clients of one listener.
+func (b *Broker) disconnectListenerClients(listener string) {
+	for _, cl := range b.srv.Clients.GetAll() {
+		if cl.Net.Listener == listener && !cl.Closed() {
+			_ = b.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+		}
+	}
 }
 
 // Publish sends a message as the broker's own (in-process) client at QoS 1.

@@ -504,3 +504,49 @@ func TestStaleWillIsRecognised(t *testing.T) {
 		require.Equal(t, tt.stale, f.b.hook.stale(will(tt.serial)), "serial %q", tt.serial)
 	}
 }
+
+// TestCloseWhileClientsLeave: closing the broker while clients disconnect
+// on their own used to deadlock inside mochi (a recursive read lock behind
+// a waiting writer; seen once in CI). Each round connects clients, lets half
+// of them leave, each on its own goroutine, as the broker closes, and
+// requires Close to return. The window is narrow: this guards the fix
+// rather than reproducing the race on every run.
+func TestCloseWhileClientsLeave(t *testing.T) {
+	const clients = 32
+	for round := range 20 {
+		creds := NewCredentials()
+		secrets := map[string]string{}
+		for i := range clients {
+			name := "c" + itoa(i)
+			_, sec, err := creds.AddCabinet("lobby", name)
+			require.NoError(t, err)
+			secrets[name] = sec
+		}
+		b, err := New(Config{TCPAddr: "127.0.0.1:0", Credentials: creds})
+		require.NoError(t, err)
+		require.NoError(t, b.Start())
+		var leaving []*client
+		for i := range clients {
+			name := "c" + itoa(i)
+			c, err := connect(t, b.Addr(), "lobby."+name, "lobby."+name, secrets[name], nil)
+			require.NoError(t, err)
+			if i%2 == 0 {
+				leaving = append(leaving, c)
+			}
+		}
+		closed := make(chan error, 1)
+		for _, c := range leaving {
+			go func() {
+				_ = c.Disconnect(&paho.Disconnect{})
+				c.conn.Close()
+			}()
+		}
+		go func() { closed <- b.Close() }()
+		select {
+		case err := <-closed:
+			require.NoError(t, err, "round %d", round)
+		case <-time.After(20 * time.Second):
+			t.Fatalf("round %d: Close deadlocked with clients leaving", round)
+		}
+	}
+}

@@ -93,8 +93,8 @@ func (l *wsListener) Close(closeClients listeners.CloseFn) {
 		defer cancel()
 		_ = l.srv.Shutdown(ctx)
 		_ = l.ln.Close() // when Serve never ran
+		closeClients(l.id) // once, as mochi's TCP listener does
 	})
-	closeClients(l.id)
 }
 
 // maxWSMessage bounds one WebSocket message: an MQTT packet is at most the
