@@ -92,7 +92,7 @@ func (l *wsListener) Close(closeClients listeners.CloseFn) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = l.srv.Shutdown(ctx)
-		_ = l.ln.Close() // when Serve never ran
+		_ = l.ln.Close()   // when Serve never ran
 		closeClients(l.id) // once, as mochi's TCP listener does
 	})
 }
