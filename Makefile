@@ -66,11 +66,15 @@ DISPLAY_PKGS := ./visualize/...
 # running side by side.
 RACE_PKGS := ./controller/... ./twin/...
 
+# A package whose tests hang fails after this, with every goroutine's stack,
+# instead of holding CI for go test's default 10 minutes.
+TEST_TIMEOUT := 4m
+
 test-go:
-	$(GO) test -count=1 $$($(GO) list ./... | grep -v '/visualize')
-	$(GO) test -count=1 -race $(RACE_PKGS)
-	$(GO) test -count=1 -race -run 'TestShardsRunTheSameWhateverRunsThem' ./sim/world/
-	xvfb-run -a $(GO) test -count=1 $(DISPLAY_PKGS)
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $$($(GO) list ./... | grep -v '/visualize')
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -race $(RACE_PKGS)
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -race -run 'TestShardsRunTheSameWhateverRunsThem' ./sim/world/
+	xvfb-run -a $(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(DISPLAY_PKGS)
 
 test: setup fmt-check vet test-go
 
