@@ -135,11 +135,17 @@ func (b *Broker) WSAddr() string {
 // lock, and Go's RWMutex then blocks the second read lock behind it: both
 // wait for ever (seen in CI). So the listeners are closed first with a
 // closer that reads the map once; mochi's Close then finds them closed.
+// (Each is closed directly: Listeners.CloseAll would also wait on mochi's
+// client WaitGroup, which a connection still being accepted may be adding
+// to, a race the detector reports.)
 func (b *Broker) Close() error {
 	if b.closed.Swap(true) {
 		return nil
 	}
-	b.srv.Listeners.CloseAll(b.disconnectListenerClients)
+	b.tcp.Close(b.disconnectListenerClients)
+	if b.ws != nil {
+		b.ws.Close(b.disconnectListenerClients)
+	}
 	return b.srv.Close()
 }
 
@@ -242,7 +248,7 @@ func (h *aclHook) stale(pk *packets.Packet) bool {
 func (h *aclHook) ID() string { return "lockertwin-acl" }
 
 func (h *aclHook) Provides(b byte) bool {
-	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnWill, mqtt.OnPublish, mqtt.OnSubscribe, mqtt.OnDisconnect}, []byte{b})
+	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnSessionEstablish, mqtt.OnACLCheck, mqtt.OnWill, mqtt.OnPublish, mqtt.OnSubscribe, mqtt.OnDisconnect}, []byte{b})
 }
 
 func (h *aclHook) deny() bool {
@@ -378,6 +384,41 @@ func (h *aclHook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
 }
 
 // OnDisconnect forgets a connection's serial (its will, if any, is sent).
+// takeoverWait bounds how long a reconnecting client waits for its
+// previous connection to be gone (its socket is closed at once; this is the
+// time for that connection's goroutine to tidy up).
+const takeoverWait = 2 * time.Second
+
+// OnSessionEstablish completes a takeover before mochi's own. When a client
+// id reconnects while its old connection is alive, mochi disconnects the old
+// one and adds the new one to its client map, while the old connection's
+// goroutine, unless it has already seen the takeover, deletes the map entry
+// under that id on its way out: the new client's, sometimes. The new
+// session then receives nothing (its subscriptions stand, but delivery finds
+// no client) until it reconnects. So for a session that ends with its
+// connection (clean, no expiry: every lockertwin client), the old connection
+// is disconnected here and its tidying up awaited, and mochi finds no one to
+// take over.
+func (h *aclHook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
+	if cl.Net.Inline {
+		return
+	}
+	old, ok := h.srv.Clients.Get(cl.ID)
+	if !ok || old == cl {
+		return
+	}
+	p := &old.Properties
+	if !(p.ProtocolVersion == 5 && p.Props.SessionExpiryInterval == 0 || p.ProtocolVersion < 5 && p.Clean) {
+		return // a lasting session: mochi hands it over, and keeps the entry
+	}
+	_ = h.srv.DisconnectClient(old, packets.ErrSessionTakenOver)
+	for deadline := time.Now().Add(takeoverWait); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if cur, ok := h.srv.Clients.Get(cl.ID); !ok || cur != old {
+			return
+		}
+	}
+}
+
 func (h *aclHook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 	h.mu.Lock()
 	delete(h.conns, cl)

@@ -270,8 +270,12 @@ func TestPermissionMatrix(t *testing.T) {
 		case <-time.After(waitFor):
 			t.Fatal("A got nothing")
 		}
-		m := <-b.inbox
-		require.Equal(t, "for B", string(m.Payload))
+		select {
+		case m := <-b.inbox:
+			require.Equal(t, "for B", string(m.Payload))
+		case <-time.After(waitFor):
+			t.Fatal("B got nothing")
+		}
 	})
 
 	t.Run("retained", func(t *testing.T) {
@@ -294,8 +298,12 @@ func TestPermissionMatrix(t *testing.T) {
 		require.Less(t, late.subscribe(t, aCmd), byte(0x80))
 		// (reader took over the controller's session: same identity, same id.)
 		require.Zero(t, reader.publish(t, aCmd, "after", 1, false))
-		m := <-late.inbox
-		require.Equal(t, "after", string(m.Payload), "no retained command was waiting")
+		select {
+		case m := <-late.inbox:
+			require.Equal(t, "after", string(m.Payload), "no retained command was waiting")
+		case <-time.After(waitFor):
+			t.Fatal("the session that took over receives nothing")
+		}
 		require.False(t, f.obs.saw(aCmd, "retained-open"))
 		require.False(t, f.obs.saw(aCmd, "inline-retained-open"))
 	})
