@@ -186,7 +186,8 @@ func (c *Cabinet) Start() {
 func (c *Cabinet) emit(ev Event) {
 	c.seq++
 	ev.V, ev.Seq, ev.At = ProtocolVersion, c.seq, c.clock.Now()
-	ev.ID = c.cfg.Name + "-" + strconv.FormatUint(c.seq, 10)
+	var id [64]byte
+	ev.ID = string(strconv.AppendUint(append(append(id[:0], c.cfg.Name...), '-'), c.seq, 10))
 	if !c.online {
 		c.outbox = append(c.outbox, ev)
 		return
