@@ -26,7 +26,7 @@ func (c *Core) apply(e *Event) {
 			cabinet: -1, comp: allocator.NoCompartment, chilled: chilled, announcedAt: e.At,
 		}
 	case Reserved:
-		p := c.parcelOf(e)
+		p := c.parcels[e.Parcel]
 		id := allocator.CompartmentID(e.Compartment)
 		must(c.inv.Reserve(id))
 		p.state, p.cabinet, p.comp, p.reservedUntil = StateReserved, e.Cabinet, id, e.Num
@@ -35,14 +35,14 @@ func (c *Core) apply(e *Event) {
 			c.schedule(deadline{at: e.Num, kind: dlReservation, p: p})
 		}
 	case Refused:
-		c.finish(c.parcelOf(e), StateRefused)
+		c.finish(c.parcels[e.Parcel], StateRefused)
 	case ReservationLapsed:
-		p := c.parcelOf(e)
+		p := c.parcels[e.Parcel]
 		must(c.inv.Release(p.comp))
 		c.comps[p.comp].parcel = nil
 		p.state, p.cabinet, p.comp, p.reservedUntil = StateAnnounced, -1, allocator.NoCompartment, 0
 	case DoorCommanded:
-		p := c.parcelOf(e)
+		p := c.parcels[e.Parcel]
 		c.cmdSeq++
 		cmd := &command{
 			id: e.Command, cab: e.Cabinet, comp: allocator.CompartmentID(e.Compartment), parcel: p,
@@ -101,15 +101,15 @@ func (c *Core) apply(e *Event) {
 		c.seenSeq(e)
 		c.comps[e.Compartment].occupied = e.Num == 1
 	case Deposited:
-		p := c.parcelOf(e)
+		p := c.parcels[e.Parcel]
 		must(c.inv.Occupy(p.comp))
 		p.state, p.depositedAt, p.reservedUntil = StateAwaitingPickup, e.At, 0
 	case DepositAborted:
-		p := c.parcelOf(e)
+		p := c.parcels[e.Parcel]
 		p.state = StateReserved
 		c.pushDeadlines(p)
 	case CodeIssued:
-		p := c.parcelOf(e)
+		p := c.parcels[e.Parcel]
 		cab := &c.cabinets[p.cabinet]
 		if p.codeLive {
 			delete(cab.codes, p.lookup)
@@ -125,11 +125,11 @@ func (c *Core) apply(e *Event) {
 			c.schedule(deadline{at: e.Num2, kind: dlReminder, p: p})
 		}
 	case Notified:
-		if p := c.parcelOf(e); p != nil && e.Text == string(NotifyReminder) {
+		if p := c.parcels[e.Parcel]; p != nil && e.Text == string(NotifyReminder) {
 			p.reminded = true
 		}
 	case PickupAuthorized:
-		c.dropCode(c.parcelOf(e))
+		c.dropCode(c.parcels[e.Parcel])
 	case CodeRejected:
 		cab := &c.cabinets[e.Cabinet]
 		keep := cab.fails[:0]
@@ -142,12 +142,12 @@ func (c *Core) apply(e *Event) {
 	case LockedOut:
 		c.cabinets[e.Cabinet].lockedUntil = e.Num
 	case PickedUp:
-		p := c.parcelOf(e)
+		p := c.parcels[e.Parcel]
 		must(c.inv.Vacate(p.comp))
 		c.comps[p.comp].parcel = nil
 		c.finish(p, StatePickedUp)
 	case PickupAborted:
-		p := c.parcelOf(e)
+		p := c.parcels[e.Parcel]
 		if e.Text == "return" {
 			p.state = StateAwaitingReturn
 		} else {
@@ -155,16 +155,16 @@ func (c *Core) apply(e *Event) {
 			c.pushDeadlines(p)
 		}
 	case Expired:
-		p := c.parcelOf(e)
+		p := c.parcels[e.Parcel]
 		c.dropCode(p)
 		p.state = StateAwaitingReturn
 	case Returned:
-		p := c.parcelOf(e)
+		p := c.parcels[e.Parcel]
 		must(c.inv.Vacate(p.comp))
 		c.comps[p.comp].parcel = nil
 		c.finish(p, StateReturned)
 	case ExceptionRaised:
-		p := c.parcelOf(e)
+		p := c.parcels[e.Parcel]
 		c.exceptions++
 		p.prev, p.state, p.exception = p.state, StateException, e.Text
 		if p.comp >= 0 {
@@ -173,7 +173,7 @@ func (c *Core) apply(e *Event) {
 			}
 		}
 	case ExceptionResolved:
-		p := c.parcelOf(e)
+		p := c.parcels[e.Parcel]
 		c.exceptions--
 		p.exception = ""
 		if Resolution(e.Text) == ResolveRemoved {
@@ -198,7 +198,7 @@ func (c *Core) apply(e *Event) {
 	case CabinetStatus:
 		must(c.inv.SetCabinetOnline(allocator.CabinetID(e.Cabinet), e.Text == twin.StatusOnline))
 	case Cancelled:
-		p := c.parcelOf(e)
+		p := c.parcels[e.Parcel]
 		if p.comp >= 0 {
 			must(c.inv.Release(p.comp))
 			c.comps[p.comp].parcel = nil
@@ -266,16 +266,6 @@ func (c *Core) dropCode(p *parcel) {
 		delete(c.cabinets[p.cabinet].codes, p.lookup)
 		p.codeLive = false
 	}
-}
-
-// parcelOf is the parcel an event is about: the one its emitter named
-// (hint), or by id (a replay). A parcel that is not done is the one indexed
-// under its id, so the hint spares a lookup and cannot be wrong.
-func (c *Core) parcelOf(e *Event) *parcel {
-	if p := c.hint; p != nil && !p.done && p.id == e.Parcel {
-		return p
-	}
-	return c.parcels[e.Parcel]
 }
 
 func (c *Core) endCommand(cmd *command) {

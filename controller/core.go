@@ -291,8 +291,7 @@ type Core struct {
 	waking    bool
 
 	alarms     map[string]int
-	exceptions int     // parcels in StateException
-	hint       *parcel // the parcel of the event being built (parcelOf)
+	exceptions int // parcels in StateException
 }
 
 // New builds a core. The inventory must be fresh (every compartment free and
@@ -394,7 +393,6 @@ func (c *Core) emitAt(e *Event) error {
 }
 
 func (c *Core) parcelEvent(k Kind, p *parcel) Event {
-	c.hint = p
 	return Event{Kind: k, Parcel: p.id, Cabinet: p.cabinet, Compartment: int32(p.comp)}
 }
 

@@ -34,7 +34,7 @@ func (m *ManualClock) Now() time.Time { return m.now }
 func (m *ManualClock) AfterFunc(d time.Duration, f func()) Timer {
 	m.seq++
 	at := m.now.Add(max(d, 0))
-	t := &manualTimer{m: m, at: at, key: at.UnixNano(), seq: m.seq, f: f, idx: len(m.pending)}
+	t := &manualTimer{m: m, at: at, seq: m.seq, f: f, idx: len(m.pending)}
 	m.pending = append(m.pending, t)
 	m.up(t.idx)
 	return t
@@ -66,7 +66,6 @@ func (m *ManualClock) Pending() int { return len(m.pending) }
 type manualTimer struct {
 	m       *ManualClock
 	at      time.Time
-	key     int64 // at in Unix nanoseconds, for ordering
 	seq     uint64
 	f       func()
 	idx     int // position in the heap, -1 once out of it
@@ -86,7 +85,10 @@ func (t *manualTimer) Stop() bool {
 
 func (m *ManualClock) less(i, j int) bool {
 	a, b := m.pending[i], m.pending[j]
-	return a.key < b.key || (a.key == b.key && a.seq < b.seq)
+	if c := a.at.Compare(b.at); c != 0 {
+		return c < 0
+	}
+	return a.seq < b.seq
 }
 
 func (m *ManualClock) swap(i, j int) {

@@ -165,20 +165,20 @@ func (k *Collector) onEvent(s *site, e *controller.Event) {
 		k.advance()
 		comp, _ := s.core.Inventory().Compartment(allocator.CompartmentID(e.Compartment))
 		k.occ[comp.Class]++
-		s.kpi[e.Compartment].held = e.Parcel
+		s.compKPI[e.Compartment].held = e.Parcel
 		k.totalDeposited++
 		if k.measuring {
 			k.hourDeposits++
 		}
 	case controller.PickedUp, controller.Returned, controller.ExceptionResolved:
-		if e.Compartment < 0 || s.kpi[e.Compartment].held != e.Parcel ||
+		if e.Compartment < 0 || s.compKPI[e.Compartment].held != e.Parcel ||
 			(e.Kind == controller.ExceptionResolved && e.Text != string(controller.ResolveRemoved)) {
 			break
 		}
 		k.advance()
 		comp, _ := s.core.Inventory().Compartment(allocator.CompartmentID(e.Compartment))
 		k.occ[comp.Class]--
-		s.kpi[e.Compartment].held = ""
+		s.compKPI[e.Compartment].held = ""
 		p := k.w.parcels[e.Parcel]
 		if e.Kind == controller.PickedUp {
 			delete(k.w.parcels, e.Parcel)
@@ -204,17 +204,17 @@ func (k *Collector) onEvent(s *site, e *controller.Event) {
 			k.alarms[e.Text]++
 		}
 	case controller.DoorCommanded:
-		s.kpi[e.Compartment].cmd, s.kpi[e.Compartment].issued = e.Command, now
+		s.compKPI[e.Compartment].cmd, s.compKPI[e.Compartment].issued = e.Command, now
 	case controller.DoorOpened:
-		if e.Command != "" && e.Compartment >= 0 && s.kpi[e.Compartment].cmd == e.Command {
+		if e.Command != "" && e.Compartment >= 0 && s.compKPI[e.Compartment].cmd == e.Command {
 			if k.measuring {
-				k.doorRTT.Add(float64(now-s.kpi[e.Compartment].issued) / float64(sim.Millisecond))
+				k.doorRTT.Add(float64(now-s.compKPI[e.Compartment].issued) / float64(sim.Millisecond))
 			}
-			s.kpi[e.Compartment].cmd = ""
+			s.compKPI[e.Compartment].cmd = ""
 		}
 	case controller.CommandFailed:
-		if e.Compartment >= 0 && s.kpi[e.Compartment].cmd == e.Command {
-			s.kpi[e.Compartment].cmd = ""
+		if e.Compartment >= 0 && s.compKPI[e.Compartment].cmd == e.Command {
+			s.compKPI[e.Compartment].cmd = ""
 		}
 	}
 }
@@ -260,9 +260,6 @@ func (r *Result) Get(name string) (float64, bool) {
 func (w *World) result() *Result {
 	for _, sh := range w.shards {
 		sh.kpi.advance()
-	}
-	if len(w.shards) == 1 {
-		return w.shards[0].kpi.result()
 	}
 	m := newCollector(w.shards[0])
 	m.hours = nil
@@ -325,12 +322,7 @@ func (w *World) result() *Result {
 	return r
 }
 
-// result is the shard's own figures (the whole result of a one-shard world).
-func (k *Collector) result() *Result {
-	k.advance()
-	return k.summary()
-}
-
+// summary turns a (merged) collector into the KPIs of a result.
 func (k *Collector) summary() *Result {
 	w := k.w
 	horizon := (w.end - w.warmup).Hours()

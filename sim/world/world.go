@@ -120,7 +120,7 @@ type site struct {
 	byName    map[string]*cab
 	ratePerH  float64
 	neighbors []int
-	kpi       []compartmentKPI // by compartment id
+	compKPI   []compartmentKPI // by compartment id
 	pending   []*parcel        // waiting for the next wave
 	returns   []string         // expired parcels waiting for the next courier round
 	visit     bool             // an operator visit is scheduled
@@ -381,7 +381,7 @@ func (w *shard) buildSite(idx int, sp scenarios.Site, cat *allocator.Catalog) (*
 		return nil, err
 	}
 	s.core = core
-	s.kpi = make([]compartmentKPI, inv.Len())
+	s.compKPI = make([]compartmentKPI, inv.Len())
 	s.checker = controller.NewChecker(controller.CodeLimits{})
 	s.checker.Rehash = false // unsealed: sequence numbers are still checked
 	s.checker.OnViolation = func(v *controller.Violation) {

@@ -426,24 +426,6 @@ func (s *Store) Pending(site string, now time.Time) ([]Command, error) {
 	return out, rows.Err()
 }
 
-// MarkSent records that commands were published (or are past sending):
-// they leave the outbox. In a transaction of its own; sites batch theirs
-// into their next commit (SiteLog.MarkSent).
-func (s *Store) MarkSent(ids ...int64) error {
-	tx, err := s.db.Begin()
-	if err != nil {
-		return err
-	}
-	mark := tx.Stmt(s.markSent)
-	for _, id := range ids {
-		if _, err := mark.Exec(id); err != nil {
-			tx.Rollback()
-			return err
-		}
-	}
-	return tx.Commit()
-}
-
 // SiteLog is a site's controller.Log: Append buffers; Commit makes the
 // buffer and the outbox entries durable in one transaction.
 type SiteLog struct {

@@ -115,7 +115,9 @@ func TestCommitReloadRebuild(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, pending, 1)
 	require.Equal(t, []byte("open"), pending[0].Payload)
-	require.NoError(t, st.MarkSent(pending[0].ID))
+	marks := st.Log("lobby")
+	marks.MarkSent(pending[0].ID)
+	require.NoError(t, marks.Flush())
 	pending, err = st.Pending("lobby", clock.Now())
 	require.NoError(t, err)
 	require.Empty(t, pending)
@@ -401,7 +403,8 @@ func TestOutboxHoldsOnlyWhatIsToSend(t *testing.T) {
 	log.Enqueue("a1", "t", []byte("unsent"), epoch.Add(time.Hour))
 	cmds, err := log.Commit()
 	require.NoError(t, err)
-	require.NoError(t, st.MarkSent(cmds[0].ID))
+	log.MarkSent(cmds[0].ID)
+	require.NoError(t, log.Flush())
 	rows := func() int {
 		var n int
 		require.NoError(t, st.db.QueryRow(`SELECT count(*) FROM outbox`).Scan(&n))
