@@ -76,7 +76,7 @@ func Run(sc *scenarios.Scenario, opts Options) (*Output, error) {
 	// replication side by side (the results are the same either way).
 	var parallel func(int, func(int))
 	if n < workers {
-		parallel = runShards
+		parallel = func(k int, f func(int)) { runShards(k, workers, f) }
 	}
 	errs := make([]error, n)
 	jobs := make(chan int)
@@ -124,9 +124,9 @@ func Run(sc *scenarios.Scenario, opts Options) (*Output, error) {
 	return out, nil
 }
 
-// runShards runs f(0) … f(k-1) on up to GOMAXPROCS goroutines and waits
-// for them all.
-func runShards(k int, f func(int)) {
+// runShards runs f(0) … f(k-1) on up to workers goroutines and waits for
+// them all.
+func runShards(k, workers int, f func(int)) {
 	var next atomic.Int64
 	work := func() {
 		for i := int(next.Add(1) - 1); i < k; i = int(next.Add(1) - 1) {
@@ -134,7 +134,7 @@ func runShards(k int, f func(int)) {
 		}
 	}
 	var wg sync.WaitGroup
-	for range min(k, runtime.GOMAXPROCS(0)) - 1 {
+	for range min(k, workers) - 1 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
