@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -967,12 +968,30 @@ func (c *Core) Parcel(id string) (ParcelInfo, error) {
 	return info, nil
 }
 
-// CommandAwaited reports whether a door command is live and its cabinet
-// has neither acknowledged it nor opened its door: the only commands worth
-// publishing again after a restart.
-func (c *Core) CommandAwaited(id string) bool {
-	cmd, ok := c.cmds[id]
-	return ok && !cmd.acked && !cmd.opened
+// ResendAwaited sends again every live door command whose cabinet has
+// neither acknowledged it nor opened its door, oldest first, and returns
+// how many. After a restart these are what the rebuilt core waits for: the
+// event that issued each is durable, the command may never have left. A
+// cabinet executes a command id once, so one that did arrive is only
+// acknowledged again.
+func (c *Core) ResendAwaited() int {
+	var awaited []*command
+	for _, cmd := range c.cmds {
+		if !cmd.done && !cmd.acked && !cmd.opened {
+			awaited = append(awaited, cmd)
+		}
+	}
+	slices.SortFunc(awaited, func(a, b *command) int {
+		if a.issued != b.issued {
+			return cmp.Compare(a.issued, b.issued)
+		}
+		return strings.Compare(a.id, b.id)
+	})
+	for _, cmd := range awaited {
+		comp, _ := c.inv.Compartment(cmd.comp)
+		c.send(c.cabinets[cmd.cab].name, cmd, comp.Slot)
+	}
+	return len(awaited)
 }
 
 // ParcelState is a parcel's state, without building its ParcelInfo: what a

@@ -641,20 +641,36 @@ func TestUnsealedCoreNumbersButDoesNotChain(t *testing.T) {
 	require.Error(t, err)
 }
 
-// TestCommandAwaited: a door command is awaited from its issue until the
-// cabinet acknowledges it; unknown ids never are.
-func TestCommandAwaited(t *testing.T) {
+// TestResendAwaited: after a restart the rebuilt core sends again the door
+// commands its cabinets have not acknowledged, with their ids and expiries,
+// and no others.
+func TestResendAwaited(t *testing.T) {
 	r := newRig(t, testSettings())
-	_, err := r.core.Announce("p1", ParcelSpec{Class: "S"}, "r")
+	for _, id := range []string{"p1", "p2", "p3"} {
+		_, err := r.core.Announce(id, ParcelSpec{Class: "S"}, "r")
+		require.NoError(t, err)
+		_, err = r.core.StartDeposit(id)
+		require.NoError(t, err)
+	}
+	sent := append([]sentCommand(nil), r.out.sent...)
+	require.Len(t, sent, 3)
+	r.ack(sent[0]) // acknowledged: not awaited
+	r.ack(sent[2])
+	r.opened(sent[2])
+	r.closed(sent[2].cabinet, sent[2].cmd.Compartment, true) // done
+
+	cfg := r.cfg
+	cfg.Inventory = testInventory(t)
+	pol, err := allocator.New("first-fit", cfg.Inventory.Catalog(), allocator.Config{})
 	require.NoError(t, err)
-	_, err = r.core.StartDeposit("p1")
+	out := &recorder{codes: map[string]string{}, byKind: map[NotificationKind]int{}}
+	cfg.Policy, cfg.Log, cfg.Out = pol, &MemoryLog{}, out
+	rebuilt, err := Rebuild(cfg, r.log.Events())
 	require.NoError(t, err)
-	sc := r.out.last()
-	require.True(t, r.core.CommandAwaited(sc.cmd.ID))
-	require.False(t, r.core.CommandAwaited("lobby-c999"))
-	r.ack(sc)
-	require.False(t, r.core.CommandAwaited(sc.cmd.ID), "acknowledged")
-	r.opened(sc)
-	r.closed(sc.cabinet, sc.cmd.Compartment, true)
-	require.False(t, r.core.CommandAwaited(sc.cmd.ID), "done")
+	require.Empty(t, out.sent, "rebuilding sends nothing")
+	require.Equal(t, 1, rebuilt.ResendAwaited())
+	require.Equal(t, []sentCommand{sent[1]}, out.sent, "the same command: id, compartment, issue and expiry")
+
+	r.ack(sent[1])
+	require.Zero(t, r.core.ResendAwaited(), "all acknowledged")
 }

@@ -375,7 +375,7 @@ func (s *Service) startSite(l SiteLayout) error {
 }
 
 // Start listens on HTTP and MQTT, subscribes the sites to their cabinets,
-// republishes commands that were durable but not yet sent before a restart,
+// resends the door commands its cabinets had not acknowledged before a restart,
 // and starts each site's goroutine.
 func (s *Service) Start() error {
 	if err := s.broker.Start(); err != nil {
@@ -400,13 +400,14 @@ func (s *Service) Start() error {
 	}
 	s.mu.RUnlock()
 	for _, st := range s.sortedSites() {
-		pending, err := s.store.Pending(st.id, time.Now())
-		if err != nil {
-			return err
-		}
-		if len(pending) > 0 {
-			st.post(func() error { st.republish(pending); return nil })
-		}
+		// Commands whose events are durable but which their cabinets never
+		// acknowledged (the process stopped first): sent again, same ids.
+		st.post(func() error {
+			if n := st.core.ResendAwaited(); n > 0 {
+				s.log.Info("resending unacknowledged door commands", "site", st.id, "commands", n)
+			}
+			return nil
+		})
 	}
 	ln, err := net.Listen("tcp", s.cfg.HTTPAddr)
 	if err != nil {
@@ -565,9 +566,16 @@ type site struct {
 	core   *controller.Core
 	log    *sqlite.SiteLog
 	inbox  chan job
+	cmds   []cabinetCommand // the batch's commands, published after its commit
 	notes  []controller.Notification
 	events []controller.Event
 	seen   map[string]bool // cabinets that reported a status since start
+}
+
+// cabinetCommand is a door command waiting for its event's commit.
+type cabinetCommand struct {
+	cabinet string
+	cmd     twin.Command
 }
 
 // markUnseenOffline ends the status grace: every cabinet that has not
@@ -607,7 +615,7 @@ func (st *site) run() {
 		case j := <-st.inbox:
 			batch = append(batch[:0], j)
 		case <-st.svc.ctx.Done():
-			if err := st.log.Flush(); err != nil {
+			if err := st.log.Commit(); err != nil {
 				st.svc.log.Error("flushing the site's log at shutdown", "site", st.id, "err", err)
 			}
 			return
@@ -670,12 +678,13 @@ func (st *site) postTimer(f func()) { st.enqueue(job{f: func() error { f(); retu
 
 // commit makes the batch durable, then publishes its commands and delivers
 // its observations and notifications. If the commit fails the core no longer
-// matches the store: it is rebuilt from the store and every input of the
-// batch gets ErrLogFailed (a 503), never a false yes.
+// matches the store: it is rebuilt from the store, the batch's outputs are
+// dropped, and every input of the batch gets ErrLogFailed (a 503), never a
+// false yes.
 func (st *site) commit() error {
-	cmds, cerr := st.log.Commit()
-	notes, events := st.notes, st.events
-	st.notes, st.events = nil, nil
+	cerr := st.log.Commit()
+	cmds, notes, events := st.cmds, st.notes, st.events
+	st.cmds, st.notes, st.events = st.cmds[:0], nil, nil
 	if cerr != nil {
 		st.svc.log.Error("commit failed; rebuilding the site from its store", "site", st.id, "err", cerr)
 		if rerr := st.rebuild(); rerr != nil {
@@ -718,53 +727,30 @@ func (st *site) rebuild() error {
 	return nil
 }
 
-// publish sends committed commands to their cabinets and marks them sent.
-func (st *site) publish(cmds []sqlite.Command) {
-	if len(cmds) == 0 {
-		return
-	}
-	ids := make([]int64, 0, len(cmds))
-	for _, c := range cmds {
-		ttl := time.Until(c.Expires)
+// publish sends committed commands to their cabinets. One already expired
+// (its commit was slow) is never sent late: the core's retry or timeout
+// takes it from there.
+func (st *site) publish(cmds []cabinetCommand) {
+	for i := range cmds {
+		c := &cmds[i]
+		ttl := time.Until(c.cmd.ExpiresAt)
 		if ttl <= 0 {
-			ids = append(ids, c.ID) // stale: never sent late, and done with
 			continue
 		}
-		if err := st.svc.broker.Publish(c.Topic, c.Payload, false, ttl); err != nil {
-			st.svc.log.Error("publishing a command", "topic", c.Topic, "err", err)
+		payload, err := twin.EncodeCommand(&c.cmd)
+		if err != nil {
+			st.svc.log.Error("core produced an invalid command", "err", err)
 			continue
 		}
-		ids = append(ids, c.ID)
-	}
-	st.log.MarkSent(ids...)
-}
-
-// republish sends, after a restart, the unsent commands the rebuilt core
-// still waits for; the others (acknowledged or done before the restart) are
-// only marked sent. On the site's goroutine.
-func (st *site) republish(pending []sqlite.Command) {
-	var again []sqlite.Command
-	var done []int64
-	for _, c := range pending {
-		cmd, err := twin.DecodeCommand(c.Payload)
-		if err == nil && st.core.CommandAwaited(cmd.ID) {
-			again = append(again, c)
-		} else {
-			done = append(done, c.ID)
+		if err := st.svc.broker.Publish(twin.CabinetTopic(st.id, c.cabinet, twin.ChanCmd), payload, false, ttl); err != nil {
+			st.svc.log.Error("publishing a command", "cabinet", c.cabinet, "err", err)
 		}
 	}
-	st.log.MarkSent(done...)
-	st.publish(again)
 }
 
-// Send queues a command in the outbox, committed with the events (Outputs).
+// Send holds a command until the event that issued it is durable (Outputs).
 func (st *site) Send(cabinet string, cmd twin.Command) {
-	payload, err := twin.EncodeCommand(&cmd)
-	if err != nil {
-		st.svc.log.Error("core produced an invalid command", "err", err)
-		return
-	}
-	st.log.Enqueue(cabinet, twin.CabinetTopic(st.id, cabinet, twin.ChanCmd), payload, cmd.ExpiresAt)
+	st.cmds = append(st.cmds, cabinetCommand{cabinet, cmd})
 }
 
 // Notify holds a notification until its events are durable (Outputs).

@@ -1,20 +1,23 @@
 // Package sqlite is the controller's durable store in SQLite (modernc.org/sqlite,
-// pure Go, no cgo): every site's hash-chained event log, and a transactional
-// outbox of cabinet commands.
+// pure Go, no cgo): every site's hash-chained event log.
 //
 // How the service uses it: a site's core appends its events to a SiteLog,
-// which only buffers them; after each batch of inputs the service commits the
-// buffer together with the commands the inputs produced, in one transaction,
-// and publishes the commands only after that commit. One committer writes
-// every site's batches, so sites committing at once share a transaction (and
-// its fsync). Published commands leave the outbox with the site's next
-// commit. A crash therefore loses no accepted parcel (its events are durable
-// before the caller hears yes) and opens no door twice (a command still in
-// the outbox is republished with the same id after a restart only if the
-// rebuilt core still awaits it; the cabinet executes an id once).
+// which only buffers them; after a batch of inputs the service commits the
+// buffer in one transaction and only then publishes the cabinet commands the
+// inputs produced and answers the callers. One committer writes every site's
+// batches, so sites committing at once share a transaction (and its fsync).
+//
+// The event log is also the outbox. Every door command is issued by an
+// event (door_commanded, command_retried) that carries its id and expiry, so
+// the rebuilt core knows each command its cabinets have not acknowledged and
+// sends those again after a restart (controller.Core.ResendAwaited). A
+// crash therefore loses no accepted parcel (its events are durable before
+// the caller hears yes) and opens no door twice (a command is never
+// published before its event is durable, and a cabinet executes an id once).
+// Stores written before this kept an outbox table; opening one drops it.
 //
 // What it must never do: hand back events whose chain does not verify, or
-// publish before commit.
+// let a command out before its event.
 package sqlite
 
 import (
@@ -22,7 +25,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
@@ -44,25 +46,11 @@ CREATE TABLE IF NOT EXISTS events (
 	PRIMARY KEY (site, seq)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS events_parcel ON events (site, parcel, seq);
-CREATE TABLE IF NOT EXISTS outbox (
-	id      INTEGER PRIMARY KEY AUTOINCREMENT,
-	site    TEXT NOT NULL,
-	cabinet TEXT NOT NULL,
-	topic   TEXT NOT NULL,
-	payload BLOB NOT NULL,
-	expires INTEGER NOT NULL,
-	sent    INTEGER NOT NULL DEFAULT 0
-);
 `
 
-// The outbox is a queue: a published command's row is deleted (the event
-// log keeps its DoorCommanded), so the table holds only what is still to
-// send, stays a page or two, and needs no index. Stores written before that
-// had sent rows and an index over them; opening one tidies it.
-const tidyOutbox = `
-DROP INDEX IF EXISTS outbox_pending;
-DELETE FROM outbox WHERE sent <> 0;
-`
+// dropOutbox removes the outbox table of stores written before the event
+// log became the outbox: what it held unsent, the rebuilt core resends.
+const dropOutbox = `DROP TABLE IF EXISTS outbox;`
 
 // SchemaVersion is the store's on-disk format.
 const SchemaVersion = "1"
@@ -73,7 +61,7 @@ type Store struct {
 	path string
 	// Statements every commit runs, prepared once: preparing them per
 	// transaction compiled the SQL on every group commit.
-	insEvent, insOutbox, markSent *sql.Stmt
+	insEvent *sql.Stmt
 
 	// Group commit across sites: a site's commit is a request to one
 	// committer, which writes every request waiting in one transaction.
@@ -88,6 +76,11 @@ type Store struct {
 // maxGroup bounds how many sites' batches share one transaction.
 const maxGroup = 64
 
+// ErrInUse is returned by Open when another process holds the store.
+var ErrInUse = errors.New("store in use")
+
+const sqliteBusy = 5 // SQLITE_BUSY
+
 // ErrClosed is returned for a commit after Close.
 var ErrClosed = errors.New("store closed")
 
@@ -95,8 +88,6 @@ var ErrClosed = errors.New("store closed")
 type commitReq struct {
 	site   string
 	events []controller.Event
-	cmds   []Command
-	sent   []int64
 	done   chan error
 }
 
@@ -127,21 +118,29 @@ func OpenSync(path string, sync Sync) (*Store, error) {
 	default:
 		return nil, fmt.Errorf("unknown sync mode %q (full or normal)", sync)
 	}
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(" + pragma + ")&_pragma=busy_timeout(5000)&_pragma=foreign_keys(ON)"
+	// Exclusive locking: the one connection takes the file's lock at its
+	// first access and keeps it, so a transaction makes no lock system calls
+	// and WAL needs no shared-memory index (set before journal_mode, as
+	// SQLite requires for that). It also keeps a second process from
+	// writing the same chain.
+	dsn := "file:" + path + "?_pragma=locking_mode(EXCLUSIVE)&_pragma=journal_mode(WAL)&_pragma=synchronous(" + pragma + ")&_pragma=busy_timeout(1000)&_pragma=foreign_keys(ON)"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("opening store %s: %w", path, err)
 	}
-	// One writer: SQLite serialises writes anyway, and one connection keeps
-	// transactions from waiting on each other's locks.
+	// One connection, the only writer.
 	db.SetMaxOpenConns(1)
 	if _, err := db.Exec(schema); err != nil {
 		db.Close()
+		var coded interface{ Code() int }
+		if errors.As(err, &coded) && coded.Code()&0xff == sqliteBusy {
+			return nil, fmt.Errorf("store %s is in use by another process (one lockerd per data directory): %w", path, ErrInUse)
+		}
 		return nil, fmt.Errorf("creating schema in %s: %w", path, err)
 	}
-	if _, err := db.Exec(tidyOutbox); err != nil {
+	if _, err := db.Exec(dropOutbox); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("tidying the outbox of %s: %w", path, err)
+		return nil, fmt.Errorf("dropping the old outbox of %s: %w", path, err)
 	}
 	var version string
 	err = db.QueryRow(`SELECT value FROM meta WHERE key = 'schema'`).Scan(&version)
@@ -159,18 +158,10 @@ func OpenSync(path string, sync Sync) (*Store, error) {
 		return nil, fmt.Errorf("store %s has schema %s; this build reads %s", path, version, SchemaVersion)
 	}
 	st := &Store{db: db, path: path}
-	for _, p := range []struct {
-		stmt **sql.Stmt
-		sql  string
-	}{
-		{&st.insEvent, `INSERT INTO events (site, seq, at, kind, parcel, body, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`},
-		{&st.insOutbox, `INSERT INTO outbox (site, cabinet, topic, payload, expires) VALUES (?, ?, ?, ?, ?)`},
-		{&st.markSent, `DELETE FROM outbox WHERE id = ?`},
-	} {
-		if *p.stmt, err = db.Prepare(p.sql); err != nil {
-			db.Close()
-			return nil, fmt.Errorf("preparing %q: %w", p.sql, err)
-		}
+	const insert = `INSERT INTO events (site, seq, at, kind, parcel, body, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+	if st.insEvent, err = db.Prepare(insert); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("preparing %q: %w", insert, err)
 	}
 	st.reqs, st.quit = make(chan *commitReq), make(chan struct{})
 	st.wg.Add(1)
@@ -220,7 +211,7 @@ func (s *Store) write(group []*commitReq) error {
 	if err != nil {
 		return fmt.Errorf("committing: %w", err)
 	}
-	insert, outbox, mark := tx.Stmt(s.insEvent), tx.Stmt(s.insOutbox), tx.Stmt(s.markSent)
+	insert := tx.Stmt(s.insEvent)
 	for _, r := range group {
 		for i := range r.events {
 			e := &r.events[i]
@@ -228,24 +219,6 @@ func (s *Store) write(group []*commitReq) error {
 			if _, err := insert.Exec(r.site, e.Seq, e.At, int(e.Kind), e.Parcel, s.buf, e.Prev[:], e.Hash[:]); err != nil {
 				tx.Rollback()
 				return fmt.Errorf("committing %s event %d: %w", r.site, e.Seq, err)
-			}
-		}
-		for i := range r.cmds {
-			c := &r.cmds[i]
-			res, err := outbox.Exec(r.site, c.Cabinet, c.Topic, c.Payload, c.Expires.UnixNano())
-			if err != nil {
-				tx.Rollback()
-				return fmt.Errorf("committing %s outbox: %w", r.site, err)
-			}
-			if c.ID, err = res.LastInsertId(); err != nil {
-				tx.Rollback()
-				return err
-			}
-		}
-		for _, id := range r.sent {
-			if _, err := mark.Exec(id); err != nil {
-				tx.Rollback()
-				return fmt.Errorf("committing %s sent marks: %w", r.site, err)
 			}
 		}
 	}
@@ -260,9 +233,7 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.quit)
 		s.wg.Wait()
-		for _, st := range []*sql.Stmt{s.insEvent, s.insOutbox, s.markSent} {
-			st.Close()
-		}
+		s.insEvent.Close()
 		s.closeErr = s.db.Close()
 	})
 	return s.closeErr
@@ -388,53 +359,13 @@ func (s *Store) Verify(site string) (int, error) {
 	return len(events), err
 }
 
-// Command is a cabinet command waiting in the outbox.
-type Command struct {
-	ID      int64
-	Site    string
-	Cabinet string
-	Topic   string
-	Payload []byte
-	Expires time.Time
-}
-
-// Pending lists a site's unsent, unexpired commands in order: after a
-// restart the service publishes these (same ids: the cabinets dedup). It
-// scans the outbox, which holds only unsent commands.
-func (s *Store) Pending(site string, now time.Time) ([]Command, error) {
-	// What expired unsent (its publish failed, then the process stopped)
-	// will never be sent: it goes.
-	if _, err := s.db.Exec(`DELETE FROM outbox WHERE site = ? AND expires <= ?`, site, now.UnixNano()); err != nil {
-		return nil, err
-	}
-	rows, err := s.db.Query(`SELECT id, cabinet, topic, payload, expires FROM outbox
-		WHERE site = ? AND sent = 0 AND expires > ? ORDER BY id`, site, now.UnixNano())
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Command
-	for rows.Next() {
-		c := Command{Site: site}
-		var exp int64
-		if err := rows.Scan(&c.ID, &c.Cabinet, &c.Topic, &c.Payload, &exp); err != nil {
-			return nil, err
-		}
-		c.Expires = time.Unix(0, exp).UTC()
-		out = append(out, c)
-	}
-	return out, rows.Err()
-}
-
 // SiteLog is a site's controller.Log: Append buffers; Commit makes the
-// buffer and the outbox entries durable in one transaction.
+// buffer durable in one transaction.
 type SiteLog struct {
 	s       *Store
 	site    string
 	mu      sync.Mutex
 	pending []controller.Event
-	outbox  []Command
-	sent    []int64 // published commands, marked sent with the next commit
 }
 
 // Log returns the log of a site.
@@ -448,24 +379,6 @@ func (l *SiteLog) Append(e *controller.Event) error {
 	return nil
 }
 
-// Enqueue buffers a command for the outbox, to be committed with the events.
-func (l *SiteLog) Enqueue(cabinet, topic string, payload []byte, expires time.Time) {
-	l.mu.Lock()
-	l.outbox = append(l.outbox, Command{Site: l.site, Cabinet: cabinet, Topic: topic, Payload: payload, Expires: expires})
-	l.mu.Unlock()
-}
-
-// MarkSent records that commands were published. The mark rides on the
-// site's next commit rather than costing a transaction (and an fsync) of
-// its own. Until then a restart republishes them, as it would after a crash
-// between publishing and marking: a command carries its id and expiry, and
-// cabinets acknowledge a repeated id without acting on it again.
-func (l *SiteLog) MarkSent(ids ...int64) {
-	l.mu.Lock()
-	l.sent = append(l.sent, ids...)
-	l.mu.Unlock()
-}
-
 // Buffered is the number of events waiting for Commit.
 func (l *SiteLog) Buffered() int {
 	l.mu.Lock()
@@ -473,40 +386,22 @@ func (l *SiteLog) Buffered() int {
 	return len(l.pending)
 }
 
-// Flush commits what is buffered, sent marks included: at shutdown.
-func (l *SiteLog) Flush() error {
-	_, err := l.commit(true)
-	return err
-}
-
-// Commit writes the buffered events and commands in one transaction and
-// returns the commands with their outbox ids, to be published now. On
-// error nothing was written and the buffer is dropped: the caller must
-// rebuild its core from the store, which no longer matches it.
-func (l *SiteLog) Commit() ([]Command, error) { return l.commit(false) }
-
-func (l *SiteLog) commit(flush bool) ([]Command, error) {
+// Commit writes the buffered events in one transaction (none buffered: no
+// transaction). On error nothing was written and the buffer is dropped: the
+// caller must rebuild its core from the store, which no longer matches it.
+func (l *SiteLog) Commit() error {
 	l.mu.Lock()
-	events, cmds, sent := l.pending, l.outbox, l.sent
-	if len(events) == 0 && len(cmds) == 0 && !(flush && len(sent) > 0) {
-		l.mu.Unlock()
-		return nil, nil // sent marks alone wait for a commit with content
-	}
-	l.pending, l.outbox, l.sent = nil, nil, nil
+	events := l.pending
+	l.pending = nil
 	l.mu.Unlock()
-	r := &commitReq{site: l.site, events: events, cmds: cmds, sent: sent, done: make(chan error, 1)}
-	var err error
+	if len(events) == 0 {
+		return nil
+	}
+	r := &commitReq{site: l.site, events: events, done: make(chan error, 1)}
 	select {
 	case l.s.reqs <- r:
-		err = <-r.done
+		return <-r.done
 	case <-l.s.quit:
-		err = ErrClosed
+		return ErrClosed
 	}
-	if err != nil {
-		l.mu.Lock()
-		l.sent = append(sent, l.sent...) // they are still true; they go next time
-		l.mu.Unlock()
-		return nil, err
-	}
-	return cmds, nil
 }

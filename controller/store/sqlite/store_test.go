@@ -62,22 +62,16 @@ func TestCommitReloadRebuild(t *testing.T) {
 	// One parcel through deposit, committing after each input as the service does.
 	_, err = core.Announce("p1", controller.ParcelSpec{Class: "S"}, "r")
 	require.NoError(t, err)
-	_, err = log.Commit()
-	require.NoError(t, err)
+	require.NoError(t, log.Commit())
 	d, err := core.StartDeposit("p1")
 	require.NoError(t, err)
-	log.Enqueue("a1", twin.CabinetTopic("lobby", "a1", twin.ChanCmd), []byte("open"), clock.Now().Add(time.Minute))
-	cmds, err := log.Commit()
-	require.NoError(t, err)
-	require.Len(t, cmds, 1)
-	require.Positive(t, cmds[0].ID)
+	require.NoError(t, log.Commit())
 	seq := uint64(0)
 	send := func(ev twin.Event) {
 		seq++
 		ev.V, ev.Seq, ev.ID, ev.At = 1, seq, "e", clock.Now()
 		require.NoError(t, core.HandleEvent("a1", ev))
-		_, err := log.Commit()
-		require.NoError(t, err)
+		require.NoError(t, log.Commit())
 	}
 	occupied := true
 	send(twin.Event{Type: twin.EvtAck, Command: d.Command})
@@ -110,67 +104,53 @@ func TestCommitReloadRebuild(t *testing.T) {
 	require.Equal(t, controller.Announced, history[0].Kind)
 	require.Equal(t, controller.Notified, history[len(history)-1].Kind)
 
-	// The command was committed but never marked sent: it is pending.
-	pending, err := st.Pending("lobby", clock.Now())
-	require.NoError(t, err)
-	require.Len(t, pending, 1)
-	require.Equal(t, []byte("open"), pending[0].Payload)
-	marks := st.Log("lobby")
-	marks.MarkSent(pending[0].ID)
-	require.NoError(t, marks.Flush())
-	pending, err = st.Pending("lobby", clock.Now())
-	require.NoError(t, err)
-	require.Empty(t, pending)
 }
 
-func TestExpiredCommandsAreNotPending(t *testing.T) {
-	st, err := Open(filepath.Join(t.TempDir(), "x.db"))
+// TestTheLogIsTheOutbox: a door command whose event is durable but which
+// the cabinet never acknowledged (the process died before publishing it,
+// or the cabinet never got it) is sent again by the core rebuilt from the
+// store, with the same id and expiry; an acknowledged one is not.
+func TestTheLogIsTheOutbox(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "o.db")
+	st, err := Open(path)
+	require.NoError(t, err)
+	log := st.Log("lobby")
+	clock := twin.NewManualClock(epoch)
+	out := &sink{codes: map[string]string{}}
+	core, err := controller.New(coreOn(t, log, clock, out))
+	require.NoError(t, err)
+	for _, id := range []string{"p1", "p2"} {
+		_, err = core.Announce(id, controller.ParcelSpec{Class: "S"}, "r")
+		require.NoError(t, err)
+		_, err = core.StartDeposit(id)
+		require.NoError(t, err)
+	}
+	require.Len(t, out.cmds, 2)
+	ack := twin.Event{V: 1, Seq: 1, ID: "e1", At: clock.Now(), Type: twin.EvtAck, Command: out.cmds[0].ID}
+	require.NoError(t, core.HandleEvent("a1", ack))
+	require.NoError(t, log.Commit())
+	require.NoError(t, st.Close())
+
+	// An old store's outbox table goes when it is opened.
+	raw, err := sql.Open("sqlite", path)
+	require.NoError(t, err)
+	_, err = raw.Exec(`CREATE TABLE outbox (id INTEGER PRIMARY KEY, payload BLOB)`)
+	require.NoError(t, err)
+	require.NoError(t, raw.Close())
+
+	st, err = Open(path)
 	require.NoError(t, err)
 	defer st.Close()
-	log := st.Log("lobby")
-	log.Enqueue("a1", "t", []byte("old"), epoch.Add(time.Minute))
-	log.Enqueue("a1", "t", []byte("live"), epoch.Add(time.Hour))
-	_, err = log.Commit()
+	var tables int
+	require.NoError(t, st.db.QueryRow(`SELECT count(*) FROM sqlite_master WHERE name = 'outbox'`).Scan(&tables))
+	require.Zero(t, tables)
+	events, err := st.Events("lobby")
 	require.NoError(t, err)
-	pending, err := st.Pending("lobby", epoch.Add(10*time.Minute))
+	again := &sink{codes: map[string]string{}}
+	rebuilt, err := controller.Rebuild(coreOn(t, st.Log("lobby"), twin.NewManualClock(clock.Now()), again), events)
 	require.NoError(t, err)
-	require.Len(t, pending, 1)
-	require.Equal(t, []byte("live"), pending[0].Payload, "a stale open is never sent late")
-}
-
-// TestSentMarksRideOnTheNextCommit: a site's sent marks cost no
-// transaction of their own; they are written with its next commit, or by
-// Flush at shutdown, and a restart before that republishes the command.
-func TestSentMarksRideOnTheNextCommit(t *testing.T) {
-	st, err := Open(filepath.Join(t.TempDir(), "m.db"))
-	require.NoError(t, err)
-	defer st.Close()
-	log := st.Log("lobby")
-	log.Enqueue("a1", "t", []byte("first"), epoch.Add(time.Hour))
-	cmds, err := log.Commit()
-	require.NoError(t, err)
-	require.Len(t, cmds, 1)
-	log.MarkSent(cmds[0].ID)
-	cmds, err = log.Commit() // nothing but a mark: no transaction yet
-	require.NoError(t, err)
-	require.Empty(t, cmds)
-	pending, err := st.Pending("lobby", epoch)
-	require.NoError(t, err)
-	require.Len(t, pending, 1, "not yet marked: a restart now would republish it")
-
-	log.Enqueue("a1", "t", []byte("second"), epoch.Add(time.Hour))
-	_, err = log.Commit()
-	require.NoError(t, err)
-	pending, err = st.Pending("lobby", epoch)
-	require.NoError(t, err)
-	require.Len(t, pending, 1)
-	require.Equal(t, []byte("second"), pending[0].Payload, "the first was marked with the second's commit")
-
-	log.MarkSent(pending[0].ID)
-	require.NoError(t, log.Flush())
-	pending, err = st.Pending("lobby", epoch)
-	require.NoError(t, err)
-	require.Empty(t, pending, "Flush writes marks alone")
+	require.Equal(t, 1, rebuilt.ResendAwaited())
+	require.Equal(t, []twin.Command{out.cmds[1]}, again.cmds, "the unacknowledged command, as first sent")
 }
 
 func TestTamperingIsDetected(t *testing.T) {
@@ -184,8 +164,7 @@ func TestTamperingIsDetected(t *testing.T) {
 		_, err := core.Announce(id, controller.ParcelSpec{Class: "S"}, "r")
 		require.NoError(t, err)
 	}
-	_, err = log.Commit()
-	require.NoError(t, err)
+	require.NoError(t, log.Commit())
 	_, err = st.Verify("lobby")
 	require.NoError(t, err)
 	require.NoError(t, st.Close())
@@ -220,11 +199,9 @@ func TestDuplicateSequenceIsRefused(t *testing.T) {
 	log := st.Log("lobby")
 	e := controller.Event{Seq: 1, Kind: controller.CabinetStatus, Cabinet: 0, Compartment: -1, Text: "online"}
 	require.NoError(t, log.Append(&e))
-	_, err = log.Commit()
-	require.NoError(t, err)
+	require.NoError(t, log.Commit())
 	require.NoError(t, log.Append(&e))
-	_, err = log.Commit()
-	require.Error(t, err, "an entry is logged once")
+	require.Error(t, log.Commit(), "an entry is logged once")
 	events, err := st.Events("lobby")
 	require.Error(t, err, "the single entry's hash is zero, so the chain does not verify")
 	require.Empty(t, events)
@@ -247,7 +224,7 @@ func TestSitesCommitConcurrently(t *testing.T) {
 				if err := log.Append(&e); err != nil {
 					t.Error(err)
 				}
-				if _, err := log.Commit(); err != nil {
+				if err := log.Commit(); err != nil {
 					t.Error(err)
 				}
 			}
@@ -304,12 +281,9 @@ func benchCommit(b *testing.B, sync Sync) {
 			chain.Link(&e)
 			_ = log.Append(&e)
 		}
-		log.Enqueue("a1", "lockers/v1/lobby/a1/cmd", []byte(`{"v":1}`), epoch.Add(time.Minute))
-		cmds, err := log.Commit()
-		if err != nil {
+		if err := log.Commit(); err != nil {
 			b.Fatal(err)
 		}
-		log.MarkSent(cmds[0].ID) // published: marked with the next commit, as the service does
 	}
 }
 
@@ -349,23 +323,17 @@ func TestGroupCommitAcrossSites(t *testing.T) {
 					chain.Link(&e)
 					require.NoError(t, log.Append(&e))
 				}
-				log.Enqueue("a1", "t", []byte(site), epoch.Add(time.Hour))
-				cmds, err := log.Commit()
-				if err != nil {
+				if err := log.Commit(); err != nil {
 					errs[i] = err
 					return
 				}
-				require.Len(t, cmds, 1)
-				require.NotZero(t, cmds[0].ID)
-				log.MarkSent(cmds[0].ID)
 			}
 			if i == 0 { // a batch repeating an entry already written
 				dup := controller.Event{Kind: controller.Announced, Parcel: "x", Seq: 1, Cabinet: -1, Compartment: -1,
 					Spec: &controller.ParcelSpec{Class: "S"}}
 				require.NoError(t, log.Append(&dup))
-				_, errs[i] = log.Commit()
+				errs[i] = log.Commit()
 			}
-			require.NoError(t, log.Flush())
 		}()
 	}
 	wg.Wait()
@@ -377,60 +345,28 @@ func TestGroupCommitAcrossSites(t *testing.T) {
 		events, err := st.Events("s" + string(rune('a'+i)))
 		require.NoError(t, err)
 		require.Len(t, events, batches*perBatch)
-		pending, err := st.Pending("s"+string(rune('a'+i)), epoch)
-		require.NoError(t, err)
-		require.Empty(t, pending, "every command marked sent")
 	}
 	require.NoError(t, st.Close())
-	_, err = st.Log("sa").Commit()
-	require.NoError(t, err, "nothing buffered: nothing to refuse")
+	require.NoError(t, st.Log("sa").Commit(), "nothing buffered: nothing to refuse")
 	l := st.Log("sa")
-	l.Enqueue("a1", "t", []byte("late"), epoch.Add(time.Hour))
-	_, err = l.Commit()
-	require.ErrorIs(t, err, ErrClosed)
+	late := controller.Event{Kind: controller.Announced, Parcel: "late", Seq: batches*perBatch + 1, Cabinet: -1, Compartment: -1,
+		Spec: &controller.ParcelSpec{Class: "S"}}
+	require.NoError(t, l.Append(&late))
+	require.ErrorIs(t, l.Commit(), ErrClosed)
 }
 
-// TestOutboxHoldsOnlyWhatIsToSend: sent and expired commands leave the
-// outbox; a store from before (sent rows kept, an index over them) is tidied
-// when opened, and its unsent commands stay pending.
-func TestOutboxHoldsOnlyWhatIsToSend(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "o.db")
+// TestOneProcessPerStore: the store is locked while open, so a second
+// lockerd on the same data directory is refused with a clear error, and
+// gets it once the first has closed.
+func TestOneProcessPerStore(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "one.db")
 	st, err := Open(path)
 	require.NoError(t, err)
-	log := st.Log("lobby")
-	log.Enqueue("a1", "t", []byte("sent"), epoch.Add(time.Hour))
-	log.Enqueue("a1", "t", []byte("stale"), epoch.Add(time.Minute))
-	log.Enqueue("a1", "t", []byte("unsent"), epoch.Add(time.Hour))
-	cmds, err := log.Commit()
-	require.NoError(t, err)
-	log.MarkSent(cmds[0].ID)
-	require.NoError(t, log.Flush())
-	rows := func() int {
-		var n int
-		require.NoError(t, st.db.QueryRow(`SELECT count(*) FROM outbox`).Scan(&n))
-		return n
-	}
-	require.Equal(t, 2, rows(), "the sent command left")
-	pending, err := st.Pending("lobby", epoch.Add(10*time.Minute))
-	require.NoError(t, err)
-	require.Len(t, pending, 1)
-	require.Equal(t, []byte("unsent"), pending[0].Payload)
-	require.Equal(t, 1, rows(), "the expired one left too")
-
-	// The old way: a sent row kept, and an index.
-	_, err = st.db.Exec(`INSERT INTO outbox (site, cabinet, topic, payload, expires, sent) VALUES ('lobby', 'a1', 't', 'old', 0, 1)`)
-	require.NoError(t, err)
-	_, err = st.db.Exec(`CREATE INDEX outbox_pending ON outbox (site, sent, id)`)
-	require.NoError(t, err)
+	_, err = Open(path)
+	require.ErrorIs(t, err, ErrInUse)
+	require.ErrorContains(t, err, "one lockerd per data directory")
 	require.NoError(t, st.Close())
 	st, err = Open(path)
 	require.NoError(t, err)
-	defer st.Close()
-	require.Equal(t, 1, rows())
-	var idx int
-	require.NoError(t, st.db.QueryRow(`SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'outbox_pending'`).Scan(&idx))
-	require.Zero(t, idx)
-	pending, err = st.Pending("lobby", epoch.Add(10*time.Minute))
-	require.NoError(t, err)
-	require.Len(t, pending, 1)
+	require.NoError(t, st.Close())
 }
