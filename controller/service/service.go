@@ -606,6 +606,12 @@ const maxBatch = 128
 // run is the site's goroutine. It takes every input waiting (up to
 // maxBatch), runs them in order, commits them in one transaction (one fsync
 // for the lot: group commit), publishes, and only then answers them.
+//
+// A batch that nothing waits on (cabinet events whose effects stay inside:
+// an acknowledgement, a door opening) is not committed on its own while
+// more input is waiting: it rides with the next, which saves a transaction
+// per such batch under load and delays nothing, since nothing leaves the
+// process before its events are durable.
 func (st *site) run() {
 	defer st.svc.wg.Done()
 	batch := make([]job, 0, maxBatch)
@@ -616,22 +622,29 @@ func (st *site) run() {
 			batch = append(batch[:0], j)
 		case <-st.svc.ctx.Done():
 			if err := st.log.Commit(); err != nil {
-				st.svc.log.Error("flushing the site's log at shutdown", "site", st.id, "err", err)
+				st.svc.log.Error("committing the site's log at shutdown", "site", st.id, "err", err)
 			}
 			return
 		}
-	drain:
-		for len(batch) < maxBatch {
-			select {
-			case j := <-st.inbox:
-				batch = append(batch, j)
-			default:
-				break drain
-			}
-		}
 		errs = errs[:0]
-		for _, j := range batch {
-			errs = append(errs, j.f())
+		for {
+			for len(batch) < maxBatch {
+				select {
+				case j := <-st.inbox:
+					batch = append(batch, j)
+					continue
+				default:
+				}
+				break
+			}
+			waited := false
+			for _, j := range batch[len(errs):] {
+				errs = append(errs, j.f())
+				waited = waited || j.done != nil
+			}
+			if waited || len(st.cmds) > 0 || len(st.notes) > 0 || len(batch) == maxBatch || len(st.inbox) == 0 {
+				break
+			}
 		}
 		if err := st.commit(); err != nil {
 			for i := range errs {
