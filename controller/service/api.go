@@ -19,6 +19,7 @@ import (
 
 	"github.com/lockertwin/lockertwin/allocator"
 	"github.com/lockertwin/lockertwin/controller"
+	"github.com/lockertwin/lockertwin/controller/store/sqlite"
 	"github.com/lockertwin/lockertwin/twin/broker"
 )
 
@@ -666,6 +667,14 @@ func newMetrics(s *Service) *metrics {
 			return float64(get(s.broker.Stats()))
 		})
 	}
+	storeCounter := func(name, help string, get func(sqlite.Stats) int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 {
+			if s.store == nil {
+				return 0
+			}
+			return float64(get(s.store.Stats()))
+		})
+	}
 	m.reg.MustRegister(
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "lockerd_sse_observations_missed_total",
 			Help: "Observations dropped for event-stream subscribers that fell behind (each was sent a gap event)."},
@@ -675,6 +684,9 @@ func newMetrics(s *Service) *metrics {
 		brokerCounter("lockerd_mqtt_messages_dropped_total", "MQTT messages dropped because a client's queue was full.", func(b broker.Stats) int64 { return b.MessagesDropped }),
 		brokerCounter("lockerd_mqtt_denied_total", "Connections, publishes and subscriptions the broker's ACL refused.", func(b broker.Stats) int64 { return b.Denied }),
 		brokerCounter("lockerd_mqtt_wills_total", "Last wills of cabinets that vanished.", func(b broker.Stats) int64 { return b.Wills }),
+		storeCounter("lockerd_store_transactions_total", "SQLite transactions committed (each holds one or more sites' batches).", func(st sqlite.Stats) int64 { return st.Transactions }),
+		storeCounter("lockerd_store_batches_total", "Sites' batches of events committed.", func(st sqlite.Stats) int64 { return st.Batches }),
+		storeCounter("lockerd_store_events_total", "Events committed to the audit log.", func(st sqlite.Stats) int64 { return st.Events }),
 		brokerCounter("lockerd_mqtt_stale_wills_total", "Wills of sessions already taken over, not delivered.", func(b broker.Stats) int64 { return b.StaleWills }),
 	)
 	m.reg.MustRegister(m.requests, m.latency, m.doorRTT, m.alarms, m.mqttRejected, parcels, connected,

@@ -241,6 +241,9 @@ func TestEndToEnd(t *testing.T) {
 	require.Regexp(t, `lockerd_mqtt_messages_received_total [1-9]`, string(metricsText))
 	require.Regexp(t, `lockerd_mqtt_messages_sent_total [1-9]`, string(metricsText))
 	require.Contains(t, string(metricsText), "lockerd_mqtt_messages_dropped_total 0")
+	for _, name := range []string{"lockerd_store_transactions_total", "lockerd_store_batches_total", "lockerd_store_events_total"} {
+		require.Regexp(t, name+` [1-9]`, string(metricsText))
+	}
 	code, res = h.call("GET", "/v1/openapi.json", "", nil)
 	require.Equal(t, 200, code)
 	require.Equal(t, "3.1.0", res["openapi"])

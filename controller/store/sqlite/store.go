@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
@@ -71,6 +72,27 @@ type Store struct {
 	closeOnce sync.Once
 	closeErr  error
 	buf       []byte // the committer's
+	stats     struct{ transactions, batches, events atomic.Int64 }
+}
+
+// Stats counts what the store has committed since it was opened.
+type Stats struct {
+	Transactions int64 // SQLite transactions
+	Batches      int64 // sites' commits (several share a transaction)
+	Events       int64
+}
+
+// Stats returns the counts so far; safe from any goroutine.
+func (s *Store) Stats() Stats {
+	return Stats{Transactions: s.stats.transactions.Load(), Batches: s.stats.batches.Load(), Events: s.stats.events.Load()}
+}
+
+func (s *Store) count(group []*commitReq) {
+	s.stats.transactions.Add(1)
+	s.stats.batches.Add(int64(len(group)))
+	for _, r := range group {
+		s.stats.events.Add(int64(len(r.events)))
+	}
 }
 
 // maxGroup bounds how many sites' batches share one transaction.
@@ -193,9 +215,16 @@ func (s *Store) committer() {
 			}
 		}
 		err := s.write(group)
+		if err == nil {
+			s.count(group)
+		}
 		if err != nil && len(group) > 1 {
 			for _, r := range group {
-				r.done <- s.write([]*commitReq{r})
+				err := s.write([]*commitReq{r})
+				if err == nil {
+					s.count([]*commitReq{r})
+				}
+				r.done <- err
 			}
 			continue
 		}
