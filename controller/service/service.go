@@ -722,8 +722,10 @@ func (st *site) postTimer(f func()) { st.enqueue(job{f: func() error { f(); retu
 // false yes.
 func (st *site) commit() error {
 	cerr := st.log.Commit()
+	// The buffers are reused: nothing below appends to them (publishing,
+	// observing and notifying do not call the core).
 	cmds, notes, events := st.cmds, st.notes, st.events
-	st.cmds, st.notes, st.events = st.cmds[:0], nil, nil
+	st.cmds, st.notes, st.events = cmds[:0], notes[:0], events[:0]
 	if cerr != nil {
 		st.svc.log.Error("commit failed; rebuilding the site from its store", "site", st.id, "err", cerr)
 		if rerr := st.rebuild(); rerr != nil {

@@ -427,10 +427,21 @@ func (l *SiteLog) Commit() error {
 		return nil
 	}
 	r := &commitReq{site: l.site, events: events, done: make(chan error, 1)}
+	var err error
 	select {
 	case l.s.reqs <- r:
-		return <-r.done
+		err = <-r.done
 	case <-l.s.quit:
-		return ErrClosed
+		err = ErrClosed
 	}
+	// Written or dropped, the events are done with (the committer answers
+	// last): their buffer takes the next batch, unless another batch was
+	// appended meanwhile.
+	l.mu.Lock()
+	if l.pending == nil {
+		clear(events)
+		l.pending = events[:0]
+	}
+	l.mu.Unlock()
+	return err
 }
