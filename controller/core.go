@@ -994,6 +994,16 @@ func (c *Core) ResendAwaited() int {
 	return len(awaited)
 }
 
+// Holding names the parcel a compartment holds or is held for, and its
+// state; false for an empty, unreserved compartment or an unknown id.
+func (c *Core) Holding(id allocator.CompartmentID) (parcel string, state State, ok bool) {
+	if int(id) < 0 || int(id) >= len(c.comps) || c.comps[id].parcel == nil {
+		return "", 0, false
+	}
+	p := c.comps[id].parcel
+	return p.id, p.state, true
+}
+
 // ParcelState is a parcel's state, without building its ParcelInfo: what a
 // simulation's couriers and recipients ask on every visit. False: unknown.
 func (c *Core) ParcelState(id string) (State, bool) {

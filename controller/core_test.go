@@ -674,3 +674,39 @@ func TestResendAwaited(t *testing.T) {
 	r.ack(sent[1])
 	require.Zero(t, r.core.ResendAwaited(), "all acknowledged")
 }
+
+// TestHolding: what a compartment holds, for the site view: nothing, a
+// reservation, a parcel awaiting pickup, then awaiting return once expired.
+func TestHolding(t *testing.T) {
+	r := newRig(t, testSettings())
+	for id := range r.core.Inventory().Len() {
+		_, _, ok := r.core.Holding(allocator.CompartmentID(id))
+		require.False(t, ok, "empty at first")
+	}
+	_, _, ok := r.core.Holding(-1)
+	require.False(t, ok)
+	_, _, ok = r.core.Holding(allocator.CompartmentID(r.core.Inventory().Len()))
+	require.False(t, ok)
+
+	res, err := r.core.Announce("p1", ParcelSpec{Class: "S"}, "r")
+	require.NoError(t, err)
+	comp, ok := r.core.Inventory().CompartmentAt(allocator.CabinetID(0), res.Compartment)
+	require.True(t, ok)
+	require.Equal(t, "a1", res.Cabinet)
+	holding := func() (string, State) {
+		p, st, ok := r.core.Holding(comp)
+		require.True(t, ok)
+		return p, st
+	}
+	p, st := holding()
+	require.Equal(t, "p1", p)
+	require.Equal(t, StateReserved, st)
+	_, err = r.core.StartDeposit("p1")
+	require.NoError(t, err)
+	r.doorCycle(true)
+	_, st = holding()
+	require.Equal(t, StateAwaitingPickup, st)
+	r.clock.Advance(testSettings().PickupWindow + time.Minute)
+	_, st = holding()
+	require.Equal(t, StateAwaitingReturn, st)
+}

@@ -213,6 +213,21 @@ type compartmentView struct {
 	Class       string `json:"class"`
 	Chilled     bool   `json:"chilled,omitempty"`
 	Status      string `json:"status"`
+	Parcel      string `json:"parcel,omitempty"`
+	ParcelState string `json:"parcel_state,omitempty"`
+}
+
+// compartmentStatus is the site view's status: the inventory's, except
+// that a compartment holding an expired parcel (waiting for a courier to
+// take it back) says so rather than "occupied".
+func compartmentStatus(inv string, parcel controller.State) string {
+	switch parcel {
+	case controller.StateAwaitingReturn, controller.StateReturnOpening, controller.StateReturnOpen:
+		if inv == "occupied" {
+			return "awaiting-return"
+		}
+	}
+	return inv
 }
 
 type cabinetView struct {
@@ -239,8 +254,13 @@ func (s *Service) getSite(w http.ResponseWriter, r *http.Request) {
 		for i := 0; i < inv.Len(); i++ {
 			c, _ := inv.Compartment(allocator.CompartmentID(i))
 			class := inv.Catalog().Class(c.Class)
-			view = append(view, compartmentView{Cabinet: cabs[c.Cabinet].Name, Compartment: c.Slot,
-				Class: class.Name, Chilled: class.Zone == allocator.Chilled, Status: inv.Status(c.ID).String()})
+			v := compartmentView{Cabinet: cabs[c.Cabinet].Name, Compartment: c.Slot,
+				Class: class.Name, Chilled: class.Zone == allocator.Chilled, Status: inv.Status(c.ID).String()}
+			if parcel, state, ok := st.core.Holding(c.ID); ok {
+				v.Parcel, v.ParcelState = parcel, state.String()
+				v.Status = compartmentStatus(v.Status, state)
+			}
+			view = append(view, v)
 		}
 		return nil
 	})

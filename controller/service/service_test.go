@@ -461,3 +461,24 @@ func TestEventStreamSaysWhatItDropped(t *testing.T) {
 		"event: gap\ndata: {\"missed\":3}\n\n", out.String())
 	require.Zero(t, h.takeMissed(ch), "told once")
 }
+
+// TestCompartmentStatus: the site view tells an expired parcel waiting for
+// its courier from one waiting for its recipient.
+func TestCompartmentStatus(t *testing.T) {
+	for _, tc := range []struct {
+		inv    string
+		parcel controller.State
+		want   string
+	}{
+		{"free", 0, "free"},
+		{"reserved", controller.StateReserved, "reserved"},
+		{"occupied", controller.StateAwaitingPickup, "occupied"},
+		{"occupied", controller.StatePickupOpen, "occupied"},
+		{"occupied", controller.StateAwaitingReturn, "awaiting-return"},
+		{"occupied", controller.StateReturnOpening, "awaiting-return"},
+		{"occupied", controller.StateReturnOpen, "awaiting-return"},
+		{"out-of-service", controller.StateAwaitingReturn, "out-of-service"},
+	} {
+		require.Equal(t, tc.want, compartmentStatus(tc.inv, tc.parcel), "%s holding %s", tc.inv, tc.parcel)
+	}
+}

@@ -45,6 +45,7 @@ type siteView struct {
 		Class       string `json:"class"`
 		Chilled     bool   `json:"chilled"`
 		Status      string `json:"status"`
+		Parcel      string `json:"parcel"`
 	} `json:"compartments"`
 }
 
@@ -185,7 +186,8 @@ func (s *LiveSource) resync() {
 			return
 		}
 		for _, c := range v.Compartments {
-			obs = append(obs, world.Observation{At: time.Now(), Site: site.ID, Cabinet: c.Cabinet, Compartment: c.Compartment, Kind: StateObservation, Detail: c.Status})
+			obs = append(obs, world.Observation{At: time.Now(), Site: site.ID, Cabinet: c.Cabinet, Compartment: c.Compartment,
+				Kind: StateObservation, Detail: c.Status, Parcel: c.Parcel})
 		}
 	}
 	s.mu.Lock()

@@ -90,7 +90,7 @@ func countState(sc *Scene, st CompState) int {
 // them, instead of a picture that stays wrong.
 func TestLiveSourceResyncsAfterAGap(t *testing.T) {
 	var mu sync.Mutex
-	status := "free"
+	status, second := "free", "reserved"
 	gap := make(chan struct{})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/sites", func(w http.ResponseWriter, r *http.Request) {
@@ -99,7 +99,7 @@ func TestLiveSourceResyncsAfterAGap(t *testing.T) {
 	mux.HandleFunc("GET /v1/sites/s1", func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		defer mu.Unlock()
-		fmt.Fprintf(w, `{"site":"s1","compartments":[{"cabinet":"c1","compartment":1,"class":"S","status":%q},{"cabinet":"c1","compartment":2,"class":"S","status":"reserved"}]}`, status)
+		fmt.Fprintf(w, `{"site":"s1","compartments":[{"cabinet":"c1","compartment":1,"class":"S","status":%q,"parcel":"p1"},{"cabinet":"c1","compartment":2,"class":"S","status":%q,"parcel":"p2"}]}`, status, second)
 	})
 	mux.HandleFunc("GET /v1/events", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
@@ -125,9 +125,10 @@ func TestLiveSourceResyncsAfterAGap(t *testing.T) {
 	require.Equal(t, 1, countState(scene, Reserved))
 	require.Zero(t, countState(scene, Occupied))
 
-	// Meanwhile a parcel was deposited, and its observations were dropped.
+	// Meanwhile a parcel was deposited, another expired, and their
+	// observations were dropped.
 	mu.Lock()
-	status = "occupied"
+	status, second = "occupied", "awaiting-return"
 	mu.Unlock()
 	close(gap)
 	require.Eventually(t, func() bool {
@@ -136,5 +137,13 @@ func TestLiveSourceResyncsAfterAGap(t *testing.T) {
 		return countState(scene, Occupied) == 1
 	}, 5*time.Second, 10*time.Millisecond, "the view read the states again")
 	require.Equal(t, 1, src.Gaps())
-	require.Equal(t, 1, countState(scene, Reserved), "the rest stays as it is")
+	require.Equal(t, 1, countState(scene, AwaitingReturn), "an expired parcel is shown as one, not as occupied")
+	require.Zero(t, countState(scene, Reserved))
+	for _, st := range scene.Sites {
+		for _, cb := range st.Cabinets {
+			for _, c := range cb.Comps {
+				require.NotEmpty(t, c.Parcel, "the resync names the parcels")
+			}
+		}
+	}
 }

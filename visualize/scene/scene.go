@@ -199,7 +199,8 @@ const StateObservation = "state"
 
 // statusStates maps lockerd's compartment statuses to the scene's states.
 var statusStates = map[string]CompState{
-	"free": Free, "reserved": Reserved, "occupied": Occupied, "out-of-service": OutOfService,
+	"free": Free, "reserved": Reserved, "occupied": Occupied, "awaiting-return": AwaitingReturn,
+	"out-of-service": OutOfService,
 }
 
 // Apply updates the scene for one observation.
@@ -230,9 +231,7 @@ func (sc *Scene) Apply(o world.Observation) {
 			return
 		}
 		sc.set(s, c, st)
-		if st == Free {
-			c.Parcel = ""
-		}
+		c.Parcel = o.Parcel
 	case "reserved":
 		sc.set(s, c, Reserved)
 		c.Parcel = o.Parcel
