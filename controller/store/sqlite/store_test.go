@@ -49,8 +49,8 @@ func coreOn(t *testing.T, log controller.Log, clock *twin.ManualClock, out *sink
 		Log: log, Out: out}
 }
 
-func TestCommitReloadRebuild(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "lockerd.db")
+// storedCore opens a store at path and a core of site "lobby" logging to it.
+func storedCore(t *testing.T, path string) (*Store, *SiteLog, *twin.ManualClock, *sink, *controller.Core) {
 	st, err := Open(path)
 	require.NoError(t, err)
 	log := st.Log("lobby")
@@ -58,9 +58,15 @@ func TestCommitReloadRebuild(t *testing.T) {
 	out := &sink{codes: map[string]string{}}
 	core, err := controller.New(coreOn(t, log, clock, out))
 	require.NoError(t, err)
+	return st, log, clock, out, core
+}
+
+func TestCommitReloadRebuild(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lockerd.db")
+	st, log, clock, _, core := storedCore(t, path)
 
 	// One parcel through deposit, committing after each input as the service does.
-	_, err = core.Announce("p1", controller.ParcelSpec{Class: "S"}, "r")
+	_, err := core.Announce("p1", controller.ParcelSpec{Class: "S"}, "r")
 	require.NoError(t, err)
 	require.NoError(t, log.Commit())
 	d, err := core.StartDeposit("p1")
@@ -103,7 +109,6 @@ func TestCommitReloadRebuild(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, controller.Announced, history[0].Kind)
 	require.Equal(t, controller.Notified, history[len(history)-1].Kind)
-
 }
 
 // TestTheLogIsTheOutbox: a door command whose event is durable but which
@@ -112,15 +117,9 @@ func TestCommitReloadRebuild(t *testing.T) {
 // store, with the same id and expiry; an acknowledged one is not.
 func TestTheLogIsTheOutbox(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "o.db")
-	st, err := Open(path)
-	require.NoError(t, err)
-	log := st.Log("lobby")
-	clock := twin.NewManualClock(epoch)
-	out := &sink{codes: map[string]string{}}
-	core, err := controller.New(coreOn(t, log, clock, out))
-	require.NoError(t, err)
+	st, log, clock, out, core := storedCore(t, path)
 	for _, id := range []string{"p1", "p2"} {
-		_, err = core.Announce(id, controller.ParcelSpec{Class: "S"}, "r")
+		_, err := core.Announce(id, controller.ParcelSpec{Class: "S"}, "r")
 		require.NoError(t, err)
 		_, err = core.StartDeposit(id)
 		require.NoError(t, err)
