@@ -92,6 +92,16 @@ var kindNames = [...]string{
 	BackInService: "back_in_service", CabinetStatus: "cabinet_status", Cancelled: "cancelled",
 }
 
+// ParseKind is the Kind named s (as String gives it); false if none.
+func ParseKind(s string) (Kind, bool) {
+	for k := Kind(1); k < numKinds; k++ {
+		if kindNames[k] == s {
+			return k, true
+		}
+	}
+	return KindInvalid, false
+}
+
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
 		return kindNames[k]

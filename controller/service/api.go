@@ -522,21 +522,33 @@ func (st *site) observation(e *controller.Event) Observation {
 }
 
 // hub fans observations out to SSE subscribers; a slow subscriber loses
-// observations rather than slowing a site, and is told how many (gap).
+// observations rather than slowing a site, and is told how many (gap). A
+// subscriber may take only some kinds; an observation nobody takes is never
+// built.
 type hub struct {
 	mu     sync.Mutex
-	subs   map[chan Observation]*int64 // each subscriber's missed count
+	subs   map[chan Observation]*subscriber
 	closed bool
 	missed int64 // observations dropped, all subscribers
 }
 
-func newHub() *hub { return &hub{subs: map[chan Observation]*int64{}} }
+type subscriber struct {
+	missed int64
+	kinds  *[numKinds]bool // nil: every kind
+}
 
-// subscribe returns a channel of observations. A subscriber that falls 256
-// behind misses observations rather than slowing the sites (live views).
-func (h *hub) subscribe() chan Observation { return h.subscribeN(256) }
+// numKinds bounds controller.Kind values.
+const numKinds = 64
 
-func (h *hub) subscribeN(buffer int) chan Observation {
+func newHub() *hub { return &hub{subs: map[chan Observation]*subscriber{}} }
+
+func (h *hub) subscribe(kinds ...controller.Kind) chan Observation {
+	return h.subscribeN(256, kinds...)
+}
+
+// subscribeN subscribes with a buffer of the given size to the given kinds
+// (none: all).
+func (h *hub) subscribeN(buffer int, kinds ...controller.Kind) chan Observation {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	ch := make(chan Observation, buffer)
@@ -544,7 +556,14 @@ func (h *hub) subscribeN(buffer int) chan Observation {
 		close(ch)
 		return ch
 	}
-	h.subs[ch] = new(int64)
+	sub := &subscriber{}
+	if len(kinds) > 0 {
+		sub.kinds = new([numKinds]bool)
+		for _, k := range kinds {
+			sub.kinds[k%numKinds] = true
+		}
+	}
+	h.subs[ch] = sub
 	return ch
 }
 
@@ -557,14 +576,24 @@ func (h *hub) unsubscribe(ch chan Observation) {
 	}
 }
 
-func (h *hub) publish(o Observation) {
+// publish offers an observation of kind k to the subscribers that take
+// it; build makes it, once, and only if one does.
+func (h *hub) publish(k controller.Kind, build func() Observation) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for ch, missed := range h.subs {
+	var o Observation
+	built := false
+	for ch, sub := range h.subs {
+		if sub.kinds != nil && !sub.kinds[k%numKinds] {
+			continue
+		}
+		if !built {
+			o, built = build(), true
+		}
 		select {
 		case ch <- o:
 		default:
-			*missed++
+			sub.missed++
 			h.missed++
 		}
 	}
@@ -575,12 +604,12 @@ func (h *hub) publish(o Observation) {
 func (h *hub) takeMissed(ch chan Observation) int64 {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	m := h.subs[ch]
-	if m == nil {
+	sub := h.subs[ch]
+	if sub == nil {
 		return 0
 	}
-	n := *m
-	*m = 0
+	n := sub.missed
+	sub.missed = 0
 	return n
 }
 
@@ -598,7 +627,7 @@ func (h *hub) close() {
 	for ch := range h.subs {
 		close(ch)
 	}
-	h.subs = map[chan Observation]*int64{}
+	h.subs = map[chan Observation]*subscriber{}
 }
 
 func (s *Service) events(w http.ResponseWriter, r *http.Request) {
@@ -610,7 +639,18 @@ func (s *Service) events(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "internal", "streaming unsupported")
 		return
 	}
-	ch := s.hub.subscribe()
+	var kinds []controller.Kind
+	if q := r.URL.Query().Get("kinds"); q != "" {
+		for _, name := range strings.Split(q, ",") {
+			k, ok := controller.ParseKind(strings.TrimSpace(name))
+			if !ok {
+				writeError(w, http.StatusBadRequest, "bad_request", "unknown observation kind "+strconv.Quote(name))
+				return
+			}
+			kinds = append(kinds, k)
+		}
+	}
+	ch := s.hub.subscribe(kinds...)
 	defer s.hub.unsubscribe(ch)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")

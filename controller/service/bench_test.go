@@ -88,7 +88,7 @@ recipients: {pickup_delay: {distribution: fixed, value: 1h}}
 	}
 	// The hub drops observations for a subscriber that falls behind (it
 	// serves live views); this one must see every picked_up.
-	done := svc.hub.subscribeN(1 << 17)
+	done := svc.hub.subscribeN(1<<17, controller.PickedUp)
 	defer svc.hub.unsubscribe(done)
 	var pickedMu sync.Mutex
 	picked := map[string]chan struct{}{}

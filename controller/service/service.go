@@ -735,7 +735,7 @@ func (st *site) commit() error {
 	}
 	st.publish(cmds)
 	for _, e := range events {
-		st.svc.hub.publish(st.observation(&e))
+		st.svc.hub.publish(e.Kind, func() Observation { return st.observation(&e) })
 		st.svc.metrics.observe(st, &e)
 	}
 	for _, n := range notes {

@@ -376,6 +376,31 @@ func TestEventStream(t *testing.T) {
 		}
 	}
 	require.Equal(t, []string{"announced", "reserved"}, seen)
+
+	// Only some kinds, by name; an unknown name is refused.
+	code, res := h.call("GET", "/v1/events?kinds=reserved,bogus", h.courier, nil)
+	require.Equal(t, 400, code)
+	require.Contains(t, res["message"], `"bogus"`)
+	req, _ = http.NewRequest("GET", h.base+"/v1/events?kinds=reserved", nil)
+	req.Header.Set("Authorization", "Bearer "+h.courier)
+	only, err := http.DefaultClient.Do(req.WithContext(ctx))
+	require.NoError(t, err)
+	defer only.Body.Close()
+	rd = bufio.NewReader(only.Body)
+	_, _ = rd.ReadString('\n')
+	code, _ = h.call("POST", "/v1/sites/lobby/parcels", h.courier, map[string]any{"id": "s2", "class": "S", "recipient": "r"})
+	require.Equal(t, 201, code)
+	for {
+		line, err := rd.ReadString('\n')
+		require.NoError(t, err)
+		if data, ok := strings.CutPrefix(line, "data: "); ok {
+			var o Observation
+			require.NoError(t, json.Unmarshal([]byte(data), &o))
+			require.Equal(t, "reserved", o.Kind, "announced is not asked for")
+			require.Equal(t, "s2", o.Parcel)
+			break
+		}
+	}
 }
 
 func TestProvisionSiteOverTheAPI(t *testing.T) {
@@ -445,7 +470,7 @@ func TestEventStreamSaysWhatItDropped(t *testing.T) {
 	h := newHub()
 	ch := h.subscribeN(2)
 	for i := range 5 {
-		h.publish(Observation{Site: "lobby", Kind: "k" + strconv.Itoa(i)})
+		h.publish(controller.Kind(i+1), func() Observation { return Observation{Site: "lobby", Kind: "k" + strconv.Itoa(i)} })
 	}
 	require.EqualValues(t, 3, h.missedTotal())
 	// What the subscriber still holds, on a channel that ends after it.
@@ -460,6 +485,34 @@ func TestEventStreamSaysWhatItDropped(t *testing.T) {
 		"event: k1\ndata: {\"site\":\"lobby\",\"seq\":0,\"at\":\"\",\"kind\":\"k1\"}\n\n"+
 		"event: gap\ndata: {\"missed\":3}\n\n", out.String())
 	require.Zero(t, h.takeMissed(ch), "told once")
+}
+
+// TestEventStreamByKind: a subscriber may take only some kinds; an
+// observation no subscriber takes is not even built; an unknown kind asked
+// for over HTTP is the caller's mistake.
+func TestEventStreamByKind(t *testing.T) {
+	h := newHub()
+	all, picked := h.subscribe(), h.subscribe(controller.PickedUp, controller.Returned)
+	built := 0
+	for _, k := range []controller.Kind{controller.Announced, controller.PickedUp, controller.DoorOpened, controller.Returned} {
+		h.publish(k, func() Observation { built++; return Observation{Kind: k.String()} })
+	}
+	require.Equal(t, 4, built)
+	require.Len(t, all, 4)
+	require.Equal(t, "picked_up", (<-picked).Kind)
+	require.Equal(t, "returned", (<-picked).Kind)
+	require.Empty(t, picked)
+	h.unsubscribe(all)
+	h.publish(controller.Announced, func() Observation { built++; return Observation{} })
+	require.Equal(t, 4, built, "nobody takes it: not built")
+
+	k, ok := controller.ParseKind("picked_up")
+	require.True(t, ok)
+	require.Equal(t, controller.PickedUp, k)
+	_, ok = controller.ParseKind("nonsense")
+	require.False(t, ok)
+	_, ok = controller.ParseKind("invalid")
+	require.False(t, ok, "the zero kind is never an observation")
 }
 
 // TestCompartmentStatus: the site view tells an expired parcel waiting for
