@@ -830,20 +830,32 @@ func (c *Core) HandleState(cabName string, st twin.State) error {
 }
 
 // CabinetOnline records a cabinet's status (from its retained status topic).
+//
+// A cabinet that says it is online has just (re)connected, whatever the
+// core believed: the door commands it has not acknowledged are sent to it
+// again at once (same ids) rather than at their next retry. That covers a
+// cabinet that was away while a command went out and, after a restart of
+// the controller, every command whose event was durable but which never
+// left.
 func (c *Core) CabinetOnline(cabName string, online bool) error {
 	ci, ok := c.byName[cabName]
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownCabinet, cabName)
 	}
-	if c.inv.CabinetOnline(allocator.CabinetID(ci)) == online {
-		return nil
+	if c.inv.CabinetOnline(allocator.CabinetID(ci)) != online {
+		e := noRef(CabinetStatus)
+		e.Cabinet, e.Text = ci, twin.StatusOffline
+		if online {
+			e.Text = twin.StatusOnline
+		}
+		if err := c.emit(e); err != nil {
+			return err
+		}
 	}
-	e := noRef(CabinetStatus)
-	e.Cabinet, e.Text = ci, twin.StatusOffline
 	if online {
-		e.Text = twin.StatusOnline
+		c.resendAwaited(ci)
 	}
-	return c.emit(e)
+	return nil
 }
 
 func (c *Core) notify(p *parcel, kind NotificationKind, code string) error {
@@ -968,16 +980,15 @@ func (c *Core) Parcel(id string) (ParcelInfo, error) {
 	return info, nil
 }
 
-// ResendAwaited sends again every live door command whose cabinet has
-// neither acknowledged it nor opened its door, oldest first, and returns
-// how many. After a restart these are what the rebuilt core waits for: the
-// event that issued each is durable, the command may never have left. A
-// cabinet executes a command id once, so one that did arrive is only
-// acknowledged again.
-func (c *Core) ResendAwaited() int {
+// resendAwaited sends again, oldest first, every live door command of
+// cabinet ci that the cabinet has neither acknowledged nor acted on, and
+// returns how many. Their events are durable; the commands may never have
+// left (a restart) or arrived (the cabinet was away). A cabinet executes a
+// command id once, so one that did arrive is only acknowledged again.
+func (c *Core) resendAwaited(ci int32) int {
 	var awaited []*command
 	for _, cmd := range c.cmds {
-		if !cmd.done && !cmd.acked && !cmd.opened {
+		if !cmd.done && !cmd.acked && !cmd.opened && cmd.cab == ci {
 			awaited = append(awaited, cmd)
 		}
 	}

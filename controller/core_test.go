@@ -641,10 +641,10 @@ func TestUnsealedCoreNumbersButDoesNotChain(t *testing.T) {
 	require.Error(t, err)
 }
 
-// TestResendAwaited: after a restart the rebuilt core sends again the door
-// commands its cabinets have not acknowledged, with their ids and expiries,
-// and no others.
-func TestResendAwaited(t *testing.T) {
+// TestResendWhenCabinetComesOnline: a cabinet that reports online gets the
+// door commands it has not acknowledged again, as first sent, and no
+// others; so does the cabinet of a core rebuilt after a restart.
+func TestResendWhenCabinetComesOnline(t *testing.T) {
 	r := newRig(t, testSettings())
 	for _, id := range []string{"p1", "p2", "p3"} {
 		_, err := r.core.Announce(id, ParcelSpec{Class: "S"}, "r")
@@ -658,6 +658,17 @@ func TestResendAwaited(t *testing.T) {
 	r.ack(sent[2])
 	r.opened(sent[2])
 	r.closed(sent[2].cabinet, sent[2].cmd.Compartment, true) // done
+	for _, sc := range sent {
+		require.Equal(t, "a1", sc.cabinet)
+	}
+
+	r.out.sent = nil
+	require.NoError(t, r.core.CabinetOnline("a2", true))
+	require.Empty(t, r.out.sent, "another cabinet's commands stay")
+	require.NoError(t, r.core.CabinetOnline("a1", false))
+	require.Empty(t, r.out.sent, "nothing is sent to a cabinet going away")
+	require.NoError(t, r.core.CabinetOnline("a1", true))
+	require.Equal(t, []sentCommand{sent[1]}, r.out.sent, "the same command: id, compartment, issue and expiry")
 
 	cfg := r.cfg
 	cfg.Inventory = testInventory(t)
@@ -668,11 +679,13 @@ func TestResendAwaited(t *testing.T) {
 	rebuilt, err := Rebuild(cfg, r.log.Events())
 	require.NoError(t, err)
 	require.Empty(t, out.sent, "rebuilding sends nothing")
-	require.Equal(t, 1, rebuilt.ResendAwaited())
-	require.Equal(t, []sentCommand{sent[1]}, out.sent, "the same command: id, compartment, issue and expiry")
+	require.NoError(t, rebuilt.CabinetOnline("a1", true))
+	require.Equal(t, []sentCommand{sent[1]}, out.sent)
 
+	r.out.sent = nil
 	r.ack(sent[1])
-	require.Zero(t, r.core.ResendAwaited(), "all acknowledged")
+	require.NoError(t, r.core.CabinetOnline("a1", true))
+	require.Empty(t, r.out.sent, "all acknowledged")
 }
 
 // TestHolding: what a compartment holds, for the site view: nothing, a

@@ -375,7 +375,6 @@ func (s *Service) startSite(l SiteLayout) error {
 }
 
 // Start listens on HTTP and MQTT, subscribes the sites to their cabinets,
-// resends the door commands its cabinets had not acknowledged before a restart,
 // and starts each site's goroutine.
 func (s *Service) Start() error {
 	if err := s.broker.Start(); err != nil {
@@ -399,16 +398,6 @@ func (s *Service) Start() error {
 		go st.run()
 	}
 	s.mu.RUnlock()
-	for _, st := range s.sortedSites() {
-		// Commands whose events are durable but which their cabinets never
-		// acknowledged (the process stopped first): sent again, same ids.
-		st.post(func() error {
-			if n := st.core.ResendAwaited(); n > 0 {
-				s.log.Info("resending unacknowledged door commands", "site", st.id, "commands", n)
-			}
-			return nil
-		})
-	}
 	ln, err := net.Listen("tcp", s.cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("service: http listener: %w", err)

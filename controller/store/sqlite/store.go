@@ -10,7 +10,7 @@
 // The event log is also the outbox. Every door command is issued by an
 // event (door_commanded, command_retried) that carries its id and expiry, so
 // the rebuilt core knows each command its cabinets have not acknowledged and
-// sends those again after a restart (controller.Core.ResendAwaited). A
+// sends those again when each cabinet reconnects (Core.CabinetOnline). A
 // crash therefore loses no accepted parcel (its events are durable before
 // the caller hears yes) and opens no door twice (a command is never
 // published before its event is durable, and a cabinet executes an id once).
