@@ -82,8 +82,8 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./sim/ ./allocator/ ./controller/ ./twin/
 	$(GO) test -run '^$$' -bench . -benchtime 20000x ./twin/broker/
 	$(GO) test -run '^$$' -bench . -benchtime 2000x ./controller/store/sqlite/
-	$(GO) test -run '^$$' -bench Flows -benchtime 3000x ./controller/service/
-	FLOWS_SYNC=normal $(GO) test -run '^$$' -bench Flows -benchtime 3000x ./controller/service/
+	$(GO) test -run '^$$' -bench Flows -benchtime 8000x ./controller/service/
+	FLOWS_SYNC=normal $(GO) test -run '^$$' -bench Flows -benchtime 8000x ./controller/service/
 
 # Long checks kept out of make test: the city network's memory stays bounded
 # by its live state over 8 simulated days (about 90 s).
