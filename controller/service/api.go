@@ -747,6 +747,9 @@ func newMetrics(s *Service) *metrics {
 		storeCounter("lockerd_store_transactions_total", "SQLite transactions committed (each holds one or more sites' batches).", func(st sqlite.Stats) int64 { return st.Transactions }),
 		storeCounter("lockerd_store_batches_total", "Sites' batches of events committed.", func(st sqlite.Stats) int64 { return st.Batches }),
 		storeCounter("lockerd_store_events_total", "Events committed to the audit log.", func(st sqlite.Stats) int64 { return st.Events }),
+		storeCounter("lockerd_store_checkpoints_total", "WAL checkpoints run beside the commits (-sync normal).", func(st sqlite.Stats) int64 { return st.Checkpoints }),
+		storeCounter("lockerd_store_wal_restarts_total", "Times the WAL was rewound after growing past its limit (-sync normal).", func(st sqlite.Stats) int64 { return st.Restarts }),
+		storeCounter("lockerd_store_checkpoint_errors_total", "Checkpoints that failed; the next one retries (-sync normal).", func(st sqlite.Stats) int64 { return st.CheckpointErrors }),
 		brokerCounter("lockerd_mqtt_stale_wills_total", "Wills of sessions already taken over, not delivered.", func(b broker.Stats) int64 { return b.StaleWills }),
 	)
 	m.reg.MustRegister(m.requests, m.latency, m.doorRTT, m.alarms, m.mqttRejected, parcels, connected,
