@@ -719,21 +719,23 @@ func newMetrics(s *Service) *metrics {
 		}
 		return float64(s.broker.Stats().ClientsConnected)
 	})
+	brokerStats := func() broker.Stats {
+		if s.broker == nil {
+			return broker.Stats{}
+		}
+		return s.broker.Stats()
+	}
+	storeStats := func() sqlite.Stats {
+		if s.store == nil {
+			return sqlite.Stats{}
+		}
+		return s.store.Stats()
+	}
 	brokerCounter := func(name, help string, get func(broker.Stats) int64) prometheus.Collector {
-		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 {
-			if s.broker == nil {
-				return 0
-			}
-			return float64(get(s.broker.Stats()))
-		})
+		return statCounter(name, help, brokerStats, get)
 	}
 	storeCounter := func(name, help string, get func(sqlite.Stats) int64) prometheus.Collector {
-		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 {
-			if s.store == nil {
-				return 0
-			}
-			return float64(get(s.store.Stats()))
-		})
+		return statCounter(name, help, storeStats, get)
 	}
 	m.reg.MustRegister(
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "lockerd_sse_observations_missed_total",
@@ -744,17 +746,22 @@ func newMetrics(s *Service) *metrics {
 		brokerCounter("lockerd_mqtt_messages_dropped_total", "MQTT messages dropped because a client's queue was full.", func(b broker.Stats) int64 { return b.MessagesDropped }),
 		brokerCounter("lockerd_mqtt_denied_total", "Connections, publishes and subscriptions the broker's ACL refused.", func(b broker.Stats) int64 { return b.Denied }),
 		brokerCounter("lockerd_mqtt_wills_total", "Last wills of cabinets that vanished.", func(b broker.Stats) int64 { return b.Wills }),
+		brokerCounter("lockerd_mqtt_stale_wills_total", "Wills of sessions already taken over, not delivered.", func(b broker.Stats) int64 { return b.StaleWills }),
 		storeCounter("lockerd_store_transactions_total", "SQLite transactions committed (each holds one or more sites' batches).", func(st sqlite.Stats) int64 { return st.Transactions }),
 		storeCounter("lockerd_store_batches_total", "Sites' batches of events committed.", func(st sqlite.Stats) int64 { return st.Batches }),
 		storeCounter("lockerd_store_events_total", "Events committed to the audit log.", func(st sqlite.Stats) int64 { return st.Events }),
 		storeCounter("lockerd_store_checkpoints_total", "WAL checkpoints run beside the commits (-sync normal).", func(st sqlite.Stats) int64 { return st.Checkpoints }),
 		storeCounter("lockerd_store_wal_restarts_total", "Times the WAL was rewound after growing past its limit (-sync normal).", func(st sqlite.Stats) int64 { return st.Restarts }),
 		storeCounter("lockerd_store_checkpoint_errors_total", "Checkpoints that failed; the next one retries (-sync normal).", func(st sqlite.Stats) int64 { return st.CheckpointErrors }),
-		brokerCounter("lockerd_mqtt_stale_wills_total", "Wills of sessions already taken over, not delivered.", func(b broker.Stats) int64 { return b.StaleWills }),
 	)
 	m.reg.MustRegister(m.requests, m.latency, m.doorRTT, m.alarms, m.mqttRejected, parcels, connected,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
+}
+
+// statCounter exports one field of a component's counters.
+func statCounter[T any](name, help string, read func() T, get func(T) int64) prometheus.Collector {
+	return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(get(read())) })
 }
 
 // parcelsByState asks each site's goroutine for its counts at scrape time.
