@@ -1,6 +1,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -79,6 +80,7 @@ type lockerdProcess struct {
 	cmd               *exec.Cmd
 	httpAddr, mqtt    string
 	dir, bin, hookURL string
+	sync              string // -sync
 }
 
 func buildLockerd(t *testing.T) string {
@@ -102,7 +104,7 @@ recipients: {pickup_delay: {distribution: fixed, value: 1h}}
 `), 0o644))
 	}
 	p.cmd = exec.Command(p.bin, "-http", p.httpAddr, "-mqtt", p.mqtt, "-data", filepath.Join(p.dir, "data"),
-		"-scenario", scen, "-webhook", p.hookURL, "-log-level", "warn")
+		"-scenario", scen, "-webhook", p.hookURL, "-log-level", "warn", "-sync", cmp.Or(p.sync, "full"))
 	p.cmd.Stderr = os.Stderr
 	require.NoError(t, p.cmd.Start())
 	require.Eventually(t, func() bool {
@@ -123,8 +125,16 @@ func (p *lockerdProcess) kill(t *testing.T) {
 // TestKilledMidFlowLosesNothing: lockerd is killed with SIGKILL while a
 // courier's door is open; the courier closes it while lockerd is down; on
 // restart the cabinet's held event completes the deposit, the recipient is
-// notified, and the door was opened exactly once.
+// notified, and the door was opened exactly once. Both durabilities: with
+// -sync normal the WAL is checkpointed by its own connection.
 func TestKilledMidFlowLosesNothing(t *testing.T) {
+	bin := buildLockerd(t)
+	for _, sync := range []string{"full", "normal"} {
+		t.Run(sync, func(t *testing.T) { killedMidFlow(t, bin, sync) })
+	}
+}
+
+func killedMidFlow(t *testing.T, bin, sync string) {
 	dir := t.TempDir()
 	box := newInbox()
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -134,7 +144,7 @@ func TestKilledMidFlowLosesNothing(t *testing.T) {
 		}
 	}))
 	defer hook.Close()
-	p := &lockerdProcess{bin: buildLockerd(t), dir: dir, httpAddr: freePort(t), mqtt: freePort(t), hookURL: hook.URL}
+	p := &lockerdProcess{bin: bin, dir: dir, httpAddr: freePort(t), mqtt: freePort(t), hookURL: hook.URL, sync: sync}
 	p.start(t)
 	defer func() {
 		if p.cmd.ProcessState == nil {

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -59,10 +60,16 @@ type Runner struct {
 	out   chan outMsg
 	ready chan struct{}
 	up    atomic.Bool
-	ctx   context.Context
-	stop  context.CancelFunc
-	done  chan struct{}
-	log   *slog.Logger
+	// conn ends when the current connection goes down, so that a publish
+	// waiting for its PUBACK on a dead connection returns at once (paho
+	// would wait its 10 s packet timeout) and is retried on the next one.
+	connMu sync.Mutex
+	conn   context.Context
+	drop   context.CancelFunc
+	ctx    context.Context
+	stop   context.CancelFunc
+	done   chan struct{}
+	log    *slog.Logger
 
 	published, retries, received, invalid, dropped, conns atomic.Int64
 }
@@ -108,6 +115,10 @@ func Start(ctx context.Context, cfg Config, cab twin.CabinetConfig, streams twin
 		WillMessage: &paho.WillMessage{Topic: status, Payload: []byte(twin.StatusOffline), QoS: 1, Retain: true},
 		OnConnectionUp: func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
 			r.conns.Add(1)
+			conn, drop := context.WithCancel(runCtx)
+			r.connMu.Lock()
+			r.conn, r.drop = conn, drop
+			r.connMu.Unlock()
 			r.up.Store(true)
 			// Subscribe and announce from a goroutine: this callback must not block.
 			go func() {
@@ -125,8 +136,16 @@ func Start(ctx context.Context, cfg Config, cab twin.CabinetConfig, streams twin
 				}
 			}()
 		},
-		OnConnectionDown: func() bool { r.up.Store(false); return true },
-		OnConnectError:   func(err error) { r.log.Debug("connect failed", "cabinet", user, "err", err) },
+		OnConnectionDown: func() bool {
+			r.up.Store(false)
+			r.connMu.Lock()
+			if r.drop != nil {
+				r.drop()
+			}
+			r.connMu.Unlock()
+			return true
+		},
+		OnConnectError: func(err error) { r.log.Debug("connect failed", "cabinet", user, "err", err) },
 		ClientConfig: paho.ClientConfig{
 			ClientID: user,
 			OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
@@ -201,7 +220,7 @@ func (r *Runner) sender() {
 		select {
 		case m := <-r.out:
 			for {
-				_, err := r.cm.Publish(r.ctx, &paho.Publish{Topic: m.topic, Payload: m.payload, QoS: 1, Retain: m.retain})
+				_, err := r.cm.Publish(r.connection(), &paho.Publish{Topic: m.topic, Payload: m.payload, QoS: 1, Retain: m.retain})
 				if err == nil {
 					r.published.Add(1)
 					break
@@ -218,6 +237,17 @@ func (r *Runner) sender() {
 			return
 		}
 	}
+}
+
+// connection is the context of the current connection (the runner's
+// before the first).
+func (r *Runner) connection() context.Context {
+	r.connMu.Lock()
+	defer r.connMu.Unlock()
+	if r.conn == nil {
+		return r.ctx
+	}
+	return r.conn
 }
 
 func (r *Runner) enqueue(m outMsg) {
