@@ -208,10 +208,21 @@ func TestEndToEnd(t *testing.T) {
 	code, res = h.call("POST", "/v1/sites/lobby/pickup", "", map[string]any{"cabinet": "c1", "code": note.Code})
 	require.Equal(t, 200, code, res)
 	_, slot = h.doors.await(t)
+	picked := h.svc.hub.subscribe(controller.PickedUp)
 	h.cab.Do(func(c *twin.Cabinet) {
 		require.NoError(t, c.Remove(slot))
 		require.NoError(t, c.Close(slot))
 	})
+	// Nothing waits on the door report that ends the pickup, and no input
+	// follows it: its lazy commit goes through on its own (observations
+	// are published only after their commit).
+	select {
+	case o := <-picked:
+		require.Equal(t, "p1", o.Parcel)
+	case <-time.After(wait):
+		t.Fatal("picked_up never committed")
+	}
+	h.svc.hub.unsubscribe(picked)
 	h.eventually("p1", "picked_up")
 
 	// History, site view, audit, metrics, OpenAPI.
