@@ -247,14 +247,14 @@ func OpenSync(path string, sync Sync) (*Store, error) {
 // a write finds it wholly copied, so the WAL would grow without bound. Past
 // restartFrames the checkpointer therefore runs a RESTART checkpoint right
 // after a passive one: commits wait while it copies the few frames written
-// in between and syncs (a millisecond or two, a few times a second at full
+// in between and syncs (a millisecond or two, about once a second at full
 // load), and the next commit writes the WAL from its start again. The
 // writer's own automatic checkpoint (every 1,000 frames, in the commit
 // path) cost every commit that waited behind it several milliseconds,
 // sixteen times a second at full load.
 const (
-	checkpointEvery = 1024  // transactions between passive checkpoints
-	restartFrames   = 16384 // 64 MiB of 4 KiB pages
+	checkpointEvery = 2048  // transactions between passive checkpoints
+	restartFrames   = 32768 // 128 MiB of 4 KiB pages
 )
 
 // checkpointer runs a checkpoint when the committer kicks it.
