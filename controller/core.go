@@ -981,11 +981,11 @@ func (c *Core) Parcel(id string) (ParcelInfo, error) {
 }
 
 // resendAwaited sends again, oldest first, every live door command of
-// cabinet ci that the cabinet has neither acknowledged nor acted on, and
-// returns how many. Their events are durable; the commands may never have
-// left (a restart) or arrived (the cabinet was away). A cabinet executes a
-// command id once, so one that did arrive is only acknowledged again.
-func (c *Core) resendAwaited(ci int32) int {
+// cabinet ci that the cabinet has neither acknowledged nor acted on. Their
+// events are durable; the commands may never have left (a restart) or
+// arrived (the cabinet was away). A cabinet executes a command id once, so
+// one that did arrive is only acknowledged again.
+func (c *Core) resendAwaited(ci int32) {
 	var awaited []*command
 	for _, cmd := range c.cmds {
 		if !cmd.done && !cmd.acked && !cmd.opened && cmd.cab == ci {
@@ -1002,7 +1002,6 @@ func (c *Core) resendAwaited(ci int32) int {
 		comp, _ := c.inv.Compartment(cmd.comp)
 		c.send(c.cabinets[cmd.cab].name, cmd, comp.Slot)
 	}
-	return len(awaited)
 }
 
 // Holding names the parcel a compartment holds or is held for, and its

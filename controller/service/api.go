@@ -534,11 +534,10 @@ type hub struct {
 
 type subscriber struct {
 	missed int64
-	kinds  *[numKinds]bool // nil: every kind
+	kinds  uint64 // bit k set: takes controller.Kind k; none set: every kind
 }
 
-// numKinds bounds controller.Kind values.
-const numKinds = 64
+func kindBit(k controller.Kind) uint64 { return 1 << (k & 63) }
 
 func newHub() *hub { return &hub{subs: map[chan Observation]*subscriber{}} }
 
@@ -557,11 +556,8 @@ func (h *hub) subscribeN(buffer int, kinds ...controller.Kind) chan Observation 
 		return ch
 	}
 	sub := &subscriber{}
-	if len(kinds) > 0 {
-		sub.kinds = new([numKinds]bool)
-		for _, k := range kinds {
-			sub.kinds[k%numKinds] = true
-		}
+	for _, k := range kinds {
+		sub.kinds |= kindBit(k)
 	}
 	h.subs[ch] = sub
 	return ch
@@ -584,7 +580,7 @@ func (h *hub) publish(k controller.Kind, build func() Observation) {
 	var o Observation
 	built := false
 	for ch, sub := range h.subs {
-		if sub.kinds != nil && !sub.kinds[k%numKinds] {
+		if sub.kinds != 0 && sub.kinds&kindBit(k) == 0 {
 			continue
 		}
 		if !built {

@@ -319,16 +319,9 @@ func (s *Store) committer() {
 			}
 		}
 		err := s.write(group)
-		if err == nil {
-			s.count(group)
-		}
 		if err != nil && len(group) > 1 {
 			for _, r := range group {
-				err := s.write([]*commitReq{r})
-				if err == nil {
-					s.count([]*commitReq{r})
-				}
-				r.done <- err
+				r.done <- s.write([]*commitReq{r})
 			}
 			continue
 		}
@@ -358,6 +351,7 @@ func (s *Store) write(group []*commitReq) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("committing: %w", err)
 	}
+	s.count(group)
 	return nil
 }
 
@@ -514,13 +508,6 @@ func (l *SiteLog) Append(e *controller.Event) error {
 	l.pending = append(l.pending, *e)
 	l.mu.Unlock()
 	return nil
-}
-
-// Buffered is the number of events waiting for Commit.
-func (l *SiteLog) Buffered() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.pending)
 }
 
 // Commit writes the buffered events in one transaction (none buffered: no
