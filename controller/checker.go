@@ -39,6 +39,7 @@ type Checker struct {
 	owner    []string // by compartment: the parcel holding it, "" for none
 	parcels  map[string]*checkedParcel
 	commands map[string]*checkedCommand
+	opened   [][]string // by compartment: ids of live commands that opened its door
 	cabSeq   []uint64 // by cabinet: the last sequence number seen
 	rejects  map[int32][]int64
 	inLocker int
@@ -266,19 +267,26 @@ func (k *Checker) Check(e *Event) {
 		case e.At > cmd.expires:
 			k.fail(e, "a command opens only before it expires (%s)", e.Command)
 		}
-		if cmd != nil {
+		if cmd != nil && !cmd.opened {
 			cmd.opened = true
+			if k.inRange(e, cmd.comp, "compartment") {
+				ids := grow(&k.opened, cmd.comp)
+				*ids = append(*ids, e.Command)
+			}
 		}
 	case DoorClosed, CommandFailed:
 		if e.Command != "" {
 			delete(k.commands, e.Command)
 		}
-		if e.Kind == DoorClosed {
-			for id, cmd := range k.commands {
-				if cmd.comp == e.Compartment && cmd.opened {
+		if e.Kind == DoorClosed && e.Compartment >= 0 && int(e.Compartment) < len(k.opened) {
+			// Closing a door ends every command that opened it.
+			ids := k.opened[e.Compartment]
+			for _, id := range ids {
+				if cmd := k.commands[id]; cmd != nil && cmd.opened && cmd.comp == e.Compartment {
 					delete(k.commands, id)
 				}
 			}
+			k.opened[e.Compartment] = ids[:0]
 		}
 	case Deposited:
 		k.Deposited++
