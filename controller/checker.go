@@ -39,8 +39,8 @@ type Checker struct {
 	owner    []string // by compartment: the parcel holding it, "" for none
 	parcels  map[string]*checkedParcel
 	commands map[string]*checkedCommand
-	opened   [][]string // by compartment: ids of live commands that opened its door
-	cabSeq   []uint64 // by cabinet: the last sequence number seen
+	byComp   [][]string // by compartment: ids of its live commands
+	cabSeq   []uint64   // by cabinet: the last sequence number seen
 	rejects  map[int32][]int64
 	inLocker int
 
@@ -251,6 +251,9 @@ func (k *Checker) Check(e *Event) {
 			k.fail(e, "a door is commanded only for the parcel's own compartment")
 		}
 		k.commands[e.Command] = &checkedCommand{comp: e.Compartment, expires: e.Num}
+		if k.inRange(e, e.Compartment, "compartment") {
+			k.track(e)
+		}
 	case DoorOpened:
 		if e.Command == "" {
 			k.alarmDue = true
@@ -267,26 +270,27 @@ func (k *Checker) Check(e *Event) {
 		case e.At > cmd.expires:
 			k.fail(e, "a command opens only before it expires (%s)", e.Command)
 		}
-		if cmd != nil && !cmd.opened {
+		if cmd != nil {
 			cmd.opened = true
-			if k.inRange(e, cmd.comp, "compartment") {
-				ids := grow(&k.opened, cmd.comp)
-				*ids = append(*ids, e.Command)
-			}
 		}
 	case DoorClosed, CommandFailed:
 		if e.Command != "" {
 			delete(k.commands, e.Command)
 		}
-		if e.Kind == DoorClosed && e.Compartment >= 0 && int(e.Compartment) < len(k.opened) {
+		if e.Kind == DoorClosed && e.Compartment >= 0 && int(e.Compartment) < len(k.byComp) {
 			// Closing a door ends every command that opened it.
-			ids := k.opened[e.Compartment]
+			ids := k.byComp[e.Compartment]
+			keep := ids[:0]
 			for _, id := range ids {
-				if cmd := k.commands[id]; cmd != nil && cmd.opened && cmd.comp == e.Compartment {
+				cmd := k.commands[id]
+				if cmd != nil && cmd.opened {
 					delete(k.commands, id)
+				} else if cmd != nil {
+					keep = append(keep, id)
 				}
 			}
-			k.opened[e.Compartment] = ids[:0]
+			clear(ids[len(keep):])
+			k.byComp[e.Compartment] = keep
 		}
 	case Deposited:
 		k.Deposited++
@@ -346,6 +350,27 @@ func (k *Checker) Check(e *Event) {
 	}
 	k.recent[k.nRecent%recentEvents] = *e
 	k.nRecent++
+}
+
+// track indexes a new command by its compartment, and forgets the
+// compartment's commands that expired unopened: they can no longer open a
+// door (one that tried would be reported as not live), and a command whose
+// opening the link lost would otherwise be remembered for ever.
+func (k *Checker) track(e *Event) {
+	ids := grow(&k.byComp, e.Compartment)
+	keep := (*ids)[:0]
+	for _, id := range *ids {
+		cmd := k.commands[id]
+		switch {
+		case cmd == nil:
+		case !cmd.opened && e.At > cmd.expires:
+			delete(k.commands, id)
+		default:
+			keep = append(keep, id)
+		}
+	}
+	clear((*ids)[len(keep):])
+	*ids = append(keep, e.Command)
 }
 
 func (k *Checker) release(e *Event, p *checkedParcel) {

@@ -3,6 +3,7 @@ package controller
 import (
 	"errors"
 	"math/rand/v2"
+	"strconv"
 	"testing"
 	"time"
 
@@ -380,4 +381,35 @@ func TestCheckerInvariants(t *testing.T) {
 		k.Check(&last) // the same entry again
 		require.ErrorContains(t, k.Err(), "chain links")
 	})
+}
+
+// TestCheckerForgetsDeadCommands: the checker remembers a command until its
+// door closes after opening, or, if it never opens (its opening was lost on
+// the link, say), until it has expired and its compartment is commanded
+// again. A long run does not grow it.
+func TestCheckerForgetsDeadCommands(t *testing.T) {
+	k := NewChecker(CodeLimits{})
+	k.Rehash = false
+	var seq uint64
+	check := func(e Event) {
+		seq++
+		e.Seq, e.Cabinet = seq, 0
+		k.Check(&e)
+	}
+	check(Event{Kind: Reserved, Parcel: "p1", Compartment: 2})
+	minute := int64(time.Minute)
+	for i := range 1000 {
+		at := int64(i) * 2 * minute
+		id := "c" + strconv.Itoa(i)
+		check(Event{Kind: DoorCommanded, Parcel: "p1", Compartment: 2, Command: id, At: at, Num: at + minute, Text: "deposit"})
+		if i%2 == 0 { // every other one opens and closes
+			check(Event{Kind: DoorOpened, Parcel: "p1", Compartment: 2, Command: id, At: at + 1})
+			check(Event{Kind: DoorClosed, Parcel: "p1", Compartment: 2, At: at + 2})
+		}
+	}
+	require.NoError(t, k.Err())
+	require.LessOrEqual(t, len(k.commands), 2, "commands that can no longer open are forgotten")
+	// One that expired unopened and opens after all is not live.
+	check(Event{Kind: DoorOpened, Parcel: "p1", Compartment: 2, Command: "c997", At: 2000 * minute})
+	require.ErrorContains(t, k.Err(), "matched by a live command")
 }
