@@ -48,18 +48,22 @@ func NewSimLink(q LinkQuality, sched interface {
 	return &SimLink{q: q, sched: sched, clock: sched, rng: rng}
 }
 
-// Deliver schedules f as the arrival of one message (zero, one or two times).
-func (l *SimLink) Deliver(f func()) {
+// Deliver schedules f as the arrival of one message and returns how many
+// copies will arrive: zero (lost), one, or two (duplicated). A caller that
+// pools its messages frees one after that many arrivals.
+func (l *SimLink) Deliver(f func()) int {
 	l.Stats.Sent++
 	if l.q.Loss > 0 && l.rng.Float64() < l.q.Loss {
 		l.Stats.Lost++
-		return
+		return 0
 	}
 	l.sched.After(l.delay(), f)
 	if l.q.Duplication > 0 && l.rng.Float64() < l.q.Duplication {
 		l.Stats.Duplicated++
 		l.sched.After(l.delay(), f)
+		return 2
 	}
+	return 1
 }
 
 func (l *SimLink) delay() time.Duration {
