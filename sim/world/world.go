@@ -9,7 +9,11 @@
 // streams and KPI collector. Sites share nothing but parcels a courier redirects to
 // a neighbour, and those take at least the redirect setup time of driving:
 // so shards can run a window of that length independently (conservative lookahead),
-// exchanging the redirected parcels between windows in a fixed order. The
+// exchanging the redirected parcels between windows in a fixed order.
+// Redirects start only from courier work (a delivery, a redirected parcel
+// arriving): while no shard has any pending before some time T, no parcel
+// can reach another site before T plus the setup, so the window stretches
+// to there (between the city's two van waves, most of a day). The
 // result depends on the scenario and seed only, never on how many shards
 // ran at once: a world runs its shards one after the other unless the
 // caller hands it a parallel executor (Options.Parallel), as the runner
@@ -75,6 +79,7 @@ type shard struct {
 	own     []*site            // this shard's sites, in site order
 	outbox  []redirectMsg      // parcels on their way to another site, for the exchange
 	msgFree []*msg             // link messages to reuse
+	src     timeHeap           // when this shard's pending courier work is: where redirects can start
 	legs    int                // redirect legs this shard sent
 	crossed int                // of them, legs handed to another shard
 	log     controller.HeadLog // every site's: it only counts, and one stays in cache
@@ -176,6 +181,7 @@ type World struct {
 	shards []*shard
 	of     []int    // site index → shard index
 	now    sim.Time // every shard has run up to here
+	steps  int      // windows run so far
 	end    sim.Time
 	watch  func(Observation)
 	err    error
@@ -505,11 +511,15 @@ func (w *World) Run() (*Result, error) {
 // RunUntil simulates up to virtual time t (from the start of the run) and
 // reports whether the run has more to do. A view steps the world with it.
 //
-// The shards advance in steps of at most the redirect setup time: a parcel
-// redirected during a step reaches its next site after the step ends, so
-// within a step the shards are independent. Between steps the redirected
-// parcels are handed to their sites' shards, shard by shard in order. A
-// scenario without redirects has one step.
+// The shards advance in steps. A parcel is redirected only by courier work
+// (sourceAt), and it reaches its next site at least the redirect setup time
+// later; so while the earliest pending courier work of any shard is at E, no
+// redirected parcel arrives anywhere before E plus the setup, and the shards
+// run to there independently. Between steps the redirected parcels are
+// handed to their sites' shards, shard by shard in order. Where couriers
+// work around the clock (individual deliveries) the steps are the setup
+// time; with waves they span the quiet hours. A scenario without redirects
+// has one step.
 func (w *World) RunUntil(t time.Duration) (bool, error) {
 	until := min(sim.FromDuration(t), w.end)
 	par := w.opts.Parallel
@@ -520,12 +530,18 @@ func (w *World) RunUntil(t time.Duration) (bool, error) {
 			}
 		}
 	}
-	step := w.end
-	if w.sc.Couriers.OnFull == scenarios.OnFullNearestSite {
-		step = sim.FromDuration(w.sc.Couriers.RedirectSetup.D())
-	}
+	redirects := w.sc.Couriers.OnFull == scenarios.OnFullNearestSite
+	setup := sim.FromDuration(w.sc.Couriers.RedirectSetup.D())
 	for w.err == nil && w.now < until {
-		to := min(until, w.now+step)
+		to := until
+		if redirects {
+			for _, sh := range w.shards {
+				if len(sh.src) > 0 {
+					to = min(to, max(sh.src[0], w.now)+setup)
+				}
+			}
+		}
+		w.steps++
 		par(len(w.shards), func(i int) { w.shards[i].eng.Run(to) })
 		for _, sh := range w.shards {
 			if sh.err != nil {
@@ -534,9 +550,66 @@ func (w *World) RunUntil(t time.Duration) (bool, error) {
 			}
 		}
 		w.exchange()
+		if w.err != nil {
+			return false, w.err
+		}
 		w.now = to
 	}
 	return w.now < w.end, w.err
+}
+
+// sourceAt schedules courier work at t: an event that may redirect a
+// parcel (a wave, a delivery, a redirected parcel arriving, an arrival when
+// couriers come at once). Only these can start a redirect, and only at their
+// own time or later, which is what lets RunUntil stretch its steps.
+func (w *shard) sourceAt(t sim.Time, f func()) {
+	w.src.push(t)
+	w.eng.AtFunc(t, func() {
+		if w.src.pop() != w.eng.Now() {
+			w.fail(errors.New("world: courier work fired out of order")) // cannot happen: events fire in time order
+			return
+		}
+		f()
+	})
+}
+
+// timeHeap is a binary min-heap of times.
+type timeHeap []sim.Time
+
+func (h *timeHeap) push(t sim.Time) {
+	*h = append(*h, t)
+	x := *h
+	for i := len(x) - 1; i > 0; {
+		up := (i - 1) / 2
+		if x[up] <= x[i] {
+			break
+		}
+		x[up], x[i] = x[i], x[up]
+		i = up
+	}
+}
+
+func (h *timeHeap) pop() sim.Time {
+	x := *h
+	top, n := x[0], len(x)-1
+	x[0] = x[n]
+	x = x[:n]
+	for i := 0; ; {
+		c := 2*i + 1
+		if c >= n {
+			break
+		}
+		if c+1 < n && x[c+1] < x[c] {
+			c++
+		}
+		if x[i] <= x[c] {
+			break
+		}
+		x[i], x[c] = x[c], x[i]
+		i = c
+	}
+	*h = x
+	return top
 }
 
 // exchange hands redirected parcels to the shards of their next sites.
@@ -548,7 +621,11 @@ func (w *World) exchange() {
 			if to != sh {
 				sh.crossed++
 			}
-			to.eng.AtFunc(m.at, func() { to.redirected(m) })
+			if m.at < to.eng.Now() { // cannot happen: RunUntil's steps end before any arrival
+				w.err = fmt.Errorf("seed %d: parcel %s redirected to arrive at %v, but its shard is at %v", w.opts.Seed, m.p.id, m.at, to.eng.Now())
+				return
+			}
+			to.sourceAt(m.at, func() { to.redirected(m) })
 		}
 		clear(sh.outbox)
 		sh.outbox = sh.outbox[:0]
@@ -592,7 +669,11 @@ func (w *shard) scheduleArrival(s *site) {
 			break
 		}
 	}
-	w.eng.AtFunc(t, func() { w.arrive(s) })
+	if w.sc.Couriers.Delivery == scenarios.DeliveryIndividual {
+		w.sourceAt(t, func() { w.arrive(s) }) // a courier comes at once
+	} else {
+		w.eng.AtFunc(t, func() { w.arrive(s) })
+	}
 }
 
 // newID numbers a parcel of a home site; the numbers are unique across
@@ -638,7 +719,7 @@ func (w *shard) scheduleWaves() {
 		for _, wave := range w.sc.Couriers.Waves {
 			at := day + sim.FromDuration(wave.D())
 			if at <= w.end {
-				w.eng.AtFunc(at, w.wave)
+				w.sourceAt(at, w.wave)
 			}
 		}
 	}
@@ -669,7 +750,7 @@ func (w *shard) deliver(p *parcel, s *site, after time.Duration) {
 	if w.sc.Couriers.Delivery == scenarios.DeliveryIndividual {
 		w.kpi.stop(s)
 	}
-	w.eng.AfterFunc(sim.FromDuration(after), func() {
+	w.sourceAt(w.eng.Now()+sim.FromDuration(after), func() {
 		if _, err := s.core.Announce(p.id, p.spec, "recipient-"+p.id); err != nil {
 			if !errors.Is(err, controller.ErrNoCapacity) {
 				w.fail(fmt.Errorf("announce %s: %w", p.id, err))

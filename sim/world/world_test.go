@@ -193,7 +193,7 @@ func TestShardsRunTheSameWhateverRunsThem(t *testing.T) {
 				require.NoError(t, err)
 				return w, r
 			}
-			_, inOrder := run(nil)
+			wo, inOrder := run(nil)
 			w, sideBySide := run(func(n int, f func(int)) {
 				var wg sync.WaitGroup
 				for i := range n {
@@ -206,6 +206,24 @@ func TestShardsRunTheSameWhateverRunsThem(t *testing.T) {
 				wg.Wait()
 			})
 			require.Equal(t, inOrder, sideBySide)
+			// Stepped a minute at a time, as a live view does: shorter
+			// windows than the world chooses, the same results.
+			sc, _, err := scenarios.Parse("block.yaml", []byte(tt.text))
+			require.NoError(t, err)
+			stepped, err := New(sc, Options{Seed: 3})
+			require.NoError(t, err)
+			for more := true; more; {
+				more, err = stepped.RunUntil(time.Duration(stepped.now) + time.Minute)
+				require.NoError(t, err)
+			}
+			require.Equal(t, inOrder, stepped.result())
+			if tt.redirect {
+				// Steps shorter than the redirect setup only where courier work is pending.
+				require.Less(t, wo.steps, int(sc.Warmup.D()+sc.Duration.D())/int(sc.Couriers.RedirectSetup.D())/2)
+				require.Greater(t, wo.steps, 2)
+			} else {
+				require.Equal(t, 1, wo.steps)
+			}
 			legs, crossed := 0, 0
 			for _, sh := range w.shards {
 				legs += sh.legs
