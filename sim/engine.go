@@ -132,6 +132,33 @@ func (e *Engine) Fired() uint64 { return e.fired }
 // At schedules h.Fire(at, arg). Scheduling in the past is a programming
 // error and panics: it would silently reorder causality.
 func (e *Engine) At(at Time, h Handler, arg uint64) EventID {
+	e.seq++
+	return e.schedule(at, firstKeys+e.seq, h, arg)
+}
+
+// firstKeys bounds AtFirst's keys: sequence numbers At assigns start here,
+// so an AtFirst event fires before every At event of its time.
+const firstKeys = 1 << 39
+
+// AtFirst schedules h.Fire(at, arg) to fire before every event scheduled
+// with At for the same time, and among AtFirst events of that time in order
+// of key (< 2^39, unique among them). Its place among simultaneous events so
+// depends on the key alone, not on when it was scheduled: events handed in
+// from outside (another shard's messages) need that to keep a run the same
+// however it is stepped.
+func (e *Engine) AtFirst(at Time, key uint64, h Handler, arg uint64) EventID {
+	if key >= firstKeys {
+		panic(fmt.Sprintf("sim: AtFirst key %d out of range", key))
+	}
+	return e.schedule(at, key, h, arg)
+}
+
+// AtFirstFunc is AtFirst for a function.
+func (e *Engine) AtFirstFunc(at Time, key uint64, f func()) EventID {
+	return e.AtFirst(at, key, funcHandler(f), 0)
+}
+
+func (e *Engine) schedule(at Time, seq uint64, h Handler, arg uint64) EventID {
 	if at < e.now {
 		panic(fmt.Sprintf("sim: event scheduled at %v, before now %v", at, e.now))
 	}
@@ -154,8 +181,7 @@ func (e *Engine) At(at Time, h Handler, arg uint64) EventID {
 	s.arg = arg
 	s.gen++
 	s.state = slotPending
-	e.seq++
-	e.push(entry{at: at, seqIdx: e.seq<<slotBits | uint64(idx)})
+	e.push(entry{at: at, seqIdx: seq<<slotBits | uint64(idx)})
 	e.live++
 	return EventID(uint64(s.gen)<<32 | uint64(idx+1))
 }

@@ -33,6 +33,20 @@ func TestEngineOrdersByTimeThenInsertion(t *testing.T) {
 	require.Equal(t, uint64(6), e.Fired())
 }
 
+func TestEngineAtFirstOrdersByKey(t *testing.T) {
+	e := NewEngine(0)
+	r := &recorder{}
+	e.At(10, r, 1)
+	e.AtFirst(10, 7, r, 2) // scheduled after 1, fires before it
+	e.At(5, r, 3)
+	e.AtFirst(10, 3, r, 4) // a lower key fires first, whenever scheduled
+	e.AtFirst(20, 0, r, 5)
+	e.At(10, r, 6)
+	require.Equal(t, Drained, e.RunUntilEmpty())
+	require.Equal(t, []uint64{3, 4, 2, 1, 6, 5}, r.got)
+	require.Panics(t, func() { e.AtFirst(30, firstKeys, r, 0) })
+}
+
 func TestEngineManyEventsComeOutSorted(t *testing.T) {
 	e := NewEngine(0)
 	rng := NewStreams(3).Stream("order")

@@ -160,7 +160,7 @@ func TestSketchQuantilesWithinOnePercent(t *testing.T) {
 	require.Equal(t, float64(s.Count()), total)
 }
 
-// TestShardsRunTheSameWhateverRunsThem: a city block big enough for four
+// TestShardsRunTheSameWhateverRunsThem: a city block big enough for twenty
 // shards and busy enough that couriers redirect parcels across the shard
 // boundary (or, refusing instead, never exchange a parcel, so the shards run
 // in one step). Run with its shards one after the other, and side by side
@@ -188,7 +188,7 @@ func TestShardsRunTheSameWhateverRunsThem(t *testing.T) {
 				require.Len(t, sc.Sites, 200)
 				w, err := New(sc, Options{Seed: 3, Parallel: parallel})
 				require.NoError(t, err)
-				require.Len(t, w.shards, 4)
+				require.Len(t, w.shards, 20)
 				r, err := w.Run()
 				require.NoError(t, err)
 				return w, r
