@@ -158,6 +158,26 @@ func TestSketchQuantilesWithinOnePercent(t *testing.T) {
 		total += v
 	}
 	require.Equal(t, float64(s.Count()), total)
+
+	// Merging sketches of parts, in any order and over ranges that grow
+	// either way, gives the sketch of the whole.
+	whole, low, high := NewSketch(), NewSketch(), NewSketch()
+	for i := range 2000 {
+		v := math.Exp(float64((i*37+100)%200) / 10) // 1 … e^19.9, starting mid-range
+		whole.Add(v)
+		if i%3 == 0 {
+			low.Add(v)
+		} else {
+			high.Add(v)
+		}
+	}
+	merged := NewSketch()
+	merged.Merge(high)
+	merged.Merge(low)
+	for _, q := range []float64{0.01, 0.3, 0.5, 0.9, 1} {
+		require.Equal(t, whole.Quantile(q), merged.Quantile(q), "q=%v", q)
+	}
+	require.Equal(t, whole.Histogram(1e6, 20), merged.Histogram(1e6, 20))
 }
 
 // TestShardsRunTheSameWhateverRunsThem: a city block big enough for twenty
