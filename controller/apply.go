@@ -26,7 +26,7 @@ func (c *Core) apply(e *Event) {
 			cabinet: -1, comp: allocator.NoCompartment, chilled: chilled, announcedAt: e.At,
 		}
 	case Reserved:
-		p := c.parcels[e.Parcel]
+		p := c.parcelOf(e)
 		id := allocator.CompartmentID(e.Compartment)
 		must(c.inv.Reserve(id))
 		p.state, p.cabinet, p.comp, p.reservedUntil = StateReserved, e.Cabinet, id, e.Num
@@ -35,14 +35,14 @@ func (c *Core) apply(e *Event) {
 			c.schedule(deadline{at: e.Num, kind: dlReservation, p: p})
 		}
 	case Refused:
-		c.finish(c.parcels[e.Parcel], StateRefused)
+		c.finish(c.parcelOf(e), StateRefused)
 	case ReservationLapsed:
-		p := c.parcels[e.Parcel]
+		p := c.parcelOf(e)
 		must(c.inv.Release(p.comp))
 		c.comps[p.comp].parcel = nil
 		p.state, p.cabinet, p.comp, p.reservedUntil = StateAnnounced, -1, allocator.NoCompartment, 0
 	case DoorCommanded:
-		p := c.parcels[e.Parcel]
+		p := c.parcelOf(e)
 		c.cmdSeq++
 		cmd := &command{
 			id: e.Command, cab: e.Cabinet, comp: allocator.CompartmentID(e.Compartment), parcel: p,
@@ -101,15 +101,15 @@ func (c *Core) apply(e *Event) {
 		c.seenSeq(e)
 		c.comps[e.Compartment].occupied = e.Num == 1
 	case Deposited:
-		p := c.parcels[e.Parcel]
+		p := c.parcelOf(e)
 		must(c.inv.Occupy(p.comp))
 		p.state, p.depositedAt, p.reservedUntil = StateAwaitingPickup, e.At, 0
 	case DepositAborted:
-		p := c.parcels[e.Parcel]
+		p := c.parcelOf(e)
 		p.state = StateReserved
 		c.pushDeadlines(p)
 	case CodeIssued:
-		p := c.parcels[e.Parcel]
+		p := c.parcelOf(e)
 		cab := &c.cabinets[p.cabinet]
 		if p.codeLive {
 			delete(cab.codes, p.lookup)
@@ -125,11 +125,11 @@ func (c *Core) apply(e *Event) {
 			c.schedule(deadline{at: e.Num2, kind: dlReminder, p: p})
 		}
 	case Notified:
-		if p := c.parcels[e.Parcel]; p != nil && e.Text == string(NotifyReminder) {
+		if p := c.parcelOf(e); p != nil && e.Text == string(NotifyReminder) {
 			p.reminded = true
 		}
 	case PickupAuthorized:
-		c.dropCode(c.parcels[e.Parcel])
+		c.dropCode(c.parcelOf(e))
 	case CodeRejected:
 		cab := &c.cabinets[e.Cabinet]
 		keep := cab.fails[:0]
@@ -142,12 +142,12 @@ func (c *Core) apply(e *Event) {
 	case LockedOut:
 		c.cabinets[e.Cabinet].lockedUntil = e.Num
 	case PickedUp:
-		p := c.parcels[e.Parcel]
+		p := c.parcelOf(e)
 		must(c.inv.Vacate(p.comp))
 		c.comps[p.comp].parcel = nil
 		c.finish(p, StatePickedUp)
 	case PickupAborted:
-		p := c.parcels[e.Parcel]
+		p := c.parcelOf(e)
 		if e.Text == "return" {
 			p.state = StateAwaitingReturn
 		} else {
@@ -155,16 +155,16 @@ func (c *Core) apply(e *Event) {
 			c.pushDeadlines(p)
 		}
 	case Expired:
-		p := c.parcels[e.Parcel]
+		p := c.parcelOf(e)
 		c.dropCode(p)
 		p.state = StateAwaitingReturn
 	case Returned:
-		p := c.parcels[e.Parcel]
+		p := c.parcelOf(e)
 		must(c.inv.Vacate(p.comp))
 		c.comps[p.comp].parcel = nil
 		c.finish(p, StateReturned)
 	case ExceptionRaised:
-		p := c.parcels[e.Parcel]
+		p := c.parcelOf(e)
 		c.exceptions++
 		p.prev, p.state, p.exception = p.state, StateException, e.Text
 		if p.comp >= 0 {
@@ -173,7 +173,7 @@ func (c *Core) apply(e *Event) {
 			}
 		}
 	case ExceptionResolved:
-		p := c.parcels[e.Parcel]
+		p := c.parcelOf(e)
 		c.exceptions--
 		p.exception = ""
 		if Resolution(e.Text) == ResolveRemoved {
@@ -198,7 +198,7 @@ func (c *Core) apply(e *Event) {
 	case CabinetStatus:
 		must(c.inv.SetCabinetOnline(allocator.CabinetID(e.Cabinet), e.Text == twin.StatusOnline))
 	case Cancelled:
-		p := c.parcels[e.Parcel]
+		p := c.parcelOf(e)
 		if p.comp >= 0 {
 			must(c.inv.Release(p.comp))
 			c.comps[p.comp].parcel = nil
@@ -279,11 +279,24 @@ func (c *Core) endCommand(cmd *command) {
 	}
 }
 
+// parcelOf is the active parcel an event names: the one the event was just
+// made for (hint) unless that one is finished, else found by id (nil if not
+// active), so replaying a log finds the same.
+func (c *Core) parcelOf(e *Event) *parcel {
+	if h := c.hint; h != nil && !h.done && h.id == e.Parcel {
+		return h
+	}
+	return c.parcels[e.Parcel]
+}
+
 func (c *Core) finish(p *parcel, s State) {
 	p.state = s
 	p.done = true
 	c.dropCode(p)
 	delete(c.parcels, p.id)
+	if c.hint == p {
+		c.hint = nil
+	}
 	if c.finished != nil {
 		c.finished[p.id] = s
 	}

@@ -38,6 +38,8 @@ type Checker struct {
 	nRecent  int
 	owner    []string // by compartment: the parcel holding it, "" for none
 	parcels  map[string]*checkedParcel
+	lastID   string // the parcel last found, and its record (find)
+	last     *checkedParcel
 	commands map[string]*checkedCommand
 	byComp   [][]string // by compartment: ids of its live commands
 	cabSeq   []uint64   // by cabinet: the last sequence number seen
@@ -70,10 +72,24 @@ func (p *checkedParcel) empty() bool {
 
 // parcel returns the parcel's record, creating it.
 func (k *Checker) parcel(id string) *checkedParcel {
-	p := k.parcels[id]
+	p := k.find(id)
 	if p == nil {
 		p = &checkedParcel{}
 		k.parcels[id] = p
+		k.lastID, k.last = id, p
+	}
+	return p
+}
+
+// find returns the parcel's record, or nil. A parcel's events come in runs,
+// so the last record found is kept at hand.
+func (k *Checker) find(id string) *checkedParcel {
+	if k.last != nil && k.lastID == id {
+		return k.last
+	}
+	p := k.parcels[id]
+	if p != nil {
+		k.lastID, k.last = id, p
 	}
 	return p
 }
@@ -82,6 +98,9 @@ func (k *Checker) parcel(id string) *checkedParcel {
 func (k *Checker) tidy(id string, p *checkedParcel) {
 	if p.empty() {
 		delete(k.parcels, id)
+		if k.last == p {
+			k.lastID, k.last = "", nil
+		}
 	}
 }
 
@@ -229,16 +248,16 @@ func (k *Checker) Check(e *Event) {
 		*owner = e.Parcel
 		p.loc, p.hasLoc = e.Compartment, true
 	case ReservationLapsed:
-		k.release(e, k.parcels[e.Parcel])
+		k.release(e, k.find(e.Parcel))
 	case Cancelled:
-		if p := k.parcels[e.Parcel]; p != nil && p.hasLoc {
+		if p := k.find(e.Parcel); p != nil && p.hasLoc {
 			k.release(e, p)
 		}
 	case DoorCommanded:
 		if _, live := k.commands[e.Command]; live {
 			k.fail(e, "command ids are unique (%s reused)", e.Command)
 		}
-		p := k.parcels[e.Parcel]
+		p := k.find(e.Parcel)
 		if e.Text == PurposePickup.String() {
 			if p == nil || !p.hasAuthz || p.authz != e.Compartment {
 				k.fail(e, "a code opens only its own compartment (pickup door %d for %s without authorisation)", e.Compartment, e.Parcel)
@@ -324,7 +343,7 @@ func (k *Checker) Check(e *Event) {
 		p.authz, p.hasAuthz = p.loc, p.hasLoc
 		k.tidy(e.Parcel, p)
 	case Expired:
-		if p := k.parcels[e.Parcel]; p != nil {
+		if p := k.find(e.Parcel); p != nil {
 			p.hasCode = false
 			k.tidy(e.Parcel, p)
 		}
@@ -338,7 +357,7 @@ func (k *Checker) Check(e *Event) {
 		k.leave(e)
 	case ExceptionResolved:
 		if e.Text == string(ResolveRemoved) {
-			if p := k.parcels[e.Parcel]; p != nil && p.inLocker {
+			if p := k.find(e.Parcel); p != nil && p.inLocker {
 				k.Removed++
 			}
 			k.leave(e)
@@ -384,7 +403,7 @@ func (k *Checker) release(e *Event, p *checkedParcel) {
 }
 
 func (k *Checker) leave(e *Event) {
-	p := k.parcels[e.Parcel]
+	p := k.find(e.Parcel)
 	if p == nil {
 		if e.Kind == PickedUp {
 			k.fail(e, "a picked-up parcel was notified of its arrival")

@@ -264,6 +264,7 @@ type command struct {
 // Outputs and, as domain events, to the Log and hooks. It starts no
 // goroutines and takes no locks: the caller serialises calls.
 type Core struct {
+	hint  *parcel // the active parcel an event was last made for: apply finds it without a lookup
 	cfg   Config
 	set   Settings
 	inv   *allocator.Inventory
@@ -394,6 +395,7 @@ func (c *Core) emitAt(e *Event) error {
 }
 
 func (c *Core) parcelEvent(k Kind, p *parcel) Event {
+	c.hint = p
 	return Event{Kind: k, Parcel: p.id, Cabinet: p.cabinet, Compartment: int32(p.comp)}
 }
 
