@@ -571,6 +571,15 @@ func (w *shard) sourceAt(t sim.Time, f func()) {
 	w.eng.AtFunc(t, func() { w.fireSource(f) })
 }
 
+// arrivalAt schedules a redirected parcel's arrival, courier work too. It
+// goes ahead of everything else due at its time, in parcel order: where it
+// lands among simultaneous events does not depend on the step it was
+// exchanged after, so a run is the same however it is stepped.
+func (w *shard) arrivalAt(m redirectMsg) {
+	w.src.push(m.at)
+	w.eng.AtFirstFunc(m.at, m.p.num, func() { w.fireSource(func() { w.redirected(m) }) })
+}
+
 func (w *shard) fireSource(f func()) {
 	if w.src.pop() != w.eng.Now() {
 		w.fail(errors.New("world: courier work fired out of order")) // cannot happen: events fire in time order
@@ -631,12 +640,7 @@ func (w *World) exchange() {
 				w.err = fmt.Errorf("seed %d: parcel %s redirected to arrive at %v, but its shard is at %v", w.opts.Seed, m.p.id, m.at, to.eng.Now())
 				return
 			}
-			// Redirected parcels go ahead of everything else due at their
-			// arrival time, in parcel order: where they land among
-			// simultaneous events does not depend on the step they were
-			// exchanged after, so a run is the same however it is stepped.
-			to.src.push(m.at)
-			to.eng.AtFirstFunc(m.at, m.p.num, func() { to.fireSource(func() { to.redirected(m) }) })
+			to.arrivalAt(m)
 		}
 		clear(sh.outbox)
 		sh.outbox = sh.outbox[:0]
