@@ -63,7 +63,8 @@ DISPLAY_PKGS := ./visualize/...
 
 # Packages with goroutines of their own (broker, MQTT link) and the
 # controller also run under the race detector, and so do a world's shards
-# running side by side.
+# running side by side (-short: without the single-threaded stepping check,
+# which the plain run covers).
 RACE_PKGS := ./controller/... ./twin/...
 
 # A package whose tests hang fails after this, with every goroutine's stack,
@@ -73,7 +74,7 @@ TEST_TIMEOUT := 4m
 test-go:
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $$($(GO) list ./... | grep -v '/visualize')
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -race $(RACE_PKGS)
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -race -run 'TestShardsRunTheSameWhateverRunsThem' ./sim/world/
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -race -short -run 'TestShardsRunTheSameWhateverRunsThem' ./sim/world/
 	xvfb-run -a $(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(DISPLAY_PKGS)
 
 test: setup fmt-check vet test-go
