@@ -97,8 +97,11 @@ type door struct {
 	tempTimer Timer
 }
 
+// seenCommand is the reply sent to a command (an ack, or a nack and its
+// reason), resent on a duplicate.
 type seenCommand struct {
-	reply Event // the ack or nack sent, resent on a duplicate
+	reply  EventType
+	reason string
 }
 
 // Cabinet is a virtual cabinet: doors, occupancy sensors, keypad, chilled
@@ -226,14 +229,12 @@ func (c *Cabinet) HandleCommand(cmd Command) {
 	c.expireSeen(now)
 	if prev, ok := c.seen[cmd.ID]; ok {
 		c.Stats.Duplicates++
-		reply := prev.reply
-		reply.Seq, reply.ID = 0, ""
-		c.emit(reply)
+		c.emit(Event{Type: prev.reply, Command: cmd.ID, Reason: prev.reason})
 		return
 	}
 	c.Stats.Commands++
 	reply := c.execute(cmd, now)
-	c.seen[cmd.ID] = seenCommand{reply: reply}
+	c.seen[cmd.ID] = seenCommand{reply: reply.Type, reason: reply.Reason}
 	c.order = append(c.order, seenID{cmd.ID, now.Add(c.cfg.DedupWindow)})
 }
 
@@ -251,9 +252,8 @@ func (c *Cabinet) expireSeen(now time.Time) {
 		}
 		delete(c.seen, c.order[i].id)
 	}
-	if i > 0 {
-		c.order = append(c.order[:0], c.order[i:]...)
-	}
+	clear(c.order[:i])
+	c.order = c.order[i:] // append moves the rest to a new array when it needs room
 }
 
 func (c *Cabinet) nack(cmd Command, reason string) Event {

@@ -58,6 +58,29 @@ func open(id string, slot int, at time.Time) Command {
 	return Command{V: 1, ID: id, Type: CmdOpen, Compartment: slot, IssuedAt: at, ExpiresAt: at.Add(time.Minute)}
 }
 
+func TestCabinetRepliesToACopyAsToTheFirstUntilItForgets(t *testing.T) {
+	c, clock, up, _ := newTestCabinet(t, Faults{})
+	bad := open("c9", 9, clock.Now())
+	c.HandleCommand(bad)
+	c.HandleCommand(bad)
+	first, again := up.events[len(up.events)-2], up.last()
+	require.Equal(t, EvtNack, again.Type)
+	require.Equal(t, first.Reason, again.Reason)
+	require.Equal(t, NackUnknownCompartment, again.Reason)
+	require.Equal(t, "c9", again.Command)
+	require.Greater(t, again.Seq, first.Seq)
+
+	cmd := open("c1", 1, clock.Now())
+	c.HandleCommand(cmd)
+	require.NoError(t, c.Close(1))
+	clock.Advance(11 * time.Minute) // past the dedup window: c1 is forgotten
+	cmd = open("c1", 1, clock.Now())
+	c.HandleCommand(cmd)
+	require.Equal(t, []EventType{EvtAck, EvtDoorOpened}, up.types()[len(up.types())-2:], "executed again")
+	require.Equal(t, 1, c.Stats.Duplicates)
+	require.Len(t, c.order, 1, "only the new c1 is remembered")
+}
+
 func TestCabinetOpensOnceAndAcksEveryCopy(t *testing.T) {
 	c, clock, up, w := newTestCabinet(t, Faults{})
 	require.Equal(t, []string{StatusOnline}, up.status)
