@@ -258,7 +258,13 @@ func TestCheckerCatchesViolations(t *testing.T) {
 	require.NotNil(t, got)
 	require.Contains(t, got.Error(), "matched by a live command")
 	require.Contains(t, got.Error(), "events before it")
-	require.NotEmpty(t, got.Recent)
+	require.Len(t, got.Recent, min(len(events), 16))
+	last, recalled := events[len(events)-1], got.Recent[len(got.Recent)-1]
+	require.Equal(t, last.Seq, recalled.Seq)
+	require.Equal(t, last.Kind, recalled.Kind)
+	require.Equal(t, last.Parcel, recalled.Parcel)
+	require.Equal(t, last.At, recalled.At)
+	require.Contains(t, got.Error(), last.String())
 }
 
 func TestRebuiltCoreResyncsCabinetSequences(t *testing.T) {
