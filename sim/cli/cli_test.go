@@ -110,12 +110,14 @@ func TestRunWritesTheThreeFiles(t *testing.T) {
 	require.Len(t, lines, 1+7*24, "one row per measured hour")
 	require.Equal(t, "hour,time,occupied_S,occupied_M,occupied_L,occupied_M-cold,occupied_L-cold,utilization,arrivals,deposits,refusals,pickups", lines[0])
 
-	prof := filepath.Join(dir, "cpu.prof")
-	code, _, errOut = run("run", "../../scenarios/grocery-chilled.yaml", "-duration", "2d", "-replications", "1", "-cpuprofile", prof)
+	prof, mem := filepath.Join(dir, "cpu.prof"), filepath.Join(dir, "mem.prof")
+	code, _, errOut = run("run", "../../scenarios/grocery-chilled.yaml", "-duration", "2d", "-replications", "1", "-cpuprofile", prof, "-memprofile", mem)
 	require.Equal(t, ExitOK, code, errOut)
-	data, err := os.ReadFile(prof)
-	require.NoError(t, err)
-	require.True(t, len(data) > 2 && data[0] == 0x1f && data[1] == 0x8b, "a gzipped pprof profile")
+	for _, f := range []string{prof, mem} {
+		data, err := os.ReadFile(f)
+		require.NoError(t, err)
+		require.True(t, len(data) > 2 && data[0] == 0x1f && data[1] == 0x8b, "a gzipped pprof profile: %s", f)
+	}
 
 	code, out, _ = run("run", "../../scenarios/grocery-chilled.yaml", "-duration", "2d", "-replications", "1", "-json")
 	require.Equal(t, ExitOK, code)
@@ -139,6 +141,7 @@ func TestRunRefusesBadInputBeforeRunning(t *testing.T) {
 		{"bad duration", []string{"run", "../../scenarios/bopis-store.yaml", "-duration", "soon"}, ExitProblem, "-duration"},
 		{"bad replications", []string{"run", "../../scenarios/bopis-store.yaml", "-replications", "-3"}, ExitProblem, "-replications"},
 		{"unwritable profile", []string{"run", "../../scenarios/bopis-store.yaml", "-cpuprofile", filepath.Join(blocker, "cpu.prof")}, ExitProblem, "-cpuprofile"},
+		{"unwritable allocation profile", []string{"run", "../../scenarios/bopis-store.yaml", "-memprofile", filepath.Join(blocker, "mem.prof")}, ExitProblem, "-memprofile"},
 		{"two scenarios", []string{"run", "a.yaml", "b.yaml"}, ExitUsage, "Usage: lockersim run"},
 		{"compare one policy", []string{"compare", "../../scenarios/bopis-store.yaml", "-policies", "best-fit"}, ExitUsage, "at least two"},
 		{"compare unknown policy", []string{"compare", "../../scenarios/bopis-store.yaml", "-policies", "best-fit,nope"}, ExitProblem, `unknown allocator policy "nope"`},

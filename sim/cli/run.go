@@ -112,6 +112,7 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print summary.json on stdout instead of the table")
 	policy := fs.String("policy", "", "override the scenario's allocator policy")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the simulation to this file (go tool pprof reads it)")
+	memProfile := fs.String("memprofile", "", "write an allocation profile of the run to this file when it ends (go tool pprof reads it)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: lockersim run SCENARIO [flags]\n\nSimulates a scenario with the real controller and prints its KPIs with 95% confidence intervals.")
 		fs.PrintDefaults()
@@ -146,11 +147,26 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 			return ExitProblem
 		}
 	}
+	var mf *os.File
+	if *memProfile != "" {
+		var err error
+		if mf, err = os.Create(*memProfile); err != nil {
+			fmt.Fprintln(stderr, "lockersim: -memprofile:", err)
+			return ExitProblem
+		}
+		defer mf.Close()
+	}
 	onProgress, wait := progress(stderr, s.Replications, s.Name)
 	res, err := runner.Run(s, runner.Options{Policy: *policy, Workers: f.workers, Progress: onProgress})
 	wait()
 	if *cpuProfile != "" {
 		pprof.StopCPUProfile()
+	}
+	if mf != nil {
+		if werr := pprof.Lookup("allocs").WriteTo(mf, 0); werr != nil {
+			fmt.Fprintln(stderr, "lockersim: -memprofile:", werr)
+			return ExitProblem
+		}
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "lockersim:", err)
