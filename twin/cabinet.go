@@ -2,6 +2,7 @@ package twin
 
 import (
 	"fmt"
+	"hash/maphash"
 	"math"
 	"math/rand/v2"
 	"strconv"
@@ -97,12 +98,21 @@ type door struct {
 	tempTimer Timer
 }
 
-// seenCommand is the reply sent to a command (an ack, or a nack and its
-// reason), resent on a duplicate.
+// seenCommand is a command id the cabinet has answered, with its reply (an
+// ack, or a nack and its reason), resent on a duplicate, until it expires.
 type seenCommand struct {
-	reply  EventType
-	reason string
+	hash    uint64 // of id: a lookup compares words, and strings only on a match
+	id      string
+	expires int64 // unix ns
+	reply   EventType
+	reason  string
 }
+
+// seenIndexAt is how many remembered ids a cabinet scans before it also
+// indexes them in a map. A city cabinet remembers a few dozen, which a scan
+// of hashes finds faster than a map; a cabinet under a load test can
+// remember thousands.
+const seenIndexAt = 64
 
 // Cabinet is a virtual cabinet: doors, occupancy sensors, keypad, chilled
 // zones, command dedup, acknowledgements, a versioned reported state, and
@@ -119,9 +129,11 @@ type Cabinet struct {
 	seq     uint64
 	version uint64
 	online  bool
-	outbox  []Event // events held while offline, sent on reconnect
-	seen    map[string]seenCommand
-	order   []seenID // seen ids, oldest first, for expiry
+	outbox  []Event        // events held while offline, sent on reconnect
+	seen    []seenCommand  // oldest first
+	index   map[string]int // id → position in seen + forgot; only while seen is long
+	forgot  int            // entries expired from the front of seen, ever
+	hashKey maphash.Seed
 
 	jam, sensor, leftOpen, uncommanded, outage *rand.Rand
 
@@ -150,7 +162,7 @@ func NewCabinet(cfg CabinetConfig, clock Clock, up Uplink, obs Observer, streams
 	if cfg.Firmware == "" {
 		cfg.Firmware = "lockertwin-virtual/1"
 	}
-	c := &Cabinet{cfg: cfg, clock: clock, up: up, obs: obs, online: true, seen: map[string]seenCommand{}}
+	c := &Cabinet{cfg: cfg, clock: clock, up: up, obs: obs, online: true, hashKey: maphash.MakeSeed()}
 	prefix := "twin/" + cfg.Site + "/" + cfg.Name + "/"
 	c.jam = streams(prefix + "jam")
 	c.sensor = streams(prefix + "sensor")
@@ -226,34 +238,61 @@ func (c *Cabinet) HandleCommand(cmd Command) {
 		return // nothing can be acknowledged without a valid id
 	}
 	now := c.clock.Now()
-	c.expireSeen(now)
-	if prev, ok := c.seen[cmd.ID]; ok {
+	c.expireSeen(now.UnixNano())
+	h := maphash.String(c.hashKey, cmd.ID)
+	if prev := c.lookupSeen(h, cmd.ID); prev != nil {
 		c.Stats.Duplicates++
 		c.emit(Event{Type: prev.reply, Command: cmd.ID, Reason: prev.reason})
 		return
 	}
 	c.Stats.Commands++
 	reply := c.execute(cmd, now)
-	c.seen[cmd.ID] = seenCommand{reply: reply.Type, reason: reply.Reason}
-	c.order = append(c.order, seenID{cmd.ID, now.Add(c.cfg.DedupWindow)})
-}
-
-// seenID is an acknowledged command id and when its dedup entry expires.
-type seenID struct {
-	id      string
-	expires time.Time
-}
-
-func (c *Cabinet) expireSeen(now time.Time) {
-	i := 0
-	for ; i < len(c.order); i++ {
-		if c.order[i].expires.After(now) {
-			break
+	c.seen = append(c.seen, seenCommand{hash: h, id: cmd.ID, expires: now.Add(c.cfg.DedupWindow).UnixNano(),
+		reply: reply.Type, reason: reply.Reason})
+	switch {
+	case c.index != nil:
+		c.index[cmd.ID] = c.forgot + len(c.seen) - 1
+	case len(c.seen) > seenIndexAt:
+		c.index = make(map[string]int, 2*len(c.seen))
+		for i := range c.seen {
+			c.index[c.seen[i].id] = c.forgot + i
 		}
-		delete(c.seen, c.order[i].id)
 	}
-	clear(c.order[:i])
-	c.order = c.order[i:] // append moves the rest to a new array when it needs room
+}
+
+// lookupSeen finds a remembered command id.
+func (c *Cabinet) lookupSeen(h uint64, id string) *seenCommand {
+	if c.index != nil {
+		if at, ok := c.index[id]; ok {
+			return &c.seen[at-c.forgot]
+		}
+		return nil
+	}
+	for i := range c.seen {
+		if c.seen[i].hash == h && c.seen[i].id == id {
+			return &c.seen[i]
+		}
+	}
+	return nil
+}
+
+// expireSeen forgets the ids whose dedup window has passed.
+func (c *Cabinet) expireSeen(now int64) {
+	i := 0
+	for ; i < len(c.seen) && c.seen[i].expires <= now; i++ {
+		if c.index != nil {
+			delete(c.index, c.seen[i].id)
+		}
+	}
+	if i == 0 {
+		return
+	}
+	clear(c.seen[:i])
+	c.seen = c.seen[i:] // append moves the rest to a new array when it needs room
+	c.forgot += i
+	if c.index != nil && len(c.seen) <= seenIndexAt/2 {
+		c.index = nil
+	}
 }
 
 func (c *Cabinet) nack(cmd Command, reason string) Event {

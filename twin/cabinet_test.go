@@ -1,6 +1,7 @@
 package twin
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -78,7 +79,44 @@ func TestCabinetRepliesToACopyAsToTheFirstUntilItForgets(t *testing.T) {
 	c.HandleCommand(cmd)
 	require.Equal(t, []EventType{EvtAck, EvtDoorOpened}, up.types()[len(up.types())-2:], "executed again")
 	require.Equal(t, 1, c.Stats.Duplicates)
-	require.Len(t, c.order, 1, "only the new c1 is remembered")
+	require.Len(t, c.seen, 1, "only the new c1 is remembered")
+}
+
+// A cabinet under a load test remembers thousands of ids; past seenIndexAt
+// it indexes them, and it drops the index when it forgets most of them.
+func TestCabinetRemembersManyCommandsAsItDoesAFew(t *testing.T) {
+	c, clock, up, _ := newTestCabinet(t, Faults{})
+	const n = 5 * seenIndexAt
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("sync-%d", i)
+		c.HandleCommand(Command{V: 1, ID: ids[i], Type: CmdSync, IssuedAt: clock.Now(), ExpiresAt: clock.Now().Add(time.Minute)})
+		if i == seenIndexAt-1 {
+			require.Nil(t, c.index, "a few ids are scanned")
+		}
+		clock.Advance(time.Second)
+	}
+	require.NotNil(t, c.index)
+	require.Len(t, c.index, len(c.seen))
+	for _, i := range []int{0, 1, seenIndexAt, n - 1} {
+		before := len(up.events)
+		c.HandleCommand(Command{V: 1, ID: ids[i], Type: CmdSync, IssuedAt: clock.Now(), ExpiresAt: clock.Now().Add(time.Minute)})
+		require.Len(t, up.events, before+1, "a copy of %s is acked, not executed again", ids[i])
+		require.Equal(t, ids[i], up.last().Command)
+	}
+	require.Equal(t, 4, c.Stats.Duplicates)
+	require.Equal(t, n, c.Stats.Commands)
+
+	// ids[i] came at i seconds and is forgotten at i seconds + 10 minutes:
+	// at n-2 seconds + 10 minutes, only the newest is left.
+	clock.Advance(10*time.Minute - 2*time.Second)
+	c.HandleCommand(Command{V: 1, ID: "late", Type: CmdSync, IssuedAt: clock.Now(), ExpiresAt: clock.Now().Add(time.Minute)})
+	require.Equal(t, 2, len(c.seen), "%s and late", ids[n-1])
+	require.Nil(t, c.index, "the index goes with the crowd")
+	c.HandleCommand(Command{V: 1, ID: ids[0], Type: CmdSync, IssuedAt: clock.Now(), ExpiresAt: clock.Now().Add(time.Minute)})
+	require.Equal(t, n+2, c.Stats.Commands, "a forgotten id is a new command")
+	c.HandleCommand(Command{V: 1, ID: ids[n-1], Type: CmdSync, IssuedAt: clock.Now(), ExpiresAt: clock.Now().Add(time.Minute)})
+	require.Equal(t, 5, c.Stats.Duplicates, "a remembered one is still a copy")
 }
 
 func TestCabinetOpensOnceAndAcksEveryCopy(t *testing.T) {
@@ -131,8 +169,7 @@ func TestCabinetRefusesWhatItShould(t *testing.T) {
 	clock.Advance(11 * time.Minute)
 	c.HandleCommand(open("c3", 1, clock.Now()))
 	require.Len(t, c.seen, 1)
-	require.Len(t, c.order, 1)
-	require.Equal(t, "c3", c.order[0].id)
+	require.Equal(t, "c3", c.seen[0].id)
 }
 
 func TestJamFault(t *testing.T) {
