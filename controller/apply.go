@@ -332,34 +332,30 @@ type deadline struct {
 }
 
 // deadlineHeap is a 4-ary min-heap on (at, seq), a total order, so the
-// deadlines come out in the same order whatever the heap's shape. Deadlines
-// are dropped lazily (due checks whether they still stand), so the heap
-// holds every parcel's pending expiry and reminder: thousands at a busy
-// site, where a 4-ary heap's shallower sift beats a binary one's.
+// deadlines come out in the same order whatever the heap's shape. It holds
+// the deadlines that deadlineQueue's FIFOs cannot (see there).
 type deadlineHeap struct {
 	items []deadline
 	seq   uint64
-	// compactAt is the length at which schedule next drops stale
-	// deadlines: a picked-up parcel's expiry would otherwise keep the parcel
-	// alive for the rest of its pickup window.
-	compactAt int
 }
 
-// minCompact is the smallest heap worth compacting.
+// minCompact is the smallest queue worth compacting.
 const minCompact = 64
 
-// schedule adds a deadline. When the heap has doubled since it was last
-// compacted, the stale deadlines go (linear, so amortised constant per push):
-// the heap, and what it keeps alive, stays proportional to the live
-// parcels and commands.
+// schedule adds a deadline. Deadlines are dropped lazily (due checks
+// whether they still stand), so the queue holds every parcel's pending
+// expiry and reminder. When it has doubled since it was last compacted,
+// the stale deadlines go (linear, so amortised constant per push): the
+// queue, and what it keeps alive, stays proportional to the live parcels
+// and commands.
 func (c *Core) schedule(d deadline) {
-	h := &c.deadlines
-	h.push(d)
-	if len(h.items) < max(h.compactAt, minCompact) {
+	q := &c.deadlines
+	q.push(d)
+	if q.Len() < max(q.compactAt, minCompact) {
 		return
 	}
-	h.filter(func(d *deadline) bool { return !c.stale(d) })
-	h.compactAt = 2 * len(h.items)
+	q.filter(func(d *deadline) bool { return !c.stale(d) })
+	q.compactAt = 2 * q.Len()
 }
 
 // filter keeps the deadlines for which keep holds and restores the heap.
@@ -408,6 +404,11 @@ func (h *deadlineHeap) down(i int) {
 func (h *deadlineHeap) push(d deadline) {
 	h.seq++
 	d.seq = h.seq
+	h.pushNumbered(d)
+}
+
+// pushNumbered adds a deadline whose seq is already set.
+func (h *deadlineHeap) pushNumbered(d deadline) {
 	h.items = append(h.items, d)
 	items := h.items
 	i := len(items) - 1
@@ -442,16 +443,18 @@ func (c *Core) rearm() {
 	if c.replaying || c.waking {
 		return
 	}
-	if len(c.deadlines.items) == 0 || c.timer != nil && c.armedAt <= c.deadlines.items[0].at {
+	first := c.deadlines.peek()
+	if first == nil || c.timer != nil && c.armedAt <= first.at {
 		return // armed early enough; stale deadlines are dropped when it fires
 	}
-	for len(c.deadlines.items) > 0 && c.stale(&c.deadlines.items[0]) {
+	for first != nil && c.stale(first) {
 		c.deadlines.pop()
+		first = c.deadlines.peek()
 	}
-	if len(c.deadlines.items) == 0 {
+	if first == nil {
 		return
 	}
-	next := c.deadlines.items[0].at
+	next := first.at
 	if c.timer != nil && c.armedAt <= next {
 		return
 	}
@@ -467,7 +470,7 @@ func (c *Core) wake() {
 	c.timer = nil
 	c.waking = true
 	now := c.now()
-	for len(c.deadlines.items) > 0 && c.deadlines.items[0].at <= now {
+	for first := c.deadlines.peek(); first != nil && first.at <= now; first = c.deadlines.peek() {
 		d := c.deadlines.pop()
 		c.due(&d)
 	}

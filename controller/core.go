@@ -285,7 +285,7 @@ type Core struct {
 	// the log and hooks does not allocate; depth counts nested emits.
 	scratch   [4]Event
 	depth     int
-	deadlines deadlineHeap
+	deadlines deadlineQueue
 	timer     Timer
 	armedAt   int64
 	wakeFn    func()

@@ -87,7 +87,67 @@ func TestFinishedParcelsLeaveTheDeadlineHeap(t *testing.T) {
 		require.Equal(t, StatePickedUp, r.state(id))
 	}
 	require.Zero(t, r.core.ActiveParcels())
-	require.Less(t, len(r.core.deadlines.items), 2*minCompact, "stale deadlines are compacted away")
+	require.Less(t, r.core.deadlines.Len(), 2*minCompact, "stale deadlines are compacted away")
 	require.NoError(t, r.checker.Err())
 	require.NoError(t, CheckCore(r.core))
+}
+
+// TestDeadlineQueueMatchesTheHeap: the FIFOs and their heap yield exactly
+// the heap's (at, seq) order, through pushes in each kind's order (now plus
+// a setting, two settings for expiries), out-of-order pushes, pops and
+// filters; and the ordered pushes stay out of the heap.
+func TestDeadlineQueueMatchesTheHeap(t *testing.T) {
+	offsets := map[deadlineKind][]int64{
+		dlReservation: {400}, dlReminder: {2400}, dlExpiry: {4800, 1200},
+		dlCommandRetry: {15}, dlCommandExpiry: {60}, dlDoorOpen: {120},
+	}
+	for _, tc := range []struct {
+		name     string
+		disorder float64 // share of pushes at a random earlier time
+	}{{"ordered", 0}, {"some disorder", 0.05}, {"mostly disorder", 0.8}} {
+		t.Run(tc.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(7, 11))
+			var q deadlineQueue
+			var ref deadlineHeap
+			var now int64
+			var maxHeap int
+			for step := range 30000 {
+				now += int64(rng.IntN(3))
+				switch r := rng.IntN(10); {
+				case r < 6 || ref.items == nil:
+					kind := deadlineKind(1 + rng.IntN(int(dlDoorOpen)))
+					offs := offsets[kind]
+					at := now + offs[rng.IntN(len(offs))]
+					if rng.Float64() < tc.disorder {
+						at = max(0, now-int64(rng.IntN(1000)))
+					}
+					d := deadline{at: at, kind: kind, comp: int32(step)}
+					q.push(d)
+					ref.push(d)
+				case r < 9:
+					for len(ref.items) > 0 && ref.items[0].at <= now {
+						want := ref.pop()
+						require.Equal(t, want, *q.peek(), "step %d", step)
+						require.Equal(t, want, q.pop(), "step %d", step)
+					}
+				default:
+					keep := func(d *deadline) bool { return d.comp%5 != int32(step%5) }
+					q.filter(keep)
+					ref.filter(keep)
+				}
+				require.Equal(t, len(ref.items), q.Len())
+				maxHeap = max(maxHeap, len(q.heap.items))
+			}
+			for len(ref.items) > 0 {
+				require.Equal(t, ref.pop(), q.pop())
+			}
+			require.Nil(t, q.peek())
+			require.Zero(t, q.Len())
+			if tc.disorder == 0 {
+				require.Zero(t, maxHeap, "deadlines in their kind's order stay in the FIFOs")
+			} else {
+				require.NotZero(t, maxHeap, "the heap takes what the FIFOs cannot")
+			}
+		})
+	}
 }

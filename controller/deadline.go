@@ -1,0 +1,143 @@
+package controller
+
+// deadlineQueue holds the core's pending deadlines and yields them in
+// (at, seq) order, the same total order the heap alone would.
+//
+// Almost every deadline is "now plus a fixed setting": a command's retry
+// (AckTimeout) and expiry (CommandTTL), a door's open limit, a
+// reservation's timeout, a parcel's reminder and expiry. Each kind is
+// therefore scheduled in time order, and a FIFO per kind keeps it sorted
+// for the price of an append; the earliest deadline is the earliest of a
+// few queue heads. A deadline that would break its FIFO's order (an expiry
+// with the chilled window after a normal one, or one re-derived after an
+// exception is resolved) goes to the heap, which takes any order.
+type deadlineQueue struct {
+	fifos [nFifos]deadlineFIFO
+	heap  deadlineHeap
+	seq   uint64
+	n     int
+	src   int  // source's answer while known
+	known bool
+	// compactAt is the length at which schedule next drops stale
+	// deadlines: a picked-up parcel's expiry would otherwise keep the parcel
+	// alive for the rest of its pickup window.
+	compactAt int
+}
+
+// Two FIFOs per kind, so that two interleaved ascending streams of one kind
+// (normal and chilled expiries) both stay out of the heap.
+const nFifos = 2 * (int(dlDoorOpen) + 1)
+
+// deadlineFIFO is a queue of deadlines in (at, seq) order.
+type deadlineFIFO struct {
+	items []deadline
+	head  int
+}
+
+func (f *deadlineFIFO) len() int { return len(f.items) - f.head }
+
+func (f *deadlineFIFO) first() *deadline { return &f.items[f.head] }
+
+func (f *deadlineFIFO) pop() deadline {
+	d := f.items[f.head]
+	f.items[f.head] = deadline{}
+	f.head++
+	switch {
+	case f.head == len(f.items):
+		f.items, f.head = f.items[:0], 0
+	case f.head >= 256 && 2*f.head >= len(f.items):
+		n := copy(f.items, f.items[f.head:])
+		clear(f.items[n:])
+		f.items, f.head = f.items[:n], 0
+	}
+	return d
+}
+
+func (f *deadlineFIFO) filter(keep func(*deadline) bool) {
+	n := 0
+	for i := f.head; i < len(f.items); i++ {
+		if keep(&f.items[i]) {
+			f.items[n] = f.items[i]
+			n++
+		}
+	}
+	clear(f.items[n:])
+	f.items, f.head = f.items[:n], 0
+}
+
+// Len is the number of pending deadlines, stale ones included.
+func (q *deadlineQueue) Len() int { return q.n }
+
+// push adds a deadline, numbering it.
+func (q *deadlineQueue) push(d deadline) {
+	q.seq++
+	d.seq = q.seq
+	q.n++
+	q.known = false // a new deadline can be the earliest: source looks again
+	for i := 2 * int(d.kind); i < 2*int(d.kind)+2; i++ {
+		f := &q.fifos[i]
+		if n := len(f.items); n == f.head || f.items[n-1].at <= d.at {
+			f.items = append(f.items, d)
+			return
+		}
+	}
+	q.heap.pushNumbered(d)
+}
+
+// source is where the earliest deadline is: a FIFO's index, nFifos for the
+// heap, or -1 when none is pending.
+func (q *deadlineQueue) source() int {
+	if !q.known {
+		q.src, q.known = q.find(), true
+	}
+	return q.src
+}
+
+func (q *deadlineQueue) find() int {
+	best := -1
+	var first *deadline
+	for i := range q.fifos {
+		f := &q.fifos[i]
+		if f.len() > 0 && (first == nil || before(f.first(), first)) {
+			best, first = i, f.first()
+		}
+	}
+	if len(q.heap.items) > 0 && (first == nil || before(&q.heap.items[0], first)) {
+		best = nFifos
+	}
+	return best
+}
+
+// peek returns the earliest deadline, or nil.
+func (q *deadlineQueue) peek() *deadline {
+	switch i := q.source(); {
+	case i < 0:
+		return nil
+	case i == nFifos:
+		return &q.heap.items[0]
+	default:
+		return q.fifos[i].first()
+	}
+}
+
+// pop removes and returns the earliest deadline; there must be one.
+func (q *deadlineQueue) pop() deadline {
+	q.n--
+	i := q.source()
+	q.known = false
+	if i < nFifos {
+		return q.fifos[i].pop()
+	}
+	return q.heap.pop()
+}
+
+// filter keeps the deadlines for which keep holds, in their order.
+func (q *deadlineQueue) filter(keep func(*deadline) bool) {
+	q.n, q.known = 0, false
+	for i := range q.fifos {
+		q.fifos[i].filter(keep)
+		q.n += q.fifos[i].len()
+	}
+	q.heap.filter(keep)
+	q.n += len(q.heap.items)
+}
