@@ -444,7 +444,7 @@ func (c *Core) rearm() {
 		return
 	}
 	first := c.deadlines.peek()
-	if first == nil || c.timer != nil && c.armedAt <= first.at {
+	if first == nil || c.armed && c.armedAt <= first.at {
 		return // armed early enough; stale deadlines are dropped when it fires
 	}
 	for first != nil && c.stale(first) {
@@ -455,19 +455,25 @@ func (c *Core) rearm() {
 		return
 	}
 	next := first.at
-	if c.timer != nil && c.armedAt <= next {
+	if c.armed && c.armedAt <= next {
 		return
 	}
-	if c.timer != nil {
+	c.armedAt = next
+	d := time.Duration(next - c.now())
+	if r, ok := c.timer.(twin.ResettableTimer); ok {
+		r.Reset(d) // one timer for the core's life, pending or fired
+		c.armed = true
+		return
+	}
+	if c.armed {
 		c.timer.Stop()
 	}
-	c.armedAt = next
-	c.timer = c.cfg.Clock.AfterFunc(time.Duration(next-c.now()), c.wakeFn)
+	c.timer, c.armed = c.cfg.Clock.AfterFunc(d, c.wakeFn), true
 }
 
 // wake handles every deadline that is due.
 func (c *Core) wake() {
-	c.timer = nil
+	c.armed = false
 	c.waking = true
 	now := c.now()
 	for first := c.deadlines.peek(); first != nil && first.at <= now; first = c.deadlines.peek() {

@@ -287,6 +287,7 @@ type Core struct {
 	depth     int
 	deadlines deadlineQueue
 	timer     Timer
+	armed     bool // timer will wake the core at armedAt
 	armedAt   int64
 	wakeFn    func()
 	replaying bool

@@ -20,7 +20,7 @@ func (c *Clock) Now() time.Time { return c.Epoch.Add(time.Duration(c.Engine.Now(
 
 // AfterFunc runs f after d of virtual time.
 func (c *Clock) AfterFunc(d time.Duration, f func()) twin.Timer {
-	return &timer{eng: c.Engine, id: c.Engine.AfterFunc(Time(max(d, 0)), f)}
+	return &timer{eng: c.Engine, f: f, id: c.Engine.AfterFunc(Time(max(d, 0)), f)}
 }
 
 // After runs f after d of virtual time (twin.Scheduler).
@@ -28,7 +28,15 @@ func (c *Clock) After(d time.Duration, f func()) { c.Engine.AfterFunc(Time(max(d
 
 type timer struct {
 	eng *Engine
+	f   func()
 	id  EventID
 }
 
 func (t *timer) Stop() bool { return t.eng.Cancel(t.id) }
+
+// Reset schedules the timer's function again, d from now (twin.ResettableTimer).
+func (t *timer) Reset(d time.Duration) bool {
+	pending := t.eng.Cancel(t.id)
+	t.id = t.eng.AfterFunc(Time(max(d, 0)), t.f)
+	return pending
+}

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/lockertwin/lockertwin/twin"
 )
 
 type recorder struct {
@@ -247,4 +249,19 @@ func TestClockAdapter(t *testing.T) {
 	require.False(t, stopped.Stop())
 	e.RunUntilEmpty()
 	require.Equal(t, []time.Time{epoch, epoch.Add(time.Hour), epoch.Add(3 * time.Hour)}, got)
+
+	// Reset moves a pending timer, and schedules a fired or stopped one again.
+	got = nil
+	tm := c.AfterFunc(time.Hour, func() { got = append(got, c.Now()) }).(twin.ResettableTimer)
+	require.True(t, tm.Reset(2*time.Hour))
+	require.Equal(t, 1, e.Pending())
+	e.RunUntilEmpty()
+	require.False(t, tm.Reset(time.Hour))
+	e.RunUntilEmpty()
+	require.False(t, tm.Reset(time.Hour), "fired")
+	require.True(t, tm.Stop())
+	require.False(t, tm.Reset(time.Minute), "stopped")
+	e.RunUntilEmpty()
+	h := 3 * time.Hour
+	require.Equal(t, []time.Time{epoch.Add(h + 2*time.Hour), epoch.Add(h + 3*time.Hour), epoch.Add(h + 3*time.Hour + time.Minute)}, got)
 }

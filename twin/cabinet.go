@@ -26,6 +26,17 @@ type Timer interface {
 	Stop() bool
 }
 
+// ResettableTimer is a Timer that can be scheduled again, as time.Timer's
+// Reset does for an AfterFunc timer: the function runs d from now, once,
+// whether or not the timer had fired or been stopped. It reports whether the
+// timer was pending. A state machine that re-arms one timer all the time
+// (the controller core) reuses it instead of allocating a new one. The
+// clocks of this package and the simulator's return ResettableTimers.
+type ResettableTimer interface {
+	Timer
+	Reset(d time.Duration) bool
+}
+
 // Uplink is where a cabinet publishes: its evt, state and status topics.
 type Uplink interface {
 	PublishEvent(cabinet string, ev Event)

@@ -73,6 +73,17 @@ type manualTimer struct {
 	fired   bool
 }
 
+// Reset schedules the timer's function d from now, pending or not.
+func (t *manualTimer) Reset(d time.Duration) bool {
+	pending := t.Stop()
+	m := t.m
+	m.seq++
+	t.at, t.seq, t.idx, t.stopped, t.fired = m.now.Add(max(d, 0)), m.seq, len(m.pending), false, false
+	m.pending = append(m.pending, t)
+	m.up(t.idx)
+	return pending
+}
+
 // Stop takes the timer out of the clock's heap.
 func (t *manualTimer) Stop() bool {
 	if t.stopped || t.fired {

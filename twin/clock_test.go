@@ -68,3 +68,38 @@ func TestManualClockFiresInOrder(t *testing.T) {
 		require.Equal(t, t0.Add(time.Hour), clock.Now())
 	}
 }
+
+// TestTimersReset: a ResettableTimer runs its function d after the Reset,
+// once, whether it was pending, had fired or had been stopped; Reset
+// reports whether it was pending. The wall clock's timers are resettable too.
+func TestTimersReset(t *testing.T) {
+	clock := NewManualClock(t0)
+	var runs []time.Duration
+	tm := clock.AfterFunc(time.Minute, func() { runs = append(runs, clock.Now().Sub(t0)) }).(ResettableTimer)
+	require.True(t, tm.Reset(2*time.Minute), "pending: moved")
+	clock.Advance(90 * time.Second)
+	require.Empty(t, runs, "not at the old time")
+	clock.Advance(time.Minute)
+	require.Equal(t, []time.Duration{2 * time.Minute}, runs)
+	require.False(t, tm.Reset(time.Minute), "fired: scheduled again")
+	require.Equal(t, 1, clock.Pending())
+	clock.Advance(time.Minute)
+	require.Equal(t, []time.Duration{2 * time.Minute, 3*time.Minute + 30*time.Second}, runs)
+	require.False(t, tm.Stop())
+	require.False(t, tm.Reset(0), "fired: scheduled again")
+	require.True(t, tm.Stop())
+	require.False(t, tm.Reset(time.Second), "stopped: scheduled again")
+	require.True(t, tm.Reset(time.Second), "pending")
+	require.Equal(t, 1, clock.Pending(), "a reset timer is pending once")
+	clock.Advance(time.Hour)
+	require.Len(t, runs, 3)
+
+	wall := WallClock{}.AfterFunc(time.Hour, func() {})
+	_, ok := wall.(ResettableTimer)
+	require.True(t, ok)
+	wall.Stop()
+	posting := PostingClock{Post: func(f func()) { f() }}.AfterFunc(time.Hour, func() {})
+	_, ok = posting.(ResettableTimer)
+	require.True(t, ok)
+	posting.Stop()
+}
