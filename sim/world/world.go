@@ -148,14 +148,52 @@ const (
 	actReturn
 )
 
+// action is a person at a door: a courier depositing or collecting, or a
+// recipient picking up. It is also the handler of what they do next (see
+// Fire), so one allocation carries them through.
 type action struct {
 	kind     actionKind
 	p        *parcel
+	c        *cab
+	slot     int
 	opened   bool
 	patience sim.EventID // the person giving up, cancelled when the door opens
 }
 
+// What an action does when its event fires.
+const (
+	actGiveUp  uint64 = iota + 1 // patience ran out
+	actHandled                   // done at the open door: place or take, and shut it
+	actCheck                     // the courier's app reports whether the deposit took
+)
+
+// Fire runs an action's next step (sim.Handler).
+func (a *action) Fire(_ sim.Time, what uint64) {
+	c, slot := a.c, a.slot
+	w := c.s.w
+	switch what {
+	case actGiveUp:
+		if c.expect[slot-1] == a && !a.opened {
+			c.expect[slot-1] = nil
+			w.gaveUp(c, a)
+		}
+	case actHandled:
+		if a.kind == actDeposit {
+			_ = c.vc.Place(slot)
+			_ = c.vc.Close(slot)
+			a.p.check = w.eng.After(sim.FromDuration(10*time.Second), a, actCheck)
+			return
+		}
+		_ = c.vc.Remove(slot)
+		_ = c.vc.Close(slot)
+	case actCheck:
+		a.p.check = 0
+		w.checkDeposit(a.p, c)
+	}
+}
+
 type parcel struct {
+	w        *shard // the shard it is in
 	id       string
 	num      uint64 // the number in id: unique in the world
 	home     int    // site index of its demand
@@ -566,9 +604,10 @@ func (w *World) RunUntil(t time.Duration) (bool, error) {
 // parcel (a wave, a delivery, a redirected parcel arriving, an arrival when
 // couriers come at once). Only these can start a redirect, and only at their
 // own time or later, which is what lets RunUntil stretch its steps.
-func (w *shard) sourceAt(t sim.Time, f func()) {
+// The handler must begin with fireSource.
+func (w *shard) sourceAt(t sim.Time, h sim.Handler, arg uint64) {
 	w.src.push(t)
-	w.eng.AtFunc(t, func() { w.fireSource(f) })
+	w.eng.At(t, h, arg)
 }
 
 // arrivalAt schedules a redirected parcel's arrival, courier work too. It
@@ -577,15 +616,21 @@ func (w *shard) sourceAt(t sim.Time, f func()) {
 // exchanged after, so a run is the same however it is stepped.
 func (w *shard) arrivalAt(m redirectMsg) {
 	w.src.push(m.at)
-	w.eng.AtFirstFunc(m.at, m.p.num, func() { w.fireSource(func() { w.redirected(m) }) })
+	w.eng.AtFirstFunc(m.at, m.p.num, func() {
+		if w.fireSource() {
+			w.redirected(m)
+		}
+	})
 }
 
-func (w *shard) fireSource(f func()) {
+// fireSource is where courier work begins: it takes its time off the
+// shard's courier-work heap and reports whether it can go ahead.
+func (w *shard) fireSource() bool {
 	if w.src.pop() != w.eng.Now() {
 		w.fail(errors.New("world: courier work fired out of order")) // cannot happen: events fire in time order
-		return
+		return false
 	}
-	f()
+	return true
 }
 
 // timeHeap is a binary min-heap of times.
@@ -685,9 +730,31 @@ func (w *shard) scheduleArrival(s *site) {
 		}
 	}
 	if w.sc.Couriers.Delivery == scenarios.DeliveryIndividual {
-		w.sourceAt(t, func() { w.arrive(s) }) // a courier comes at once
+		w.sourceAt(t, w, shArrival|uint64(s.idx)<<8) // a courier comes at once
 	} else {
-		w.eng.AtFunc(t, func() { w.arrive(s) })
+		w.eng.At(t, w, shArrival|uint64(s.idx)<<8)
+	}
+}
+
+// What a shard's own event does: the low byte of its arg; the site's index
+// is above it.
+const (
+	shArrival uint64 = iota + 1 // a parcel arrives at a site's depot
+	shWave                      // a courier wave (courier work)
+)
+
+// Fire runs a shard's own event (sim.Handler).
+func (w *shard) Fire(_ sim.Time, arg uint64) {
+	switch arg & 0xff {
+	case shArrival:
+		if w.sc.Couriers.Delivery == scenarios.DeliveryIndividual && !w.fireSource() {
+			return
+		}
+		w.arrive(w.sites[arg>>8])
+	case shWave:
+		if w.fireSource() {
+			w.wave()
+		}
 	}
 }
 
@@ -700,7 +767,7 @@ func (w *shard) newID(p *parcel, home *site) {
 }
 
 func (w *shard) arrive(s *site) {
-	p := &parcel{home: s.idx, at: -1, arrived: w.eng.Now(), measured: w.eng.Now() >= w.warmup}
+	p := &parcel{w: w, home: s.idx, at: -1, arrived: w.eng.Now(), measured: w.eng.Now() >= w.warmup}
 	w.newID(p, s)
 	p.spec = controller.ParcelSpec{Class: w.drawClass()}
 	w.parcels[p.id] = p
@@ -735,7 +802,7 @@ func (w *shard) scheduleWaves() {
 		for _, wave := range w.sc.Couriers.Waves {
 			at := day + sim.FromDuration(wave.D())
 			if at <= w.end {
-				w.sourceAt(at, w.wave)
+				w.sourceAt(at, w, shWave)
 			}
 		}
 	}
@@ -766,21 +833,24 @@ func (w *shard) deliver(p *parcel, s *site, after time.Duration) {
 	if w.sc.Couriers.Delivery == scenarios.DeliveryIndividual {
 		w.kpi.stop(s)
 	}
-	w.sourceAt(w.eng.Now()+sim.FromDuration(after), func() {
-		if _, err := s.core.Announce(p.id, p.spec, "recipient-"+p.id); err != nil {
-			if !errors.Is(err, controller.ErrNoCapacity) {
-				w.fail(fmt.Errorf("announce %s: %w", p.id, err))
-				return
-			}
-			w.full(p, s, err)
+	w.sourceAt(w.eng.Now()+sim.FromDuration(after), p, pDeliver|uint64(s.idx)<<8)
+}
+
+// delivered: the courier is at the site with the parcel.
+func (w *shard) delivered(p *parcel, s *site) {
+	if _, err := s.core.Announce(p.id, p.spec, p.id); err != nil {
+		if !errors.Is(err, controller.ErrNoCapacity) {
+			w.fail(fmt.Errorf("announce %s: %w", p.id, err))
 			return
 		}
-		p.at = s.idx
-		if s.idx != p.home {
-			w.kpi.redirected(p)
-		}
-		w.startDeposit(p, s)
-	})
+		w.full(p, s, err)
+		return
+	}
+	p.at = s.idx
+	if s.idx != p.home {
+		w.kpi.redirected(p)
+	}
+	w.startDeposit(p, s)
 }
 
 // full applies on_full to a refused parcel.
@@ -835,6 +905,7 @@ func (w *shard) forward(p *parcel, from *site, k int) {
 // redirected: a forwarded parcel reaches its next site.
 func (w *shard) redirected(m redirectMsg) {
 	p, s := m.p, w.sites[m.to]
+	p.w = w
 	w.parcels[p.id] = p
 	if w.tryAt(p, s) {
 		return
@@ -851,7 +922,7 @@ func (w *shard) redirected(m redirectMsg) {
 // there and deposits it.
 func (w *shard) tryAt(p *parcel, s *site) bool {
 	w.renew(p)
-	if _, err := s.core.Announce(p.id, p.spec, "recipient-"+p.id); err != nil {
+	if _, err := s.core.Announce(p.id, p.spec, p.id); err != nil {
 		return false
 	}
 	p.at = s.idx
@@ -886,13 +957,9 @@ func (w *shard) startDeposit(p *parcel, s *site) {
 
 // await puts a person at a door until it opens (or their patience ends).
 func (w *shard) await(c *cab, slot int, a *action) {
+	a.c, a.slot = c, slot
 	c.expect[slot-1] = a
-	a.patience = w.eng.AfterFunc(sim.FromDuration(doorPatience), func() {
-		if c.expect[slot-1] == a && !a.opened {
-			c.expect[slot-1] = nil
-			w.gaveUp(c, a)
-		}
-	})
+	a.patience = w.eng.After(sim.FromDuration(doorPatience), a, actGiveUp)
 }
 
 // gaveUp: the door did not open for a person.
@@ -920,21 +987,11 @@ func (c *cab) DoorOpened(_ string, slot int, command string) {
 	c.expect[slot-1] = nil
 	w := c.s.w
 	w.eng.Cancel(a.patience)
-	switch a.kind {
-	case actDeposit:
-		w.eng.AfterFunc(sim.FromDuration(courierHandling), func() {
-			_ = c.vc.Place(slot)
-			_ = c.vc.Close(slot)
-			// The courier's app says whether the deposit took.
-			p := a.p
-			p.check = w.eng.AfterFunc(sim.FromDuration(10*time.Second), func() { p.check = 0; w.checkDeposit(p, c) })
-		})
-	case actPickup, actReturn:
-		w.eng.AfterFunc(sim.FromDuration(recipientHandling), func() {
-			_ = c.vc.Remove(slot)
-			_ = c.vc.Close(slot)
-		})
+	handling := recipientHandling
+	if a.kind == actDeposit {
+		handling = courierHandling
 	}
+	w.eng.After(sim.FromDuration(handling), a, actHandled)
 }
 
 // DoorJammed is the virtual cabinet telling the world a door jammed.
@@ -1012,7 +1069,28 @@ func (s *site) onNotify(n controller.Notification) {
 func (w *shard) revisit(p *parcel, after time.Duration) {
 	at := w.eng.Now() + sim.FromDuration(after)
 	w.eng.Cancel(p.visit)
-	p.visit = w.eng.AtFunc(at, func() { p.visit = 0; w.pickup(p) })
+	p.visit = w.eng.At(at, p, pVisit)
+}
+
+// What a parcel's event does: the low byte of its arg; a delivery carries
+// its site's index above it.
+const (
+	pVisit   uint64 = iota + 1 // the recipient comes to pick it up
+	pDeliver                   // the courier brings it to a site (courier work)
+)
+
+// Fire runs a parcel's event (sim.Handler).
+func (p *parcel) Fire(_ sim.Time, arg uint64) {
+	w := p.w
+	switch arg & 0xff {
+	case pVisit:
+		p.visit = 0
+		w.pickup(p)
+	case pDeliver:
+		if w.fireSource() {
+			w.delivered(p, w.sites[arg>>8])
+		}
+	}
 }
 
 // pickup: the recipient at the cabinet types their code.
