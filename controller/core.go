@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lockertwin/lockertwin/allocator"
+	"github.com/lockertwin/lockertwin/internal/strarena"
 	"github.com/lockertwin/lockertwin/twin"
 )
 
@@ -294,7 +295,8 @@ type Core struct {
 	waking    bool
 
 	alarms     map[string]int
-	exceptions int // parcels in StateException
+	strs       strarena.Arena // command ids
+	exceptions int            // parcels in StateException
 }
 
 // New builds a core. The inventory must be fresh (every compartment free and
@@ -606,7 +608,7 @@ func (c *Core) nextCommandID() string {
 	b := append(buf[:0], c.cfg.Site...)
 	b = append(b, "-c"...)
 	b = strconv.AppendUint(b, c.cmdSeq+1, 10)
-	return string(b)
+	return c.strs.String(b)
 }
 
 func (c *Core) send(cabName string, cmd *command, slot int) {

@@ -16,7 +16,7 @@ type deadlineQueue struct {
 	heap  deadlineHeap
 	seq   uint64
 	n     int
-	src   int  // source's answer while known
+	src   int // source's answer while known
 	known bool
 	// compactAt is the length at which schedule next drops stale
 	// deadlines: a picked-up parcel's expiry would otherwise keep the parcel

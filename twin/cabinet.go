@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"time"
+
+	"github.com/lockertwin/lockertwin/internal/strarena"
 )
 
 // Clock is the one time seam of lockertwin's simulated code: the virtual
@@ -145,6 +147,7 @@ type Cabinet struct {
 	index   map[string]int // id → position in seen + forgot; only while seen is long
 	forgot  int            // entries expired from the front of seen, ever
 	hashKey maphash.Seed
+	strs    strarena.Arena // event ids
 
 	jam, sensor, leftOpen, uncommanded, outage *rand.Rand
 
@@ -212,8 +215,8 @@ func (c *Cabinet) Start() {
 func (c *Cabinet) emit(ev Event) {
 	c.seq++
 	ev.V, ev.Seq, ev.At = ProtocolVersion, c.seq, c.clock.Now()
-	var id [64]byte
-	ev.ID = string(strconv.AppendUint(append(append(id[:0], c.cfg.Name...), '-'), c.seq, 10))
+	var id [96]byte
+	ev.ID = c.strs.String(strconv.AppendUint(append(append(id[:0], c.cfg.Name...), '-'), c.seq, 10))
 	if !c.online {
 		c.outbox = append(c.outbox, ev)
 		return

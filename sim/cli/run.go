@@ -163,6 +163,7 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 		pprof.StopCPUProfile()
 	}
 	if mf != nil {
+		runtime.GC() // the profile is as of the last collection: make it now
 		if werr := pprof.Lookup("allocs").WriteTo(mf, 0); werr != nil {
 			fmt.Fprintln(stderr, "lockersim: -memprofile:", werr)
 			return ExitProblem

@@ -33,6 +33,7 @@ import (
 
 	"github.com/lockertwin/lockertwin/allocator"
 	"github.com/lockertwin/lockertwin/controller"
+	"github.com/lockertwin/lockertwin/internal/strarena"
 	"github.com/lockertwin/lockertwin/scenarios"
 	"github.com/lockertwin/lockertwin/sim"
 	"github.com/lockertwin/lockertwin/twin"
@@ -83,6 +84,7 @@ type shard struct {
 	legs    int                // redirect legs this shard sent
 	crossed int                // of them, legs handed to another shard
 	log     controller.HeadLog // every site's: it only counts, and one stays in cache
+	strs    strarena.Arena     // parcel ids
 
 	sc      *scenarios.Scenario
 	opts    Options
@@ -763,7 +765,8 @@ func (w *shard) Fire(_ sim.Time, arg uint64) {
 func (w *shard) newID(p *parcel, home *site) {
 	w.nextID += w.stride
 	p.num = w.nextID
-	p.id = home.id + "-" + strconv.FormatUint(w.nextID, 36)
+	var b [96]byte
+	p.id = w.strs.String(strconv.AppendUint(append(append(b[:0], home.id...), '-'), w.nextID, 36))
 }
 
 func (w *shard) arrive(s *site) {
