@@ -83,10 +83,14 @@ type slot struct {
 // by (time, insertion sequence), so two events at the same instant fire in
 // the order they were scheduled, and a run is a pure function of its inputs.
 //
-// The queue is a hand-rolled 4-ary min-heap of small value entries; handlers
-// live in a slab of reusable slots, and cancellation marks a slot so the heap
-// entry is discarded when it reaches the top. In steady state nothing is
-// allocated per event.
+// The queue is two hand-rolled 4-ary min-heaps of small value entries: one
+// for events due within farAfter, one for those due later. A simulation
+// holds many far events (recipients' visits hours ahead) and fires mostly
+// near ones (link messages, a person at a door), which so sift through a
+// small heap; the next event is the earlier of the two tops, so the order
+// is the same as one heap's. Handlers live in a slab of reusable slots, and
+// cancellation marks a slot so the heap entry is discarded when it reaches
+// the top. In steady state nothing is allocated per event.
 //
 // An Engine is not safe for concurrent use: a simulation is single-threaded
 // by design (run replications in parallel, each with its own Engine, and a
@@ -94,7 +98,8 @@ type slot struct {
 type Engine struct {
 	now     Time
 	seq     uint64
-	heap    []entry
+	near    []entry // due within farAfter of when they were scheduled
+	far     []entry
 	slots   []slot
 	free    []uint32
 	live    int
@@ -113,7 +118,7 @@ func NewEngine(capacityHint int) *Engine {
 		capacityHint = 16
 	}
 	return &Engine{
-		heap:  make([]entry, 0, capacityHint),
+		near:  make([]entry, 0, capacityHint),
 		slots: make([]slot, 0, capacityHint),
 		free:  make([]uint32, 0, capacityHint),
 	}
@@ -181,7 +186,12 @@ func (e *Engine) schedule(at Time, seq uint64, h Handler, arg uint64) EventID {
 	s.arg = arg
 	s.gen++
 	s.state = slotPending
-	e.push(entry{at: at, seqIdx: seq<<slotBits | uint64(idx)})
+	x := entry{at: at, seqIdx: seq<<slotBits | uint64(idx)}
+	if at-e.now > farAfter {
+		e.far = push(e.far, x)
+	} else {
+		e.near = push(e.near, x)
+	}
 	e.live++
 	return EventID(uint64(s.gen)<<32 | uint64(idx+1))
 }
@@ -252,13 +262,30 @@ func (e *Engine) Run(until Time) StopReason {
 // RunUntilEmpty fires events until none remain or Stop is called.
 func (e *Engine) RunUntilEmpty() StopReason { return e.Run(Forever) }
 
+// farAfter is how far ahead an event must be due to go to the far heap.
+const farAfter = 10 * Minute
+
+// next returns the heap whose top fires next, or nil when both are empty.
+func (e *Engine) next() *[]entry {
+	switch {
+	case len(e.far) == 0:
+		if len(e.near) == 0 {
+			return nil
+		}
+		return &e.near
+	case len(e.near) == 0 || e.far[0].before(e.near[0]):
+		return &e.far
+	}
+	return &e.near
+}
+
 func (e *Engine) loop(until Time) StopReason {
-	for len(e.heap) > 0 {
-		top := e.heap[0]
+	for h := e.next(); h != nil; h = e.next() {
+		top := (*h)[0]
 		idx := top.slot()
 		s := &e.slots[idx]
 		if s.state == slotCancelled {
-			e.pop()
+			*h = pop(*h)
 			s.state = slotFree
 			e.free = append(e.free, idx)
 			continue
@@ -267,7 +294,7 @@ func (e *Engine) loop(until Time) StopReason {
 			e.now = until
 			return ReachedTime
 		}
-		e.pop()
+		*h = pop(*h)
 		h, arg := s.h, s.arg
 		s.h = nil
 		s.state = slotFree
@@ -292,9 +319,9 @@ func (e *Engine) loop(until Time) StopReason {
 	return Drained
 }
 
-// push adds x to the 4-ary heap.
-func (e *Engine) push(x entry) {
-	h := append(e.heap, x)
+// push adds x to the 4-ary heap h.
+func push(h []entry, x entry) []entry {
+	h = append(h, x)
 	i := len(h) - 1
 	for i > 0 {
 		p := (i - 1) >> 2
@@ -305,18 +332,16 @@ func (e *Engine) push(x entry) {
 		i = p
 	}
 	h[i] = x
-	e.heap = h
+	return h
 }
 
-// pop removes the root of the 4-ary heap.
-func (e *Engine) pop() {
-	h := e.heap
+// pop removes the root of the 4-ary heap h.
+func pop(h []entry) []entry {
 	n := len(h) - 1
 	x := h[n]
 	h = h[:n]
-	e.heap = h
 	if n == 0 {
-		return
+		return h
 	}
 	i := 0
 	for {
@@ -341,4 +366,5 @@ func (e *Engine) pop() {
 		i = m
 	}
 	h[i] = x
+	return h
 }

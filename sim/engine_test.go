@@ -1,6 +1,8 @@
 package sim
 
 import (
+	"cmp"
+	"slices"
 	"testing"
 	"time"
 
@@ -264,4 +266,73 @@ func TestClockAdapter(t *testing.T) {
 	e.RunUntilEmpty()
 	h := 3 * time.Hour
 	require.Equal(t, []time.Time{epoch.Add(h + 2*time.Hour), epoch.Add(h + 3*time.Hour), epoch.Add(h + 3*time.Hour + time.Minute)}, got)
+}
+
+// TestEngineNearAndFarEventsInterleave: events scheduled far ahead (the far
+// heap) and near (the near heap), from outside and from inside handlers,
+// with ties across the two heaps and cancellations, fire in (time,
+// scheduling) order, exactly as a single sorted list says.
+func TestEngineNearAndFarEventsInterleave(t *testing.T) {
+	type sched struct {
+		at  Time
+		seq int
+	}
+	for _, seed := range []uint64{1, 2, 3} {
+		e := NewEngine(0)
+		rng := NewStreams(seed).Stream("near-far")
+		var want []sched
+		var fired []sched
+		cancelled := map[int]bool{}
+		var ids []EventID
+		seq := 0
+		var add func(d Time)
+		add = func(d Time) {
+			seq++
+			me := sched{e.Now() + d, seq}
+			want = append(want, me)
+			ids = append(ids, e.AfterFunc(d, func() {
+				require.Equal(t, me.at, e.Now())
+				fired = append(fired, me)
+				if len(want) < 20000 {
+					for range rng.IntN(3) {
+						add(delays(rng.IntN(4), rng.IntN(100)))
+					}
+				}
+			}))
+		}
+		for range 500 {
+			add(delays(rng.IntN(4), rng.IntN(100)))
+		}
+		e.Run(3 * Hour)
+		for range 300 {
+			k := rng.IntN(len(ids))
+			if e.Cancel(ids[k]) {
+				cancelled[k+1] = true
+			}
+		}
+		e.RunUntilEmpty()
+		var keep []sched
+		for _, w := range want {
+			if !cancelled[w.seq] {
+				keep = append(keep, w)
+			}
+		}
+		slices.SortStableFunc(keep, func(a, b sched) int { return cmp.Compare(a.at, b.at) })
+		require.Equal(t, keep, fired, "seed %d", seed)
+		require.NotEmpty(t, cancelled)
+	}
+}
+
+// delays draws a delay of one of four scales: the same instant, link
+// latency, a person's minutes (near the far heap's threshold) or hours.
+func delays(scale, n int) Time {
+	switch scale {
+	case 0:
+		return 0
+	case 1:
+		return Time(n) * Millisecond
+	case 2:
+		return Time(n%20) * Minute / 2
+	}
+	return Time(n) * Hour / 10
 }
