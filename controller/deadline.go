@@ -28,41 +28,55 @@ type deadlineQueue struct {
 // (normal and chilled expiries) both stay out of the heap.
 const nFifos = 2 * (int(dlDoorOpen) + 1)
 
-// deadlineFIFO is a queue of deadlines in (at, seq) order.
+// deadlineFIFO is a queue of deadlines in (at, seq) order: a ring whose
+// size is a power of two, doubling when full, so its memory follows the
+// most deadlines it held at once, whatever the number pushed through it.
 type deadlineFIFO struct {
-	items []deadline
-	head  int
+	ring []deadline
+	head int
+	n    int
 }
 
-func (f *deadlineFIFO) len() int { return len(f.items) - f.head }
+func (f *deadlineFIFO) len() int { return f.n }
 
-func (f *deadlineFIFO) first() *deadline { return &f.items[f.head] }
+func (f *deadlineFIFO) at(i int) *deadline { return &f.ring[(f.head+i)&(len(f.ring)-1)] }
+
+func (f *deadlineFIFO) first() *deadline { return &f.ring[f.head] }
+
+func (f *deadlineFIFO) last() *deadline { return f.at(f.n - 1) }
+
+func (f *deadlineFIFO) push(d deadline) {
+	if f.n == len(f.ring) {
+		ring := make([]deadline, max(8, 2*len(f.ring)))
+		for i := range f.n {
+			ring[i] = *f.at(i)
+		}
+		f.ring, f.head = ring, 0
+	}
+	*f.at(f.n) = d
+	f.n++
+}
 
 func (f *deadlineFIFO) pop() deadline {
-	d := f.items[f.head]
-	f.items[f.head] = deadline{}
-	f.head++
-	switch {
-	case f.head == len(f.items):
-		f.items, f.head = f.items[:0], 0
-	case f.head >= 256 && 2*f.head >= len(f.items):
-		n := copy(f.items, f.items[f.head:])
-		clear(f.items[n:])
-		f.items, f.head = f.items[:n], 0
-	}
+	d := f.ring[f.head]
+	f.ring[f.head] = deadline{} // let go of its parcel or command
+	f.head = (f.head + 1) & (len(f.ring) - 1)
+	f.n--
 	return d
 }
 
 func (f *deadlineFIFO) filter(keep func(*deadline) bool) {
-	n := 0
-	for i := f.head; i < len(f.items); i++ {
-		if keep(&f.items[i]) {
-			f.items[n] = f.items[i]
-			n++
+	kept := 0
+	for i := range f.n {
+		if d := f.at(i); keep(d) {
+			*f.at(kept) = *d
+			kept++
 		}
 	}
-	clear(f.items[n:])
-	f.items, f.head = f.items[:n], 0
+	for i := kept; i < f.n; i++ {
+		*f.at(i) = deadline{}
+	}
+	f.n = kept
 }
 
 // Len is the number of pending deadlines, stale ones included.
@@ -76,8 +90,8 @@ func (q *deadlineQueue) push(d deadline) {
 	q.known = false // a new deadline can be the earliest: source looks again
 	for i := 2 * int(d.kind); i < 2*int(d.kind)+2; i++ {
 		f := &q.fifos[i]
-		if n := len(f.items); n == f.head || f.items[n-1].at <= d.at {
-			f.items = append(f.items, d)
+		if f.n == 0 || f.last().at <= d.at {
+			f.push(d)
 			return
 		}
 	}

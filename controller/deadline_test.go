@@ -151,3 +151,23 @@ func TestDeadlineQueueMatchesTheHeap(t *testing.T) {
 		})
 	}
 }
+
+// TestDeadlineFIFOMemoryFollowsTheLiveCount: a hundred thousand deadlines
+// through a FIFO that never holds more than ten leave it the size of ten,
+// not of the hundred thousand (nor of a dead prefix awaiting compaction).
+func TestDeadlineFIFOMemoryFollowsTheLiveCount(t *testing.T) {
+	var q deadlineQueue
+	var at int64
+	for i := range 100_000 {
+		at += 15
+		q.push(deadline{at: at, kind: dlCommandRetry, comp: int32(i)})
+		if q.Len() == 10 {
+			d := q.pop()
+			require.Equal(t, int32(i-9), d.comp, "in order across the ring's wrap")
+		}
+	}
+	f := &q.fifos[2*int(dlCommandRetry)]
+	require.Equal(t, 9, f.len(), "the last push made ten, and one went")
+	require.LessOrEqual(t, len(f.ring), 16)
+	require.Empty(t, q.heap.items)
+}
