@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -604,11 +603,8 @@ func (c *Core) openDoor(p *parcel, purpose Purpose) (DoorOpening, error) {
 }
 
 func (c *Core) nextCommandID() string {
-	var buf [96]byte
-	b := append(buf[:0], c.cfg.Site...)
-	b = append(b, "-c"...)
-	b = strconv.AppendUint(b, c.cmdSeq+1, 10)
-	return c.strs.String(b)
+	var buf [twin.MaxIDLen]byte
+	return c.strs.String(twin.AppendID(buf[:0], c.cfg.Site, "-c", c.cmdSeq+1))
 }
 
 func (c *Core) send(cabName string, cmd *command, slot int) {

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -722,4 +723,14 @@ func TestHolding(t *testing.T) {
 	r.clock.Advance(testSettings().PickupWindow + time.Minute)
 	_, st = holding()
 	require.Equal(t, StateAwaitingReturn, st)
+}
+
+// TestLongSiteNamesMakeValidCommandIDs: a site id may be 64 characters; the
+// command ids its core makes from it are still valid (they were not).
+func TestLongSiteNamesMakeValidCommandIDs(t *testing.T) {
+	r := newRig(t, testSettings(), func(c *Config) { c.Site = strings.Repeat("s", 64) })
+	r.deposit("p1", "S")
+	cmd := r.out.last().cmd
+	require.NoError(t, cmd.Validate())
+	r.healthy()
 }

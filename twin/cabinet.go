@@ -5,7 +5,6 @@ import (
 	"hash/maphash"
 	"math"
 	"math/rand/v2"
-	"strconv"
 	"time"
 
 	"github.com/lockertwin/lockertwin/internal/strarena"
@@ -215,8 +214,8 @@ func (c *Cabinet) Start() {
 func (c *Cabinet) emit(ev Event) {
 	c.seq++
 	ev.V, ev.Seq, ev.At = ProtocolVersion, c.seq, c.clock.Now()
-	var id [96]byte
-	ev.ID = c.strs.String(strconv.AppendUint(append(append(id[:0], c.cfg.Name...), '-'), c.seq, 10))
+	var id [MaxIDLen]byte
+	ev.ID = c.strs.String(AppendID(id[:0], c.cfg.Name, "-", c.seq))
 	if !c.online {
 		c.outbox = append(c.outbox, ev)
 		return

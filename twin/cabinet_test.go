@@ -3,6 +3,7 @@ package twin
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -341,4 +342,19 @@ func TestSimLink(t *testing.T) {
 	require.Positive(t, inversions, "reordering happens")
 	again, _ := deliver(LinkQuality{Latency: 20 * time.Millisecond, Loss: 0.1, Duplication: 0.05, Reorder: 0.05}, 2)
 	require.Equal(t, lossy, again, "a seed reproduces the faults")
+}
+
+// TestLongCabinetNamesMakeValidEventIDs: a cabinet id may be 64 characters;
+// its events' ids are still valid (they were not).
+func TestLongCabinetNamesMakeValidEventIDs(t *testing.T) {
+	up := &uplink{}
+	clock := NewManualClock(t0)
+	c, err := NewCabinet(CabinetConfig{Site: "s", Name: strings.Repeat("c", 64), Compartments: make([]CompartmentSpec, 2)},
+		clock, up, &watcher{}, streams(1))
+	require.NoError(t, err)
+	c.HandleCommand(open("c1", 1, clock.Now()))
+	require.NotEmpty(t, up.events)
+	for _, ev := range up.events {
+		require.NoError(t, ev.Validate())
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -148,9 +149,27 @@ func invalid(what, format string, args ...any) error {
 	return &ProtocolError{What: what, Msg: fmt.Sprintf(format, args...)}
 }
 
+// MaxIDLen is the longest command or event id.
+const MaxIDLen = 64
+
+// AppendID appends an id made of a name (a site or cabinet id), a tag and a
+// number ("city-7-c1234") to b. The number makes it unique; the
+// name only says whose it is, and is cut short when the whole would pass
+// MaxIDLen (site and cabinet ids may themselves be 64 characters long).
+func AppendID(b []byte, name, tag string, n uint64) []byte {
+	var num [20]byte
+	digits := strconv.AppendUint(num[:0], n, 10)
+	if room := MaxIDLen - len(tag) - len(digits); len(name) > room {
+		name = name[:max(room, 0)]
+	}
+	b = append(b, name...)
+	b = append(b, tag...)
+	return append(b, digits...)
+}
+
 // validID: 1–64 characters of [A-Za-z0-9._:-].
 func validID(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
+	if len(s) == 0 || len(s) > MaxIDLen {
 		return false
 	}
 	for i := 0; i < len(s); i++ {

@@ -2,6 +2,8 @@ package twin
 
 import (
 	"encoding/json"
+	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -232,4 +234,25 @@ func FuzzParseTopic(f *testing.F) {
 		}
 		require.Equal(t, s, tp.String(), "a parsed topic prints back exactly")
 	})
+}
+
+// TestAppendIDStaysValid: ids made from the longest site and cabinet names
+// and the largest numbers are still valid ids; a short name is kept whole.
+func TestAppendIDStaysValid(t *testing.T) {
+	long := strings.Repeat("s", 64)
+	for _, tt := range []struct {
+		name, tag string
+		n         uint64
+		want      string
+	}{
+		{"city-7", "-c", 1234, "city-7-c1234"},
+		{"a1", "-", 1, "a1-1"},
+		{long, "-c", 7, long[:61] + "-c7"},
+		{long, "-", math.MaxUint64, long[:43] + "-18446744073709551615"},
+	} {
+		id := string(AppendID(nil, tt.name, tt.tag, tt.n))
+		require.Equal(t, tt.want, id)
+		require.True(t, validID(id), id)
+		require.LessOrEqual(t, len(id), MaxIDLen)
+	}
 }
