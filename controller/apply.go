@@ -74,7 +74,7 @@ func (c *Core) apply(e *Event) {
 	case DoorOpened:
 		c.seenSeq(e)
 		slot := &c.comps[e.Compartment]
-		slot.doorOpen, slot.openedAt, slot.alarmed = true, e.At, false
+		slot.doorOpen, slot.openedAt, slot.openSeq, slot.alarmed = true, e.At, e.CabinetSeq, false
 		if e.Command != "" {
 			cmd := c.cmds[e.Command]
 			cmd.opened = true
@@ -544,5 +544,6 @@ func (c *Core) due(d *deadline) {
 	case dlDoorOpen:
 		comp, _ := c.inv.Compartment(allocator.CompartmentID(d.comp))
 		c.alarm("door_left_open", int32(comp.Cabinet), d.comp, "")
+		c.requestSync(int32(comp.Cabinet))
 	}
 }

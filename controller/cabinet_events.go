@@ -103,6 +103,7 @@ func (c *Core) flushHeld(ci int32) {
 	}
 	slices.Sort(seqs)
 	c.alarm("sequence_gap", ci, -1, "")
+	c.requestSync(ci)
 	for _, s := range seqs {
 		h := cab.held[s]
 		delete(cab.held, s)
@@ -232,10 +233,15 @@ func (c *Core) onDoorOpened(ci int32, comp allocator.CompartmentID, ev twin.Even
 }
 
 func (c *Core) onDoorClosed(ci int32, comp allocator.CompartmentID, ev twin.Event) error {
+	return c.closeDoor(ci, comp, *ev.Occupied, ev.Seq, "")
+}
+
+// closeDoor handles a door's closing: from its door_closed event (seq is
+// the event's), or from a reported state (seq 0, text ClosedFromState).
+func (c *Core) closeDoor(ci int32, comp allocator.CompartmentID, occupied bool, seq uint64, text string) error {
 	slot := &c.comps[comp]
 	cmd := slot.cmd
-	occupied := *ev.Occupied
-	e := Event{Kind: DoorClosed, Cabinet: ci, Compartment: int32(comp), CabinetSeq: ev.Seq}
+	e := Event{Kind: DoorClosed, Cabinet: ci, Compartment: int32(comp), CabinetSeq: seq, Text: text}
 	if occupied {
 		e.Num = 1
 	}

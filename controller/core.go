@@ -207,6 +207,7 @@ type cabinet struct {
 	lockedUntil int64
 	held        map[uint64]heldEvent // events waiting for an earlier one
 	flush       Timer
+	syncAt      int64 // when the core last asked for the cabinet's state, 0 never
 }
 
 type compartment struct {
@@ -214,6 +215,7 @@ type compartment struct {
 	cmd      *command
 	doorOpen bool
 	openedAt int64
+	openSeq  uint64 // the cabinet's sequence number of the opening
 	occupied bool
 	alarmed  bool // door-left-open alarm raised for this opening
 }
@@ -796,8 +798,11 @@ func (c *Core) ReturnToService(cabName string, slot int) error {
 // HandleState reconciles a cabinet's reported state (published on connect,
 // on reconnect and on sync) with what the controller expects, through the
 // cabinet's shadow. Each difference is an alarm for a person to look at: the
-// controller does not guess which side is right. A stale report is refused
-// (twin.ErrStaleState) and changes nothing.
+// controller does not guess which side is right. One case is no guess: a
+// door the controller saw open, reported locked by a report made after the
+// opening, has closed, and the report's occupancy is what its lost
+// door_closed event would have said; the operation is settled from it. A
+// stale report is refused (twin.ErrStaleState) and changes nothing.
 func (c *Core) HandleState(cabName string, st twin.State) error {
 	ci, ok := c.byName[cabName]
 	if !ok {
@@ -827,7 +832,43 @@ func (c *Core) HandleState(cabName string, st twin.State) error {
 		}
 		c.alarm("state_mismatch_"+d.Field, ci, comp, "")
 	}
+	// A door the core believes open that the report, made after the door
+	// opened, shows locked has closed, and its door_closed event was lost:
+	// the report's occupancy decides the operation as the event would have.
+	// Any other disagreement is left to a person (the alarms above).
+	for i := 0; i < len(st.Compartments) && first+allocator.CompartmentID(i) < end; i++ {
+		id := first + allocator.CompartmentID(i)
+		slot := &c.comps[id]
+		if got := st.Compartments[i]; slot.doorOpen && slot.openSeq > 0 && st.Seq >= slot.openSeq && got.Door == twin.DoorLocked {
+			if err := c.closeDoor(ci, id, got.Occupied, 0, ClosedFromState); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
+}
+
+// ClosedFromState is the Text of a DoorClosed event the core derived from
+// a cabinet's reported state, its door_closed event having been lost.
+const ClosedFromState = "from_state"
+
+// requestSync asks a cabinet for its full reported state (a sync command)
+// when one of its events was lost: a gap in its sequence numbers, or a door
+// open for longer than it should be (its closing may be what was lost).
+// HandleState then settles what the lost event would have. At most one
+// request per AckTimeout per cabinet: the answer to one covers them all.
+func (c *Core) requestSync(ci int32) {
+	cab := &c.cabinets[ci]
+	now := c.now()
+	if cab.syncAt != 0 && now-cab.syncAt < int64(c.set.AckTimeout) {
+		return
+	}
+	cab.syncAt = now
+	var b [twin.MaxIDLen]byte
+	// Unique per cabinet: at most one per AckTimeout, numbered by time.
+	id := c.strs.String(twin.AppendID(b[:0], c.cfg.Site, "-sync", uint64(now)))
+	c.cfg.Out.Send(cab.name, twin.Command{V: twin.ProtocolVersion, ID: id, Type: twin.CmdSync,
+		IssuedAt: unixTime(now), ExpiresAt: unixTime(now + int64(c.set.CommandTTL))})
 }
 
 // CabinetOnline records a cabinet's status (from its retained status topic).

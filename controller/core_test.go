@@ -2,6 +2,7 @@ package controller
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -732,5 +733,133 @@ func TestLongSiteNamesMakeValidCommandIDs(t *testing.T) {
 	r.deposit("p1", "S")
 	cmd := r.out.last().cmd
 	require.NoError(t, cmd.Validate())
+	r.healthy()
+}
+
+// reportState is cabinet cab's reported state at its current sequence
+// number: every door locked, the given slots occupied.
+func (r *rig) reportState(cab string, version uint64, occupied ...int) twin.State {
+	st := twin.State{V: 1, Cabinet: cab, Version: version, Seq: r.seq[cab], At: r.clock.Now()}
+	for slot := 1; slot <= 7; slot++ {
+		st.Compartments = append(st.Compartments, twin.CompartmentState{Compartment: slot, Door: twin.DoorLocked,
+			Occupied: slices.Contains(occupied, slot)})
+	}
+	return st
+}
+
+// TestLostDoorClosedIsSettledByTheReportedState: when a door_closed event
+// is lost, the door-open alarm asks the cabinet for its state, and a report
+// made after the opening that shows the door locked settles the operation
+// as the event would have, with a DoorClosed marked as derived from state.
+func TestLostDoorClosedIsSettledByTheReportedState(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		pickup   bool
+		occupied bool
+		want     State
+	}{
+		{"pickup, taken", true, false, StatePickedUp},
+		{"pickup, left", true, true, StateAwaitingPickup},
+		{"deposit, placed", false, true, StateAwaitingPickup},
+		{"deposit, not placed", false, false, StateReserved},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, testSettings())
+			if tt.pickup {
+				r.deposit("p1", "S")
+				require.NoError(t, r.evt("a1", twin.Event{Type: twin.EvtPin, Code: r.out.codes["p1"]}))
+			} else {
+				_, err := r.core.Announce("p1", ParcelSpec{Class: "S"}, "x")
+				require.NoError(t, err)
+				_, err = r.core.StartDeposit("p1")
+				require.NoError(t, err)
+			}
+			sc := r.out.last()
+			r.ack(sc)
+			r.opened(sc)
+			sent := len(r.out.sent)
+			r.seq["a1"]++ // the door closes; its event is lost on the way
+			r.clock.Advance(119 * time.Second)
+			require.Len(t, r.out.sent, sent, "nothing is asked before the door is overdue")
+			r.clock.Advance(time.Second)
+			require.Equal(t, 1, r.core.Alarms()["door_left_open"])
+			require.Len(t, r.out.sent, sent+1)
+			sync := r.out.last()
+			require.Equal(t, twin.CmdSync, sync.cmd.Type, "the overdue door makes the core ask for the state")
+			require.Equal(t, "a1", sync.cabinet)
+			require.NoError(t, sync.cmd.Validate())
+
+			var occupied []int
+			if tt.occupied {
+				occupied = append(occupied, sc.cmd.Compartment)
+			}
+			require.NoError(t, r.core.HandleState("a1", r.reportState("a1", 5, occupied...)))
+			require.Equal(t, tt.want, r.state("p1"))
+			events := r.log.Events()
+			var closed []Event
+			for _, e := range events {
+				if e.Kind == DoorClosed {
+					closed = append(closed, e)
+				}
+			}
+			last := closed[len(closed)-1]
+			require.Equal(t, ClosedFromState, last.Text)
+			require.Zero(t, last.CabinetSeq)
+			require.Zero(t, r.core.Alarms()["state_mismatch_door"], "a door expected open and reported locked is not a mismatch")
+			r.healthy()
+
+			// The log alone rebuilds the same core.
+			cfg := r.cfg
+			cfg.Inventory = testInventory(t)
+			pol, err := allocator.New("first-fit", cfg.Inventory.Catalog(), allocator.Config{})
+			require.NoError(t, err)
+			cfg.Policy, cfg.Log, cfg.Clock = pol, &MemoryLog{}, twin.NewManualClock(r.clock.Now())
+			rebuilt, err := Rebuild(cfg, events)
+			require.NoError(t, err)
+			require.Equal(t, r.core.Snapshot(), rebuilt.Snapshot())
+		})
+	}
+}
+
+// TestAnOldReportDoesNotCloseANewerOpening: a report made before the door
+// opened (a lower sequence number) says nothing about the opening.
+func TestAnOldReportDoesNotCloseANewerOpening(t *testing.T) {
+	r := newRig(t, testSettings())
+	_, err := r.core.Announce("p1", ParcelSpec{Class: "S"}, "x")
+	require.NoError(t, err)
+	_, err = r.core.StartDeposit("p1")
+	require.NoError(t, err)
+	sc := r.out.last()
+	r.ack(sc)
+	old := r.reportState("a1", 1) // made before the opening
+	r.opened(sc)
+	require.NoError(t, r.core.HandleState("a1", old))
+	require.Equal(t, StateDepositOpen, r.state("p1"), "the door stays open for the core")
+	r.closed("a1", sc.cmd.Compartment, true)
+	require.Equal(t, StateAwaitingPickup, r.state("p1"))
+	r.healthy()
+}
+
+// TestASequenceGapAsksForTheState: an event lost for good (the gap does not
+// fill) makes the core ask the cabinet for its state, once per AckTimeout.
+func TestASequenceGapAsksForTheState(t *testing.T) {
+	r := newRig(t, testSettings())
+	require.NoError(t, r.evt("a1", twin.Event{Type: twin.EvtHeartbeat}))
+	gap := func() {
+		r.seq["a1"]++
+		require.NoError(t, r.evt("a1", twin.Event{Type: twin.EvtHeartbeat}))
+		r.clock.Advance(2 * time.Second)
+	}
+	gap()
+	require.Equal(t, 1, r.core.Alarms()["sequence_gap"])
+	require.Len(t, r.out.sent, 1)
+	require.Equal(t, twin.CmdSync, r.out.last().cmd.Type)
+	gap()
+	require.Equal(t, 2, r.core.Alarms()["sequence_gap"])
+	require.Len(t, r.out.sent, 1, "one request answers both")
+	r.clock.Advance(15 * time.Second)
+	gap()
+	require.Len(t, r.out.sent, 2, "a later gap asks again")
+	require.NotEqual(t, r.out.sent[0].cmd.ID, r.out.sent[1].cmd.ID)
 	r.healthy()
 }

@@ -156,6 +156,7 @@ type Cabinet struct {
 // CabinetStats counts what a cabinet did.
 type CabinetStats struct {
 	Commands, Duplicates, Expired, Jams, SensorErrors, LeftOpen, Uncommanded, Outages int
+	PinsRefusedOffline                                                                int
 }
 
 // NewCabinet builds a virtual cabinet, online, with every door locked and empty.
@@ -447,9 +448,17 @@ func (c *Cabinet) read(d *door) bool {
 	return d.occupied
 }
 
-// TypeCode is a person typing a pickup code on the keypad.
-func (c *Cabinet) TypeCode(code string) {
+// TypeCode is a person typing a pickup code on the keypad. Codes are
+// checked by the controller, so an offline keypad turns the person away
+// (it reports whether it took the code): a code held for the reconnect
+// would open the door hours later, to nobody, with the parcel inside.
+func (c *Cabinet) TypeCode(code string) bool {
+	if !c.online {
+		c.Stats.PinsRefusedOffline++
+		return false
+	}
 	c.emit(Event{Type: EvtPin, Code: code})
+	return true
 }
 
 // Repair clears a jammed door (a technician's visit): it is locked again.

@@ -35,7 +35,9 @@ func (d Difference) String() string {
 // the controller expects) beside the last reported state, with versions. On
 // a reconnect the cabinet republishes its state; Reconcile lists every
 // difference instead of guessing which side is right — the controller turns
-// them into alarms for a person to resolve.
+// them into alarms for a person to resolve. (A door expected open and
+// reported locked is no difference: the closing may still be on its way, or
+// lost, which the controller settles from the report itself.)
 type Shadow struct {
 	Cabinet  string
 	Reported State

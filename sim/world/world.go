@@ -1103,6 +1103,12 @@ func (w *shard) pickup(p *parcel) {
 		return // expired, or in an exception the operator will sort out
 	}
 	c := s.byName[p.cabinet]
+	if !c.vc.Online() {
+		// The keypad says the locker is offline: they come back later.
+		w.kpi.count("pickups_locker_offline", p)
+		w.revisit(p, 2*time.Hour)
+		return
+	}
 	w.await(c, p.slot, &action{kind: actPickup, p: p})
 	c.vc.TypeCode(p.code)
 }

@@ -262,7 +262,13 @@ func TestShardsRunTheSameWhateverRunsThem(t *testing.T) {
 			if tt.redirect {
 				require.Positive(t, redirected)
 				require.Positive(t, crossed, "some redirect legs crossed a shard boundary")
-				require.Greater(t, legs, crossed, "and some stayed within their shard")
+				if sc.Couriers.Delivery == scenarios.DeliveryWaves {
+					// Thousands of legs: some stayed within their shard. (Around
+					// the clock there are a hundred or so, and the nearest
+					// neighbour with room, first up or down a row, is in
+					// another shard.)
+					require.Greater(t, legs, crossed, "and some stayed within their shard")
+				}
 			} else {
 				require.Zero(t, redirected)
 				refused, _ := sideBySide.Get("refused")
