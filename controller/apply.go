@@ -292,6 +292,10 @@ func (c *Core) parcelOf(e *Event) *parcel {
 func (c *Core) finish(p *parcel, s State) {
 	p.state = s
 	p.done = true
+	for i, ref := range p.dls {
+		c.deadlines.drop(ref, p)
+		p.dls[i] = deadlineRef{}
+	}
 	c.dropCode(p)
 	delete(c.parcels, p.id)
 	if c.hint == p {
@@ -343,19 +347,25 @@ type deadlineHeap struct {
 const minCompact = 64
 
 // schedule adds a deadline. Deadlines are dropped lazily (due checks
-// whether they still stand), so the queue holds every parcel's pending
-// expiry and reminder. When it has doubled since it was last compacted,
-// the stale deadlines go (linear, so amortised constant per push): the
-// queue, and what it keeps alive, stays proportional to the live parcels
-// and commands.
+// whether they still stand), except a finished parcel's, which finish
+// empties in its FIFO. The few in the heap are not: when the heap has
+// doubled since it was last compacted, its stale deadlines go (linear, so
+// amortised constant per push). So the queue keeps alive only live parcels
+// and commands, and a FIFO holds at most a window's worth of deadlines
+// (two days of expiries).
 func (c *Core) schedule(d deadline) {
 	q := &c.deadlines
-	q.push(d)
-	if q.Len() < max(q.compactAt, minCompact) {
-		return
+	ref := q.push(d)
+	if d.p != nil && d.kind <= dlExpiry {
+		d.p.dls[d.kind-1] = ref // finish drops it
 	}
-	q.filter(func(d *deadline) bool { return !c.stale(d) })
-	q.compactAt = 2 * q.Len()
+	if h := &q.heap; len(h.items) >= max(q.compactAt, minCompact) {
+		before := len(h.items)
+		h.filter(func(d *deadline) bool { return !c.stale(d) })
+		q.n -= before - len(h.items)
+		q.known = false
+		q.compactAt = 2 * len(h.items)
+	}
 }
 
 // filter keeps the deadlines for which keep holds and restores the heap.

@@ -243,7 +243,8 @@ type parcel struct {
 	codeGen       uint32
 	announcedAt   int64
 	depositedAt   int64
-	done          bool // finished: no longer among the active parcels
+	done          bool           // finished: no longer among the active parcels
+	dls           [3]deadlineRef // its latest reservation, reminder and expiry deadlines
 }
 
 type command struct {

@@ -11,6 +11,12 @@ package controller
 // few queue heads. A deadline that would break its FIFO's order (an expiry
 // with the chilled window after a normal one, or one re-derived after an
 // exception is resolved) goes to the heap, which takes any order.
+//
+// A parcel's reservation, reminder and expiry deadlines are dropped when it
+// finishes (drop): they hold it no longer, and popping them later reads
+// nothing but the entry. Otherwise every picked-up parcel stayed in memory
+// until its expiry (48 hours of them in the city: 70 MB), and was read
+// again, long out of cache, when that fell due.
 type deadlineQueue struct {
 	fifos [nFifos]deadlineFIFO
 	heap  deadlineHeap
@@ -18,10 +24,16 @@ type deadlineQueue struct {
 	n     int
 	src   int // source's answer while known
 	known bool
-	// compactAt is the length at which schedule next drops stale
-	// deadlines: a picked-up parcel's expiry would otherwise keep the parcel
-	// alive for the rest of its pickup window.
+	// compactAt is the heap length at which schedule next drops its stale
+	// deadlines (the heap's are not dropped one by one).
 	compactAt int
+}
+
+// deadlineRef is where a deadline was put: a FIFO (fifo-1) and its
+// position among all that went through it; fifo 0: the heap, or nowhere.
+type deadlineRef struct {
+	abs  uint64
+	fifo uint8
 }
 
 // Two FIFOs per kind, so that two interleaved ascending streams of one kind
@@ -32,9 +44,10 @@ const nFifos = 2 * (int(dlDoorOpen) + 1)
 // size is a power of two, doubling when full, so its memory follows the
 // most deadlines it held at once, whatever the number pushed through it.
 type deadlineFIFO struct {
-	ring []deadline
-	head int
-	n    int
+	ring   []deadline
+	head   int
+	n      int
+	popped uint64 // deadlines popped so far: the position of the head
 }
 
 func (f *deadlineFIFO) len() int { return f.n }
@@ -45,7 +58,8 @@ func (f *deadlineFIFO) first() *deadline { return &f.ring[f.head] }
 
 func (f *deadlineFIFO) last() *deadline { return f.at(f.n - 1) }
 
-func (f *deadlineFIFO) push(d deadline) {
+// push appends d and returns its position.
+func (f *deadlineFIFO) push(d deadline) uint64 {
 	if f.n == len(f.ring) {
 		ring := make([]deadline, max(8, 2*len(f.ring)))
 		for i := range f.n {
@@ -55,6 +69,7 @@ func (f *deadlineFIFO) push(d deadline) {
 	}
 	*f.at(f.n) = d
 	f.n++
+	return f.popped + uint64(f.n) - 1
 }
 
 func (f *deadlineFIFO) pop() deadline {
@@ -62,28 +77,15 @@ func (f *deadlineFIFO) pop() deadline {
 	f.ring[f.head] = deadline{} // let go of its parcel or command
 	f.head = (f.head + 1) & (len(f.ring) - 1)
 	f.n--
+	f.popped++
 	return d
 }
 
-func (f *deadlineFIFO) filter(keep func(*deadline) bool) {
-	kept := 0
-	for i := range f.n {
-		if d := f.at(i); keep(d) {
-			*f.at(kept) = *d
-			kept++
-		}
-	}
-	for i := kept; i < f.n; i++ {
-		*f.at(i) = deadline{}
-	}
-	f.n = kept
-}
-
-// Len is the number of pending deadlines, stale ones included.
+// Len is the number of pending deadlines, stale and dropped ones included.
 func (q *deadlineQueue) Len() int { return q.n }
 
-// push adds a deadline, numbering it.
-func (q *deadlineQueue) push(d deadline) {
+// push adds a deadline, numbering it, and says where it went.
+func (q *deadlineQueue) push(d deadline) deadlineRef {
 	q.seq++
 	d.seq = q.seq
 	q.n++
@@ -91,11 +93,26 @@ func (q *deadlineQueue) push(d deadline) {
 	for i := 2 * int(d.kind); i < 2*int(d.kind)+2; i++ {
 		f := &q.fifos[i]
 		if f.n == 0 || f.last().at <= d.at {
-			f.push(d)
-			return
+			return deadlineRef{abs: f.push(d), fifo: uint8(i + 1)}
 		}
 	}
 	q.heap.pushNumbered(d)
+	return deadlineRef{}
+}
+
+// drop empties the deadline at ref if it is still p's: it stays in its
+// place, at its time, holding nothing, and is stale (kind 0).
+func (q *deadlineQueue) drop(ref deadlineRef, p *parcel) {
+	if ref.fifo == 0 {
+		return
+	}
+	f := &q.fifos[ref.fifo-1]
+	if ref.abs < f.popped || ref.abs-f.popped >= uint64(f.n) {
+		return // popped already
+	}
+	if d := f.at(int(ref.abs - f.popped)); d.p == p {
+		*d = deadline{at: d.at, seq: d.seq}
+	}
 }
 
 // source is where the earliest deadline is: a FIFO's index, nFifos for the
@@ -143,15 +160,4 @@ func (q *deadlineQueue) pop() deadline {
 		return q.fifos[i].pop()
 	}
 	return q.heap.pop()
-}
-
-// filter keeps the deadlines for which keep holds, in their order.
-func (q *deadlineQueue) filter(keep func(*deadline) bool) {
-	q.n, q.known = 0, false
-	for i := range q.fifos {
-		q.fifos[i].filter(keep)
-		q.n += q.fifos[i].len()
-	}
-	q.heap.filter(keep)
-	q.n += len(q.heap.items)
 }

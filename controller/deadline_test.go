@@ -74,8 +74,8 @@ func TestDeadlineHeapFilterKeepsOrder(t *testing.T) {
 }
 
 // TestFinishedParcelsLeaveTheDeadlineHeap: a picked-up parcel's expiry and
-// reminder are stale; compaction drops them, so the heap (and the parcels it
-// points to) stays bounded by the live ones, not by the pickup window.
+// reminder are dropped when it finishes, so the deadlines keep alive only
+// live parcels, not every parcel of the pickup window.
 func TestFinishedParcelsLeaveTheDeadlineHeap(t *testing.T) {
 	r := newRig(t, testSettings())
 	for i := range 500 {
@@ -87,7 +87,13 @@ func TestFinishedParcelsLeaveTheDeadlineHeap(t *testing.T) {
 		require.Equal(t, StatePickedUp, r.state(id))
 	}
 	require.Zero(t, r.core.ActiveParcels())
-	require.Less(t, r.core.deadlines.Len(), 2*minCompact, "stale deadlines are compacted away")
+	q := &r.core.deadlines
+	for i := range q.fifos {
+		for j := range q.fifos[i].len() {
+			require.Nil(t, q.fifos[i].at(j).p, "a finished parcel's deadlines hold it no longer")
+		}
+	}
+	require.Less(t, len(q.heap.items), 2*minCompact, "stale deadlines are compacted away")
 	require.NoError(t, r.checker.Err())
 	require.NoError(t, CheckCore(r.core))
 }
@@ -95,7 +101,8 @@ func TestFinishedParcelsLeaveTheDeadlineHeap(t *testing.T) {
 // TestDeadlineQueueMatchesTheHeap: the FIFOs and their heap yield exactly
 // the heap's (at, seq) order, through pushes in each kind's order (now plus
 // a setting, two settings for expiries), out-of-order pushes, pops and
-// filters; and the ordered pushes stay out of the heap.
+// drops (a dropped deadline comes out in its place, emptied); and the
+// ordered pushes stay out of the heap.
 func TestDeadlineQueueMatchesTheHeap(t *testing.T) {
 	offsets := map[deadlineKind][]int64{
 		dlReservation: {400}, dlReminder: {2400}, dlExpiry: {4800, 1200},
@@ -109,8 +116,14 @@ func TestDeadlineQueueMatchesTheHeap(t *testing.T) {
 			rng := rand.New(rand.NewPCG(7, 11))
 			var q deadlineQueue
 			var ref deadlineHeap
+			type pushed struct {
+				ref deadlineRef
+				p   *parcel
+			}
+			var live []pushed
+			dropped := map[*parcel]bool{}
 			var now int64
-			var maxHeap int
+			var maxHeap, drops int
 			for step := range 30000 {
 				now += int64(rng.IntN(3))
 				switch r := rng.IntN(10); {
@@ -122,27 +135,49 @@ func TestDeadlineQueueMatchesTheHeap(t *testing.T) {
 						at = max(0, now-int64(rng.IntN(1000)))
 					}
 					d := deadline{at: at, kind: kind, comp: int32(step)}
-					q.push(d)
+					if kind <= dlExpiry {
+						d.p = &parcel{}
+					}
+					r := q.push(d)
 					ref.push(d)
+					if d.p != nil {
+						live = append(live, pushed{r, d.p})
+					}
 				case r < 9:
 					for len(ref.items) > 0 && ref.items[0].at <= now {
 						want := ref.pop()
+						if dropped[want.p] {
+							want = deadline{at: want.at, seq: want.seq}
+						}
 						require.Equal(t, want, *q.peek(), "step %d", step)
 						require.Equal(t, want, q.pop(), "step %d", step)
 					}
 				default:
-					keep := func(d *deadline) bool { return d.comp%5 != int32(step%5) }
-					q.filter(keep)
-					ref.filter(keep)
+					if len(live) == 0 {
+						break
+					}
+					i := rng.IntN(len(live))
+					x := live[i]
+					live = slices.Delete(live, i, i+1)
+					q.drop(x.ref, x.p)
+					if x.ref.fifo != 0 && x.ref.abs >= q.fifos[x.ref.fifo-1].popped {
+						dropped[x.p] = true // still pending in a FIFO: emptied
+						drops++
+					}
 				}
 				require.Equal(t, len(ref.items), q.Len())
 				maxHeap = max(maxHeap, len(q.heap.items))
 			}
 			for len(ref.items) > 0 {
-				require.Equal(t, ref.pop(), q.pop())
+				want := ref.pop()
+				if dropped[want.p] {
+					want = deadline{at: want.at, seq: want.seq}
+				}
+				require.Equal(t, want, q.pop())
 			}
 			require.Nil(t, q.peek())
 			require.Zero(t, q.Len())
+			require.Positive(t, drops)
 			if tc.disorder == 0 {
 				require.Zero(t, maxHeap, "deadlines in their kind's order stay in the FIFOs")
 			} else {
