@@ -62,21 +62,21 @@ func (c *Core) apply(e *Event) {
 		c.schedule(deadline{at: cmd.retryAt, kind: dlCommandRetry, cmd: cmd})
 		c.schedule(deadline{at: cmd.expires, kind: dlCommandExpiry, cmd: cmd})
 	case CommandRetried:
-		cmd := c.cmds[e.Command]
+		cmd := c.commandOf(e)
 		cmd.attempts = int(e.Num)
 		cmd.retryAt = e.At + int64(c.set.AckTimeout)
 		c.schedule(deadline{at: cmd.retryAt, kind: dlCommandRetry, cmd: cmd})
 	case CommandAcked:
-		c.cmds[e.Command].acked = true
+		c.commandOf(e).acked = true
 		c.seenSeq(e)
 	case CommandFailed:
-		c.endCommand(c.cmds[e.Command])
+		c.endCommand(c.commandOf(e))
 	case DoorOpened:
 		c.seenSeq(e)
 		slot := &c.comps[e.Compartment]
 		slot.doorOpen, slot.openedAt, slot.openSeq, slot.alarmed = true, e.At, e.CabinetSeq, false
 		if e.Command != "" {
-			cmd := c.cmds[e.Command]
+			cmd := c.commandOf(e)
 			cmd.opened = true
 			if p := cmd.parcel; p != nil {
 				switch p.state {
@@ -287,6 +287,17 @@ func (c *Core) parcelOf(e *Event) *parcel {
 		return h
 	}
 	return c.parcels[e.Parcel]
+}
+
+// commandOf finds the command an event names: nearly always the one its
+// compartment is busy with, which spares the map.
+func (c *Core) commandOf(e *Event) *command {
+	if e.Compartment >= 0 && int(e.Compartment) < len(c.comps) {
+		if cmd := c.comps[e.Compartment].cmd; cmd != nil && cmd.id == e.Command {
+			return cmd
+		}
+	}
+	return c.cmds[e.Command]
 }
 
 func (c *Core) finish(p *parcel, s State) {

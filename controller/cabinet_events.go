@@ -12,7 +12,7 @@ import (
 // unknown cabinet or compartment, and duplicates (a sequence number already
 // seen) are refused with a typed error and change nothing.
 func (c *Core) HandleEvent(cabName string, ev twin.Event) error {
-	ci, ok := c.byName[cabName]
+	ci, ok := c.cabinetIndex(cabName)
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownCabinet, cabName)
 	}

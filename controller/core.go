@@ -340,6 +340,21 @@ func New(cfg Config) (*Core, error) {
 	return c, nil
 }
 
+// cabinetIndex finds a cabinet by name: most sites have a few, which a
+// scan finds faster than the map.
+func (c *Core) cabinetIndex(name string) (int32, bool) {
+	if len(c.cabinets) <= 8 {
+		for i := range c.cabinets {
+			if c.cabinets[i].name == name {
+				return int32(i), true
+			}
+		}
+		return -1, false
+	}
+	i, ok := c.byName[name]
+	return i, ok
+}
+
 // Site returns the core's site id.
 func (c *Core) Site() string { return c.cfg.Site }
 
@@ -462,7 +477,7 @@ func (c *Core) resolve(spec ParcelSpec) (allocator.Request, error) {
 	}
 	req.Hints.MaxTopMm = spec.MaxTopMm
 	if spec.PreferCabinet != "" {
-		cab, ok := c.byName[spec.PreferCabinet]
+		cab, ok := c.cabinetIndex(spec.PreferCabinet)
 		if !ok {
 			return req, fmt.Errorf("%w: %q", ErrUnknownCabinet, spec.PreferCabinet)
 		}
@@ -601,7 +616,7 @@ func (c *Core) openDoor(p *parcel, purpose Purpose) (DoorOpening, error) {
 	if err := c.emit(e); err != nil {
 		return DoorOpening{}, err
 	}
-	c.send(cab.name, c.cmds[cmdID], comp.Slot)
+	c.send(cab.name, c.comps[p.comp].cmd, comp.Slot) // the command just applied
 	return DoorOpening{Parcel: p.id, Cabinet: cab.name, Compartment: comp.Slot, Command: cmdID}, nil
 }
 
@@ -627,7 +642,7 @@ type PickupResult struct {
 // Pickup checks a code typed at a cabinet and, if it is right, opens the
 // parcel's door. Wrong codes count toward the cabinet's lockout.
 func (c *Core) Pickup(cabName, code string) (PickupResult, error) {
-	ci, ok := c.byName[cabName]
+	ci, ok := c.cabinetIndex(cabName)
 	if !ok {
 		return PickupResult{}, fmt.Errorf("%w: %q", ErrUnknownCabinet, cabName)
 	}
@@ -673,7 +688,7 @@ func (c *Core) IssueQR(id string) (string, error) {
 // count toward the keypad's lockout and still work while it is locked, so an
 // attacker hammering the keypad cannot lock recipients out.
 func (c *Core) PickupQR(cabName, payload string) (PickupResult, error) {
-	if _, ok := c.byName[cabName]; !ok {
+	if _, ok := c.cabinetIndex(cabName); !ok {
 		return PickupResult{}, fmt.Errorf("%w: %q", ErrUnknownCabinet, cabName)
 	}
 	claims, ok := c.codes.verifyQR(payload)
@@ -782,7 +797,7 @@ func (c *Core) ResolveException(id string, r Resolution) error {
 
 // ReturnToService puts an out-of-service compartment back (after repair).
 func (c *Core) ReturnToService(cabName string, slot int) error {
-	ci, ok := c.byName[cabName]
+	ci, ok := c.cabinetIndex(cabName)
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownCabinet, cabName)
 	}
@@ -805,7 +820,7 @@ func (c *Core) ReturnToService(cabName string, slot int) error {
 // door_closed event would have said; the operation is settled from it. A
 // stale report is refused (twin.ErrStaleState) and changes nothing.
 func (c *Core) HandleState(cabName string, st twin.State) error {
-	ci, ok := c.byName[cabName]
+	ci, ok := c.cabinetIndex(cabName)
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownCabinet, cabName)
 	}
@@ -881,7 +896,7 @@ func (c *Core) requestSync(ci int32) {
 // the controller, every command whose event was durable but which never
 // left.
 func (c *Core) CabinetOnline(cabName string, online bool) error {
-	ci, ok := c.byName[cabName]
+	ci, ok := c.cabinetIndex(cabName)
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownCabinet, cabName)
 	}

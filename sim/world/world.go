@@ -955,7 +955,7 @@ func (w *shard) startDeposit(p *parcel, s *site) {
 		return
 	}
 	p.cabinet, p.slot = d.Cabinet, d.Compartment
-	w.await(s.byName[d.Cabinet], d.Compartment, &action{kind: actDeposit, p: p})
+	w.await(s.cabinet(d.Cabinet), d.Compartment, &action{kind: actDeposit, p: p})
 }
 
 // await puts a person at a door until it opens (or their patience ends).
@@ -1102,7 +1102,7 @@ func (w *shard) pickup(p *parcel) {
 	if st, _ := s.core.ParcelState(p.id); st != controller.StateAwaitingPickup {
 		return // expired, or in an exception the operator will sort out
 	}
-	c := s.byName[p.cabinet]
+	c := s.cabinet(p.cabinet)
 	if !c.vc.Online() {
 		// The keypad says the locker is offline: they come back later.
 		w.kpi.count("pickups_locker_offline", p)
@@ -1125,7 +1125,7 @@ func (w *shard) collectReturn(s *site, id string, after time.Duration) {
 		if err != nil {
 			return // already collected, or in an exception
 		}
-		w.await(s.byName[d.Cabinet], d.Compartment, &action{kind: actReturn, p: p})
+		w.await(s.cabinet(d.Cabinet), d.Compartment, &action{kind: actReturn, p: p})
 	})
 }
 
@@ -1151,7 +1151,7 @@ func (w *shard) operatorVisit(s *site) {
 	}
 	for _, info := range s.core.Exceptions() {
 		p := w.parcels[info.ID]
-		c := s.byName[info.Cabinet]
+		c := s.cabinet(info.Cabinet)
 		var occupied bool
 		if c != nil {
 			_, occupied, _ = c.vc.DoorState(info.Compartment)
@@ -1191,6 +1191,20 @@ func (w *shard) operatorVisit(s *site) {
 	}
 }
 
+// cabinet finds a site's cabinet by name (nil if it has none of that name):
+// a scan of the few a site has, the map past eight.
+func (s *site) cabinet(name string) *cab {
+	if len(s.cabinets) <= 8 {
+		for _, c := range s.cabinets {
+			if c.name == name {
+				return c
+			}
+		}
+		return nil
+	}
+	return s.byName[name]
+}
+
 func cabIndex(s *site, c *cab) int {
 	for i, x := range s.cabinets {
 		if x == c {
@@ -1204,7 +1218,7 @@ func cabIndex(s *site, c *cab) int {
 
 // Send delivers a controller command to a cabinet over the down link.
 func (s *site) Send(cabName string, cmd twin.Command) {
-	c := s.byName[cabName]
+	c := s.cabinet(cabName)
 	m := s.w.newMsg(c)
 	m.cmd = cmd
 	m.sent(c.down.Deliver(m.fire))
