@@ -269,6 +269,7 @@ type command struct {
 type Core struct {
 	hint  *parcel // the active parcel an event was last made for: apply finds it without a lookup
 	cfg   Config
+	nanos twin.UnixNanoClock // the clock, if it reads nanoseconds directly
 	set   Settings
 	inv   *allocator.Inventory
 	cat   *allocator.Catalog
@@ -337,6 +338,7 @@ func New(cfg Config) (*Core, error) {
 			shadow: twin.Shadow{Cabinet: cb.Name}})
 	}
 	c.wakeFn = c.wake
+	c.nanos, _ = cfg.Clock.(twin.UnixNanoClock)
 	return c, nil
 }
 
@@ -376,7 +378,12 @@ func (c *Core) Alarms() map[string]int {
 	return out
 }
 
-func (c *Core) now() int64 { return c.cfg.Clock.Now().UnixNano() }
+func (c *Core) now() int64 {
+	if c.nanos != nil {
+		return c.nanos.UnixNano()
+	}
+	return c.cfg.Clock.Now().UnixNano()
+}
 
 // emit logs an event and applies it. Nothing changes if the log refuses it.
 func (c *Core) emit(ev Event) error {

@@ -18,6 +18,10 @@ type Clock struct {
 // Now returns the virtual wall-clock time.
 func (c *Clock) Now() time.Time { return c.Epoch.Add(time.Duration(c.Engine.Now())) }
 
+// UnixNano is Now().UnixNano() without building a time.Time: the core
+// reads the time this way several times per event (twin.UnixNanoClock).
+func (c *Clock) UnixNano() int64 { return c.Epoch.UnixNano() + int64(c.Engine.Now()) }
+
 // AfterFunc runs f after d of virtual time.
 func (c *Clock) AfterFunc(d time.Duration, f func()) twin.Timer {
 	return &timer{eng: c.Engine, f: f, id: c.Engine.AfterFunc(Time(max(d, 0)), f)}

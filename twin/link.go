@@ -34,7 +34,8 @@ type SimLink struct {
 	sched Scheduler
 	rng   *rand.Rand
 	clock interface{ Now() time.Time }
-	last  time.Time // arrival of the last in-order message: jitter never reorders
+	nanos UnixNanoClock // the clock, if it reads nanoseconds directly
+	last  int64         // arrival (Unix ns) of the last in-order message: jitter never reorders
 	Stats LinkStats
 }
 
@@ -45,7 +46,9 @@ func NewSimLink(q LinkQuality, sched interface {
 	Scheduler
 	Now() time.Time
 }, rng *rand.Rand) *SimLink {
-	return &SimLink{q: q, sched: sched, clock: sched, rng: rng}
+	l := &SimLink{q: q, sched: sched, clock: sched, rng: rng}
+	l.nanos, _ = sched.(UnixNanoClock)
+	return l
 }
 
 // Deliver schedules f as the arrival of one message and returns how many
@@ -71,15 +74,20 @@ func (l *SimLink) delay() time.Duration {
 	if l.q.Jitter > 0 {
 		d += time.Duration(l.rng.Int64N(int64(l.q.Jitter)))
 	}
-	now := l.clock.Now()
+	var now int64
+	if l.nanos != nil {
+		now = l.nanos.UnixNano()
+	} else {
+		now = l.clock.Now().UnixNano()
+	}
 	if l.q.Reorder > 0 && l.rng.Float64() < l.q.Reorder {
 		// Held back: later messages overtake this one.
 		l.Stats.Reordered++
 		return d + time.Duration(1+l.rng.IntN(5))*max(l.q.Latency, time.Millisecond)
 	}
-	if at := now.Add(d); at.Before(l.last) {
-		d = l.last.Sub(now)
+	if at := now + int64(d); at < l.last {
+		d = time.Duration(l.last - now)
 	}
-	l.last = now.Add(d)
+	l.last = now + int64(d)
 	return d
 }
