@@ -1,5 +1,7 @@
 package controller
 
+import "math/bits"
+
 // deadlineQueue holds the core's pending deadlines and yields them in
 // (at, seq) order, the same total order the heap alone would.
 //
@@ -24,6 +26,7 @@ type deadlineQueue struct {
 	n     int
 	src   int // source's answer while known
 	known bool
+	full  uint16 // bit i: FIFO i holds deadlines
 	// compactAt is the heap length at which schedule next drops its stale
 	// deadlines (the heap's are not dropped one by one).
 	compactAt int
@@ -89,15 +92,22 @@ func (q *deadlineQueue) push(d deadline) deadlineRef {
 	q.seq++
 	d.seq = q.seq
 	q.n++
-	q.known = false // a new deadline can be the earliest: source looks again
+	to := nFifos // the heap, unless a FIFO takes it in order
 	for i := 2 * int(d.kind); i < 2*int(d.kind)+2; i++ {
-		f := &q.fifos[i]
-		if f.n == 0 || f.last().at <= d.at {
-			return deadlineRef{abs: f.push(d), fifo: uint8(i + 1)}
+		if f := &q.fifos[i]; f.n == 0 || f.last().at <= d.at {
+			to = i
+			break
 		}
 	}
-	q.heap.pushNumbered(d)
-	return deadlineRef{}
+	if q.known && (q.src < 0 || before(&d, q.peek())) {
+		q.src = to // the new earliest; else the earliest stays so (or unknown)
+	}
+	if to == nFifos {
+		q.heap.pushNumbered(d)
+		return deadlineRef{}
+	}
+	q.full |= 1 << to
+	return deadlineRef{abs: q.fifos[to].push(d), fifo: uint8(to + 1)}
 }
 
 // drop empties the deadline at ref if it is still p's: it stays in its
@@ -127,10 +137,10 @@ func (q *deadlineQueue) source() int {
 func (q *deadlineQueue) find() int {
 	best := -1
 	var first *deadline
-	for i := range q.fifos {
-		f := &q.fifos[i]
-		if f.len() > 0 && (first == nil || before(f.first(), first)) {
-			best, first = i, f.first()
+	for m := q.full; m != 0; m &= m - 1 {
+		i := bits.TrailingZeros16(m)
+		if f := q.fifos[i].first(); first == nil || before(f, first) {
+			best, first = i, f
 		}
 	}
 	if len(q.heap.items) > 0 && (first == nil || before(&q.heap.items[0], first)) {
@@ -157,7 +167,12 @@ func (q *deadlineQueue) pop() deadline {
 	i := q.source()
 	q.known = false
 	if i < nFifos {
-		return q.fifos[i].pop()
+		f := &q.fifos[i]
+		d := f.pop()
+		if f.n == 0 {
+			q.full &^= 1 << i
+		}
+		return d
 	}
 	return q.heap.pop()
 }
