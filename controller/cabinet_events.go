@@ -57,7 +57,7 @@ func (c *Core) HandleEvent(cabName string, ev twin.Event) error {
 		}
 		return nil
 	}
-	if err := c.dispatch(ci, comp, ev); err != nil {
+	if err := c.dispatch(ci, comp, &ev); err != nil {
 		return err
 	}
 	// Handle what was held behind this one.
@@ -67,7 +67,7 @@ func (c *Core) HandleEvent(cabName string, ev twin.Event) error {
 			break
 		}
 		delete(cab.held, cab.lastSeq+1)
-		if err := c.dispatch(ci, next.comp, next.ev); err != nil {
+		if err := c.dispatch(ci, next.comp, &next.ev); err != nil {
 			return err
 		}
 	}
@@ -107,12 +107,12 @@ func (c *Core) flushHeld(ci int32) {
 	for _, s := range seqs {
 		h := cab.held[s]
 		delete(cab.held, s)
-		_ = c.dispatch(ci, h.comp, h.ev)
+		_ = c.dispatch(ci, h.comp, &h.ev)
 	}
 }
 
 // dispatch handles one in-order cabinet event.
-func (c *Core) dispatch(ci int32, comp allocator.CompartmentID, ev twin.Event) error {
+func (c *Core) dispatch(ci int32, comp allocator.CompartmentID, ev *twin.Event) error {
 	cab := &c.cabinets[ci]
 	cabName := cab.name
 	cab.lastSeq = ev.Seq
@@ -141,7 +141,7 @@ func (c *Core) dispatch(ci int32, comp allocator.CompartmentID, ev twin.Event) e
 	return nil
 }
 
-func (c *Core) onAck(ci int32, ev twin.Event) error {
+func (c *Core) onAck(ci int32, ev *twin.Event) error {
 	cmd := c.cmds[ev.Command]
 	if cmd == nil || cmd.cab != ci || cmd.acked {
 		return nil // a stale or repeated ack: harmless under QoS 1
@@ -153,7 +153,7 @@ func (c *Core) onAck(ci int32, ev twin.Event) error {
 	return c.emit(e)
 }
 
-func (c *Core) onNack(ci int32, ev twin.Event) error {
+func (c *Core) onNack(ci int32, ev *twin.Event) error {
 	cmd := c.cmds[ev.Command]
 	if cmd == nil || cmd.cab != ci {
 		return nil
@@ -207,7 +207,7 @@ func (c *Core) jam(ci int32, comp allocator.CompartmentID) error {
 	return nil
 }
 
-func (c *Core) onDoorOpened(ci int32, comp allocator.CompartmentID, ev twin.Event) error {
+func (c *Core) onDoorOpened(ci int32, comp allocator.CompartmentID, ev *twin.Event) error {
 	now := c.now()
 	slot := &c.comps[comp]
 	cmd := slot.cmd
@@ -232,7 +232,7 @@ func (c *Core) onDoorOpened(ci int32, comp allocator.CompartmentID, ev twin.Even
 	return nil
 }
 
-func (c *Core) onDoorClosed(ci int32, comp allocator.CompartmentID, ev twin.Event) error {
+func (c *Core) onDoorClosed(ci int32, comp allocator.CompartmentID, ev *twin.Event) error {
 	return c.closeDoor(ci, comp, *ev.Occupied, ev.Seq, "")
 }
 
@@ -327,7 +327,7 @@ func (c *Core) expire(p *parcel) error {
 	return c.notify(p, NotifyExpiry, "")
 }
 
-func (c *Core) onOccupancy(ci int32, comp allocator.CompartmentID, ev twin.Event) error {
+func (c *Core) onOccupancy(ci int32, comp allocator.CompartmentID, ev *twin.Event) error {
 	slot := &c.comps[comp]
 	occupied := *ev.Occupied
 	e := Event{Kind: OccupancyChanged, Cabinet: ci, Compartment: int32(comp), CabinetSeq: ev.Seq}
@@ -353,7 +353,7 @@ func (c *Core) onOccupancy(ci int32, comp allocator.CompartmentID, ev twin.Event
 	return nil
 }
 
-func (c *Core) onFault(ci int32, comp allocator.CompartmentID, ev twin.Event) error {
+func (c *Core) onFault(ci int32, comp allocator.CompartmentID, ev *twin.Event) error {
 	switch ev.Fault {
 	case twin.FaultJam:
 		if comp < 0 {
