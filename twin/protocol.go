@@ -173,13 +173,21 @@ func validID(s string) bool {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
+		if !idChar[s[i]] {
 			return false
 		}
 	}
 	return true
 }
+
+// idChar marks the characters of ids: every event has one or two, and a
+// table looks a character up in one step instead of seven comparisons.
+var idChar = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-'
+	}
+	return t
+}()
 
 // strictUnmarshal decodes exactly one JSON object with no unknown fields and
 // nothing after it.

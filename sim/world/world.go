@@ -1257,7 +1257,7 @@ func (w *shard) newMsg(c *cab) *msg {
 		m = new(msg)
 		m.fire = m.arrive
 	}
-	m.c = c
+	m.c, m.up = c, false
 	return m
 }
 
@@ -1269,9 +1269,11 @@ func (m *msg) sent(copies int) {
 	}
 }
 
+// free puts the message back in the pool. Its fields are not cleared: the
+// next use sets the ones it reads (300 bytes to zero per message was half
+// a percent of a run), and what the stale ones keep alive is a few strings.
 func (m *msg) free() {
 	w := m.c.s.w
-	*m = msg{fire: m.fire}
 	w.msgFree = append(w.msgFree, m)
 }
 
