@@ -34,7 +34,7 @@ type Checker struct {
 	limits   CodeLimits
 	chain    *Chain
 	err      *Violation
-	recent   [recentEvents]Event // a ring
+	recent   [recentEvents]recentEvent // a ring
 	nRecent  int
 	owner    []string // by compartment: the parcel holding it, "" for none
 	parcels  map[string]*checkedParcel
@@ -145,7 +145,7 @@ func notifBit(text string) uint8 {
 type Violation struct {
 	Invariant string
 	Event     Event
-	Recent    []Event // the events before it, oldest first
+	Recent    []Event // the events before it, oldest first (without digests and hashes)
 }
 
 func (v *Violation) Error() string {
@@ -162,6 +162,23 @@ func (v *Violation) Error() string {
 }
 
 const recentEvents = 16
+
+// recentEvent is what a violation's report recalls of an event: what
+// Event.String prints, its time and numbers; not the digests and hashes. A
+// full Event is 230 bytes, written to the ring for every event checked.
+type recentEvent struct {
+	seq, cabinetSeq uint64
+	at, num, num2   int64
+	parcel, command string
+	text            string
+	cabinet, comp   int32
+	kind            Kind
+}
+
+func (r *recentEvent) event() Event {
+	return Event{Seq: r.seq, CabinetSeq: r.cabinetSeq, At: r.at, Num: r.num, Num2: r.num2, Parcel: r.parcel,
+		Command: r.command, Text: r.text, Cabinet: r.cabinet, Compartment: r.comp, Kind: r.kind}
+}
 
 // NewChecker returns a checker for a core with the given code limits (zero:
 // the defaults).
@@ -190,7 +207,7 @@ func (k *Checker) fail(e *Event, format string, args ...any) {
 	}
 	var recent []Event
 	for i := max(0, k.nRecent-recentEvents); i < k.nRecent; i++ {
-		recent = append(recent, k.recent[i%recentEvents])
+		recent = append(recent, k.recent[i%recentEvents].event())
 	}
 	k.err = &Violation{Invariant: fmt.Sprintf(format, args...), Event: *e, Recent: recent}
 	if k.OnViolation != nil {
@@ -367,7 +384,8 @@ func (k *Checker) Check(e *Event) {
 		k.fail(e, "parcels are conserved: deposited %d ≠ in locker %d + picked up %d + returned %d + removed %d",
 			k.Deposited, k.inLocker, k.PickedUp, k.Returned, k.Removed)
 	}
-	k.recent[k.nRecent%recentEvents] = *e
+	k.recent[k.nRecent%recentEvents] = recentEvent{seq: e.Seq, cabinetSeq: e.CabinetSeq, at: e.At, num: e.Num, num2: e.Num2,
+		parcel: e.Parcel, command: e.Command, text: e.Text, cabinet: e.Cabinet, comp: e.Compartment, kind: e.Kind}
 	k.nRecent++
 }
 
