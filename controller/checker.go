@@ -40,7 +40,7 @@ type Checker struct {
 	parcels  map[string]*checkedParcel
 	lastID   string // the parcel last found, and its record (find)
 	last     *checkedParcel
-	commands map[string]*checkedCommand
+	commands map[string]checkedCommand // by value: no allocation per command
 	byComp   [][]string // by compartment: ids of its live commands
 	cabSeq   []uint64   // by cabinet: the last sequence number seen
 	rejects  map[int32][]int64
@@ -188,7 +188,7 @@ func NewChecker(limits CodeLimits) *Checker {
 	}
 	return &Checker{
 		Rehash: true, limits: limits, chain: NewChain(),
-		parcels: map[string]*checkedParcel{}, commands: map[string]*checkedCommand{},
+		parcels: map[string]*checkedParcel{}, commands: map[string]checkedCommand{},
 		rejects: map[int32][]int64{},
 	}
 }
@@ -286,7 +286,7 @@ func (k *Checker) Check(e *Event) {
 		if p == nil || !p.hasLoc || p.loc != e.Compartment {
 			k.fail(e, "a door is commanded only for the parcel's own compartment")
 		}
-		k.commands[e.Command] = &checkedCommand{comp: e.Compartment, expires: e.Num}
+		k.commands[e.Command] = checkedCommand{comp: e.Compartment, expires: e.Num}
 		if k.inRange(e, e.Compartment, "compartment") {
 			k.track(e)
 		}
@@ -295,9 +295,9 @@ func (k *Checker) Check(e *Event) {
 			k.alarmDue = true
 			break
 		}
-		cmd := k.commands[e.Command]
+		cmd, live := k.commands[e.Command]
 		switch {
-		case cmd == nil:
+		case !live:
 			k.fail(e, "every door opening is matched by a live command (%s is not live)", e.Command)
 		case cmd.opened:
 			k.fail(e, "a command id opens at most once (%s)", e.Command)
@@ -306,8 +306,9 @@ func (k *Checker) Check(e *Event) {
 		case e.At > cmd.expires:
 			k.fail(e, "a command opens only before it expires (%s)", e.Command)
 		}
-		if cmd != nil {
+		if live {
 			cmd.opened = true
+			k.commands[e.Command] = cmd
 		}
 	case DoorClosed, CommandFailed:
 		if e.Command != "" {
@@ -318,10 +319,10 @@ func (k *Checker) Check(e *Event) {
 			ids := k.byComp[e.Compartment]
 			keep := ids[:0]
 			for _, id := range ids {
-				cmd := k.commands[id]
-				if cmd != nil && cmd.opened {
+				cmd, live := k.commands[id]
+				if live && cmd.opened {
 					delete(k.commands, id)
-				} else if cmd != nil {
+				} else if live {
 					keep = append(keep, id)
 				}
 			}
@@ -397,9 +398,9 @@ func (k *Checker) track(e *Event) {
 	ids := grow(&k.byComp, e.Compartment)
 	keep := (*ids)[:0]
 	for _, id := range *ids {
-		cmd := k.commands[id]
+		cmd, live := k.commands[id]
 		switch {
-		case cmd == nil:
+		case !live:
 		case !cmd.opened && e.At > cmd.expires:
 			delete(k.commands, id)
 		default:

@@ -147,8 +147,9 @@ type Cabinet struct {
 	seq     uint64
 	version uint64
 	online  bool
-	outbox  []Event        // events held while offline, sent on reconnect
-	seen    []seenCommand  // oldest first
+	outbox  []Event       // events held while offline, sent on reconnect
+	seen    []seenCommand // oldest first, a window of seenArr
+	seenArr []seenCommand
 	index   map[string]int // id → position in seen + forgot; only while seen is long
 	forgot  int            // entries expired from the front of seen, ever
 	hashKey maphash.Seed
@@ -267,6 +268,9 @@ func (c *Cabinet) HandleCommand(cmd Command) {
 	}
 	c.Stats.Commands++
 	reply := c.execute(cmd, now)
+	if len(c.seen) == cap(c.seen) {
+		c.roomToRemember()
+	}
 	c.seen = append(c.seen, seenCommand{hash: h, id: cmd.ID, expires: now.Add(c.cfg.DedupWindow).UnixNano(),
 		reply: reply.Type, reason: reply.Reason})
 	switch {
@@ -278,6 +282,23 @@ func (c *Cabinet) HandleCommand(cmd Command) {
 			c.index[c.seen[i].id] = c.forgot + i
 		}
 	}
+}
+
+// roomToRemember makes room at the end of seen: by moving it to the front
+// of its array when at most half of that is in use (the expired ids left
+// the front), else by doubling the array. Each move follows at least as
+// many appends as it moves entries: constant time per command, amortised.
+func (c *Cabinet) roomToRemember() {
+	n := len(c.seen)
+	if len(c.seenArr) > 0 && n <= len(c.seenArr)/2 {
+		copy(c.seenArr, c.seen)
+		clear(c.seenArr[n:])
+		c.seen = c.seenArr[:n]
+		return
+	}
+	c.seenArr = make([]seenCommand, max(8, 2*n))
+	copy(c.seenArr, c.seen)
+	c.seen = c.seenArr[:n]
 }
 
 // lookupSeen finds a remembered command id.
@@ -308,7 +329,7 @@ func (c *Cabinet) expireSeen(now int64) {
 		return
 	}
 	clear(c.seen[:i])
-	c.seen = c.seen[i:] // append moves the rest to a new array when it needs room
+	c.seen = c.seen[i:] // roomToRemember moves the rest when the end is reached
 	c.forgot += i
 	if c.index != nil && len(c.seen) <= seenIndexAt/2 {
 		c.index = nil
