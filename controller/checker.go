@@ -41,8 +41,8 @@ type Checker struct {
 	lastID   string // the parcel last found, and its record (find)
 	last     *checkedParcel
 	commands map[string]checkedCommand // by value: no allocation per command
-	byComp   [][]string // by compartment: ids of its live commands
-	cabSeq   []uint64   // by cabinet: the last sequence number seen
+	byComp   [][]string                // by compartment: ids of its live commands
+	cabSeq   []uint64                  // by cabinet: the last sequence number seen
 	rejects  map[int32][]int64
 	inLocker int
 
