@@ -139,14 +139,11 @@ func TestRefusedWithTheAllocatorsReason(t *testing.T) {
 
 func TestDepositAbortedWhenTheDoorClosesEmpty(t *testing.T) {
 	r := newRig(t, testSettings())
-	_, err := r.core.Announce("p1", ParcelSpec{Class: "S"}, "x")
-	require.NoError(t, err)
-	_, err = r.core.StartDeposit("p1")
-	require.NoError(t, err)
+	r.startDeposit("p1", "S")
 	r.doorCycle(false)
 	require.Equal(t, StateReserved, r.state("p1"))
 	require.Empty(t, r.out.notes)
-	_, err = r.core.StartDeposit("p1")
+	_, err := r.core.StartDeposit("p1")
 	require.NoError(t, err)
 	r.doorCycle(true)
 	require.Equal(t, StateAwaitingPickup, r.state("p1"))
@@ -175,10 +172,7 @@ func TestPickupAbortedReissuesTheCode(t *testing.T) {
 
 func TestUnacknowledgedCommandIsRetriedThenFails(t *testing.T) {
 	r := newRig(t, testSettings())
-	_, err := r.core.Announce("p1", ParcelSpec{Class: "S"}, "x")
-	require.NoError(t, err)
-	_, err = r.core.StartDeposit("p1")
-	require.NoError(t, err)
+	r.startDeposit("p1", "S")
 	id := r.out.last().cmd.ID
 	r.clock.Advance(15 * time.Second)
 	require.Len(t, r.out.sent, 2)
@@ -210,10 +204,7 @@ func TestUnacknowledgedCommandIsRetriedThenFails(t *testing.T) {
 
 func TestNackExpiredFailsIntoException(t *testing.T) {
 	r := newRig(t, testSettings())
-	_, err := r.core.Announce("p1", ParcelSpec{Class: "S"}, "x")
-	require.NoError(t, err)
-	_, err = r.core.StartDeposit("p1")
-	require.NoError(t, err)
+	r.startDeposit("p1", "S")
 	require.NoError(t, r.evt("a1", twin.Event{Type: twin.EvtNack, Command: r.out.last().cmd.ID, Reason: twin.NackExpired}))
 	info, _ := r.core.Parcel("p1")
 	require.Equal(t, StateException, info.State)
@@ -528,10 +519,7 @@ func TestCabinetStatusAndSequenceGaps(t *testing.T) {
 
 func TestReorderedEventsAreHandledInSequence(t *testing.T) {
 	r := newRig(t, testSettings())
-	_, err := r.core.Announce("p1", ParcelSpec{Class: "S"}, "x")
-	require.NoError(t, err)
-	_, err = r.core.StartDeposit("p1")
-	require.NoError(t, err)
+	r.startDeposit("p1", "S")
 	sc := r.out.last()
 	mk := func(seq uint64, ev twin.Event) twin.Event {
 		ev.V, ev.Seq, ev.At, ev.ID = 1, seq, r.clock.Now(), "a1-"+itoa(seq)
@@ -769,10 +757,7 @@ func TestLostDoorClosedIsSettledByTheReportedState(t *testing.T) {
 				r.deposit("p1", "S")
 				require.NoError(t, r.evt("a1", twin.Event{Type: twin.EvtPin, Code: r.out.codes["p1"]}))
 			} else {
-				_, err := r.core.Announce("p1", ParcelSpec{Class: "S"}, "x")
-				require.NoError(t, err)
-				_, err = r.core.StartDeposit("p1")
-				require.NoError(t, err)
+				r.startDeposit("p1", "S")
 			}
 			sc := r.out.last()
 			r.ack(sc)
@@ -825,10 +810,7 @@ func TestLostDoorClosedIsSettledByTheReportedState(t *testing.T) {
 // opened (a lower sequence number) says nothing about the opening.
 func TestAnOldReportDoesNotCloseANewerOpening(t *testing.T) {
 	r := newRig(t, testSettings())
-	_, err := r.core.Announce("p1", ParcelSpec{Class: "S"}, "x")
-	require.NoError(t, err)
-	_, err = r.core.StartDeposit("p1")
-	require.NoError(t, err)
+	r.startDeposit("p1", "S")
 	sc := r.out.last()
 	r.ack(sc)
 	old := r.reportState("a1", 1) // made before the opening

@@ -139,11 +139,18 @@ func (r *rig) state(id string) State {
 	return info.State
 }
 
-func (r *rig) deposit(id, class string) {
+// startDeposit announces a parcel and commands its door for the courier;
+// it returns the command.
+func (r *rig) startDeposit(id, class string) sentCommand {
 	_, err := r.core.Announce(id, ParcelSpec{Class: class}, id+"@example.org")
 	require.NoError(r.t, err)
 	_, err = r.core.StartDeposit(id)
 	require.NoError(r.t, err)
+	return r.out.last()
+}
+
+func (r *rig) deposit(id, class string) {
+	r.startDeposit(id, class)
 	r.doorCycle(true)
 	require.Equal(r.t, StateAwaitingPickup, r.state(id))
 }
