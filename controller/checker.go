@@ -31,11 +31,16 @@ type Checker struct {
 	// Verify and Rebuild wherever it is stored.
 	Rehash bool
 
-	limits   CodeLimits
-	chain    *Chain
-	err      *Violation
-	recent   [recentEvents]recentEvent // a ring
+	// What every event reads comes first, the ring of recent events last:
+	// the checker is read once per event, each time from far away in
+	// memory, and the fields read together should share cache lines.
+	alarmDue bool
+	chain    Chain
 	nRecent  int
+	inLocker int
+
+	Deposited, PickedUp, Returned, Removed int
+
 	owner    []string // by compartment: the parcel holding it, "" for none
 	parcels  map[string]*checkedParcel
 	lastID   string // the parcel last found, and its record (find)
@@ -44,11 +49,9 @@ type Checker struct {
 	byComp   [][]string                // by compartment: ids of its live commands
 	cabSeq   []uint64                  // by cabinet: the last sequence number seen
 	rejects  map[int32][]int64
-	inLocker int
-
-	alarmDue bool
-
-	Deposited, PickedUp, Returned, Removed int
+	limits   CodeLimits
+	err      *Violation
+	recent   [recentEvents]recentEvent // a ring
 }
 
 type checkedCommand struct {
@@ -187,7 +190,7 @@ func NewChecker(limits CodeLimits) *Checker {
 		limits = DefaultCodeLimits
 	}
 	return &Checker{
-		Rehash: true, limits: limits, chain: NewChain(),
+		Rehash: true, limits: limits, chain: Chain{buf: make([]byte, 0, 256)},
 		parcels: map[string]*checkedParcel{}, commands: map[string]checkedCommand{},
 		rejects: map[int32][]int64{},
 	}

@@ -267,39 +267,40 @@ type command struct {
 // Outputs and, as domain events, to the Log and hooks. It starts no
 // goroutines and takes no locks: the caller serialises calls.
 type Core struct {
-	hint  *parcel // the active parcel an event was last made for: apply finds it without a lookup
-	cfg   Config
-	nanos twin.UnixNanoClock // the clock, if it reads nanoseconds directly
-	set   Settings
-	inv   *allocator.Inventory
-	cat   *allocator.Catalog
-	codes *coder
-
-	cabinets []cabinet
-	byName   map[string]int32
-	comps    []compartment
-	parcels  map[string]*parcel
-	finished map[string]State
-	cmds     map[string]*command
-	cmdSeq   uint64
-
-	chain *Chain
-	hooks []Hook
-	// scratch holds the events being emitted, so that handing &event to
-	// the log and hooks does not allocate; depth counts nested emits.
-	scratch   [4]Event
-	depth     int
-	deadlines deadlineQueue
+	// What every event touches comes first, the large arrays last: a site's
+	// core is read once per event, each time from far away in memory.
+	hint      *parcel            // the active parcel an event was last made for: apply finds it without a lookup
+	nanos     twin.UnixNanoClock // the clock, if it reads nanoseconds directly
+	chain     *Chain
+	hooks     []Hook
+	depth     int // nested emits (scratch)
 	timer     Timer
 	armed     bool // timer will wake the core at armedAt
-	armedAt   int64
-	wakeFn    func()
 	replaying bool
 	waking    bool
+	armedAt   int64
+	cabinets  []cabinet
+	comps     []compartment
+	parcels   map[string]*parcel
+	cmds      map[string]*command
+	cmdSeq    uint64
+	inv       *allocator.Inventory
+	cat       *allocator.Catalog
+	codes     *coder
 
+	byName     map[string]int32
+	finished   map[string]State
+	wakeFn     func()
 	alarms     map[string]int
 	strs       strarena.Arena // command ids
 	exceptions int            // parcels in StateException
+
+	cfg       Config
+	set       Settings
+	deadlines deadlineQueue
+	// scratch holds the events being emitted, so that handing &event to
+	// the log and hooks does not allocate.
+	scratch [4]Event
 }
 
 // New builds a core. The inventory must be fresh (every compartment free and

@@ -20,8 +20,6 @@ import "math/bits"
 // until its expiry (48 hours of them in the city: 70 MB), and was read
 // again, long out of cache, when that fell due.
 type deadlineQueue struct {
-	fifos [nFifos]deadlineFIFO
-	heap  deadlineHeap
 	seq   uint64
 	n     int
 	src   int // source's answer while known
@@ -30,6 +28,8 @@ type deadlineQueue struct {
 	// compactAt is the heap length at which schedule next drops its stale
 	// deadlines (the heap's are not dropped one by one).
 	compactAt int
+	heap      deadlineHeap
+	fifos     [nFifos]deadlineFIFO
 }
 
 // deadlineRef is where a deadline was put: a FIFO (fifo-1) and its
