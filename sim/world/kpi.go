@@ -75,8 +75,15 @@ func (k *Collector) start() {
 		}
 		k.hourArrivals, k.hourRefusals, k.hourPickups, k.hourDeposits = 0, 0, 0, 0
 	})
-	for t := k.w.warmup + sim.Hour; t <= k.w.end; t += sim.Hour {
-		eng.AtFunc(t, k.closeHour)
+	k.nextHour(k.w.warmup + sim.Hour)
+}
+
+// nextHour schedules the closing of the hour that ends at t, if t is within
+// the horizon. One at a time: a month of them scheduled at the start sat in
+// every shard's event queue, 720 deep.
+func (k *Collector) nextHour(t sim.Time) {
+	if t <= k.w.end {
+		k.w.eng.AtFunc(t, k.closeHour)
 	}
 }
 
@@ -107,6 +114,7 @@ func (k *Collector) closeHour() {
 	}
 	k.hours = append(k.hours, row)
 	k.hourArrivals, k.hourRefusals, k.hourPickups, k.hourDeposits = 0, 0, 0, 0
+	k.nextHour(k.w.eng.Now() + sim.Hour)
 }
 
 func (k *Collector) offered(p *parcel) {
