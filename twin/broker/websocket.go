@@ -28,6 +28,15 @@ type wsListener struct {
 	establish atomic.Pointer[listeners.EstablishFn]
 	upgrader  websocket.Upgrader
 	once      sync.Once
+
+	// The WebSocket sessions being served, so that Close can end them and
+	// wait: http.Server.Shutdown does not wait for hijacked connections,
+	// and a session still being set up when mochi's Close runs adds to its
+	// client WaitGroup while Close waits on it (a race the detector saw).
+	mu       sync.Mutex
+	closing  bool
+	sessions map[*websocket.Conn]struct{}
+	serving  sync.WaitGroup
 }
 
 var _ listeners.Listener = (*wsListener)(nil)
@@ -38,7 +47,7 @@ func newWSListener(id, addr string) (*wsListener, error) {
 		return nil, err
 	}
 	l := &wsListener{
-		id: id, ln: ln,
+		id: id, ln: ln, sessions: map[*websocket.Conn]struct{}{},
 		upgrader: websocket.Upgrader{
 			Subprotocols: []string{"mqtt"},
 			// Cabinets and gateways are not browsers; who may do what is
@@ -70,6 +79,20 @@ func (l *wsListener) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer c.Close()
+	l.mu.Lock()
+	if l.closing {
+		l.mu.Unlock()
+		return
+	}
+	l.sessions[c] = struct{}{}
+	l.serving.Add(1)
+	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		delete(l.sessions, c)
+		l.mu.Unlock()
+		l.serving.Done()
+	}()
 	c.SetReadLimit(maxWSMessage)
 	if err := (*establish)(l.id, &wsConn{Conn: c.NetConn(), c: c}); err != nil {
 		if log := l.log.Load(); log != nil {
@@ -89,11 +112,22 @@ func (l *wsListener) Serve(establish listeners.EstablishFn) {
 
 func (l *wsListener) Close(closeClients listeners.CloseFn) {
 	l.once.Do(func() {
+		l.mu.Lock()
+		l.closing = true
+		l.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = l.srv.Shutdown(ctx)
 		_ = l.ln.Close()   // when Serve never ran
 		closeClients(l.id) // once, as mochi's TCP listener does
+		// Sessions not yet attached as clients (still reading CONNECT) are
+		// not among them: end those too, and wait for every session to return.
+		l.mu.Lock()
+		for c := range l.sessions {
+			_ = c.NetConn().Close()
+		}
+		l.mu.Unlock()
+		l.serving.Wait()
 	})
 }
 
