@@ -41,21 +41,21 @@ type Checker struct {
 
 	Deposited, PickedUp, Returned, Removed int
 
-	owner    []string // by compartment: the parcel holding it, "" for none
-	parcels  map[string]*checkedParcel
-	lastID   string // the parcel last found, and its record (find)
-	last     *checkedParcel
-	commands map[string]checkedCommand // by value: no allocation per command
-	byComp   [][]string                // by compartment: ids of its live commands
-	cabSeq   []uint64                  // by cabinet: the last sequence number seen
-	rejects  map[int32][]int64
-	limits   CodeLimits
-	err      *Violation
-	recent   [recentEvents]recentEvent // a ring
+	owner   []string // by compartment: the parcel holding it, "" for none
+	parcels map[string]*checkedParcel
+	lastID  string // the parcel last found, and its record (find)
+	last    *checkedParcel
+	live    map[string]int32   // live command ids, and the compartment each is for
+	byComp  [][]checkedCommand // by compartment: its live commands
+	cabSeq  []uint64           // by cabinet: the last sequence number seen
+	rejects map[int32][]int64
+	limits  CodeLimits
+	err     *Violation
+	recent  [recentEvents]recentEvent // a ring
 }
 
 type checkedCommand struct {
-	comp    int32
+	id      string
 	expires int64
 	opened  bool // it opened its door (once)
 }
@@ -191,7 +191,7 @@ func NewChecker(limits CodeLimits) *Checker {
 	}
 	return &Checker{
 		Rehash: true, limits: limits, chain: Chain{buf: make([]byte, 0, 256)},
-		parcels: map[string]*checkedParcel{}, commands: map[string]checkedCommand{},
+		parcels: map[string]*checkedParcel{}, live: map[string]int32{},
 		rejects: map[int32][]int64{},
 	}
 }
@@ -274,7 +274,7 @@ func (k *Checker) Check(e *Event) {
 			k.release(e, p)
 		}
 	case DoorCommanded:
-		if _, live := k.commands[e.Command]; live {
+		if _, live := k.live[e.Command]; live {
 			k.fail(e, "command ids are unique (%s reused)", e.Command)
 		}
 		p := k.find(e.Parcel)
@@ -289,8 +289,8 @@ func (k *Checker) Check(e *Event) {
 		if p == nil || !p.hasLoc || p.loc != e.Compartment {
 			k.fail(e, "a door is commanded only for the parcel's own compartment")
 		}
-		k.commands[e.Command] = checkedCommand{comp: e.Compartment, expires: e.Num}
 		if k.inRange(e, e.Compartment, "compartment") {
+			k.live[e.Command] = e.Compartment
 			k.track(e)
 		}
 	case DoorOpened:
@@ -298,39 +298,29 @@ func (k *Checker) Check(e *Event) {
 			k.alarmDue = true
 			break
 		}
-		cmd, live := k.commands[e.Command]
+		cmd := k.command(e.Compartment, e.Command)
 		switch {
-		case !live:
-			k.fail(e, "every door opening is matched by a live command (%s is not live)", e.Command)
+		case cmd == nil:
+			if comp, live := k.live[e.Command]; live {
+				k.fail(e, "a command opens only its compartment (%s is for %d)", e.Command, comp)
+			} else {
+				k.fail(e, "every door opening is matched by a live command (%s is not live)", e.Command)
+			}
 		case cmd.opened:
 			k.fail(e, "a command id opens at most once (%s)", e.Command)
-		case cmd.comp != e.Compartment:
-			k.fail(e, "a command opens only its compartment (%s is for %d)", e.Command, cmd.comp)
 		case e.At > cmd.expires:
 			k.fail(e, "a command opens only before it expires (%s)", e.Command)
 		}
-		if live {
+		if cmd != nil {
 			cmd.opened = true
-			k.commands[e.Command] = cmd
 		}
 	case DoorClosed, CommandFailed:
 		if e.Command != "" {
-			delete(k.commands, e.Command)
+			k.endCommand(e.Command)
 		}
 		if e.Kind == DoorClosed && e.Compartment >= 0 && int(e.Compartment) < len(k.byComp) {
 			// Closing a door ends every command that opened it.
-			ids := k.byComp[e.Compartment]
-			keep := ids[:0]
-			for _, id := range ids {
-				cmd, live := k.commands[id]
-				if live && cmd.opened {
-					delete(k.commands, id)
-				} else if live {
-					keep = append(keep, id)
-				}
-			}
-			clear(ids[len(keep):])
-			k.byComp[e.Compartment] = keep
+			k.keepCommands(e.Compartment, func(c *checkedCommand) bool { return !c.opened })
 		}
 	case Deposited:
 		k.Deposited++
@@ -398,20 +388,47 @@ func (k *Checker) Check(e *Event) {
 // door (one that tried would be reported as not live), and a command whose
 // opening the link lost would otherwise be remembered for ever.
 func (k *Checker) track(e *Event) {
-	ids := grow(&k.byComp, e.Compartment)
-	keep := (*ids)[:0]
-	for _, id := range *ids {
-		cmd, live := k.commands[id]
-		switch {
-		case !live:
-		case !cmd.opened && e.At > cmd.expires:
-			delete(k.commands, id)
-		default:
-			keep = append(keep, id)
+	grow(&k.byComp, e.Compartment)
+	k.keepCommands(e.Compartment, func(c *checkedCommand) bool { return c.opened || e.At <= c.expires })
+	k.byComp[e.Compartment] = append(k.byComp[e.Compartment], checkedCommand{id: e.Command, expires: e.Num})
+}
+
+// command finds a live command of a compartment by id, or nil.
+func (k *Checker) command(comp int32, id string) *checkedCommand {
+	if comp < 0 || int(comp) >= len(k.byComp) {
+		return nil
+	}
+	cmds := k.byComp[comp]
+	for i := range cmds {
+		if cmds[i].id == id {
+			return &cmds[i]
 		}
 	}
-	clear((*ids)[len(keep):])
-	*ids = append(keep, e.Command)
+	return nil
+}
+
+// endCommand forgets a live command.
+func (k *Checker) endCommand(id string) {
+	if comp, live := k.live[id]; live {
+		k.keepCommands(comp, func(c *checkedCommand) bool { return c.id != id })
+	}
+}
+
+// keepCommands keeps the compartment's live commands for which keep holds
+// and forgets the others.
+func (k *Checker) keepCommands(comp int32, keep func(*checkedCommand) bool) {
+	cmds := k.byComp[comp]
+	n := 0
+	for i := range cmds {
+		if keep(&cmds[i]) {
+			cmds[n] = cmds[i]
+			n++
+		} else {
+			delete(k.live, cmds[i].id)
+		}
+	}
+	clear(cmds[n:])
+	k.byComp[comp] = cmds[:n]
 }
 
 func (k *Checker) release(e *Event, p *checkedParcel) {

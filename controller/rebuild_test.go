@@ -414,7 +414,7 @@ func TestCheckerForgetsDeadCommands(t *testing.T) {
 		}
 	}
 	require.NoError(t, k.Err())
-	require.LessOrEqual(t, len(k.commands), 2, "commands that can no longer open are forgotten")
+	require.LessOrEqual(t, len(k.live), 2, "commands that can no longer open are forgotten")
 	// One that expired unopened and opens after all is not live.
 	check(Event{Kind: DoorOpened, Parcel: "p1", Compartment: 2, Command: "c997", At: 2000 * minute})
 	require.ErrorContains(t, k.Err(), "matched by a live command")
