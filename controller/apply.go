@@ -350,11 +350,10 @@ type deadline struct {
 // deadlines come out in the same order whatever the heap's shape. It holds
 // the deadlines that deadlineQueue's FIFOs cannot (see there).
 type deadlineHeap struct {
-	items []deadline
-	seq   uint64
+	items []deadline // numbered (seq) by deadlineQueue
 }
 
-// minCompact is the smallest queue worth compacting.
+// minCompact is the smallest heap worth compacting.
 const minCompact = 64
 
 // schedule adds a deadline. Deadlines are dropped lazily (due checks
@@ -422,14 +421,8 @@ func (h *deadlineHeap) down(i int) {
 	items[i] = x
 }
 
+// push adds a deadline whose seq is already set.
 func (h *deadlineHeap) push(d deadline) {
-	h.seq++
-	d.seq = h.seq
-	h.pushNumbered(d)
-}
-
-// pushNumbered adds a deadline whose seq is already set.
-func (h *deadlineHeap) pushNumbered(d deadline) {
 	h.items = append(h.items, d)
 	items := h.items
 	i := len(items) - 1

@@ -190,7 +190,7 @@ func NewChecker(limits CodeLimits) *Checker {
 		limits = DefaultCodeLimits
 	}
 	return &Checker{
-		Rehash: true, limits: limits, chain: Chain{buf: make([]byte, 0, 256)},
+		Rehash: true, limits: limits, chain: *NewChain(),
 		parcels: map[string]*checkedParcel{}, live: map[string]int32{},
 		rejects: map[int32][]int64{},
 	}

@@ -269,8 +269,8 @@ type command struct {
 type Core struct {
 	// What every event touches comes first, the large arrays last: a site's
 	// core is read once per event, each time from far away in memory.
-	hint      *parcel            // the active parcel an event was last made for: apply finds it without a lookup
-	nanos     twin.UnixNanoClock // the clock, if it reads nanoseconds directly
+	hint      *parcel      // the active parcel an event was last made for: apply finds it without a lookup
+	nanos     func() int64 // the clock, in Unix ns (twin.NanoReader)
 	chain     *Chain
 	hooks     []Hook
 	depth     int // nested emits (scratch)
@@ -339,7 +339,7 @@ func New(cfg Config) (*Core, error) {
 			shadow: twin.Shadow{Cabinet: cb.Name}})
 	}
 	c.wakeFn = c.wake
-	c.nanos, _ = cfg.Clock.(twin.UnixNanoClock)
+	c.nanos = twin.NanoReader(cfg.Clock)
 	return c, nil
 }
 
@@ -379,12 +379,7 @@ func (c *Core) Alarms() map[string]int {
 	return out
 }
 
-func (c *Core) now() int64 {
-	if c.nanos != nil {
-		return c.nanos.UnixNano()
-	}
-	return c.cfg.Clock.Now().UnixNano()
-}
+func (c *Core) now() int64 { return c.nanos() }
 
 // emit logs an event and applies it. Nothing changes if the log refuses it.
 func (c *Core) emit(ev Event) error {
@@ -630,7 +625,7 @@ func (c *Core) openDoor(p *parcel, purpose Purpose) (DoorOpening, error) {
 
 func (c *Core) nextCommandID() string {
 	var buf [twin.MaxIDLen]byte
-	return c.strs.String(twin.AppendID(buf[:0], c.cfg.Site, "-c", c.cmdSeq+1))
+	return c.strs.String(twin.AppendID(buf[:0], c.cfg.Site, "-c", c.cmdSeq+1, 10))
 }
 
 func (c *Core) send(cabName string, cmd *command, slot int) {
@@ -890,7 +885,7 @@ func (c *Core) requestSync(ci int32) {
 	cab.syncAt = now
 	var b [twin.MaxIDLen]byte
 	// Unique per cabinet: at most one per AckTimeout, numbered by time.
-	id := c.strs.String(twin.AppendID(b[:0], c.cfg.Site, "-sync", uint64(now)))
+	id := c.strs.String(twin.AppendID(b[:0], c.cfg.Site, "-sync", uint64(now), 10))
 	c.cfg.Out.Send(cab.name, twin.Command{V: twin.ProtocolVersion, ID: id, Type: twin.CmdSync,
 		IssuedAt: unixTime(now), ExpiresAt: unixTime(now + int64(c.set.CommandTTL))})
 }

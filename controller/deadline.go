@@ -103,7 +103,7 @@ func (q *deadlineQueue) push(d deadline) deadlineRef {
 		q.src = to // the new earliest; else the earliest stays so (or unknown)
 	}
 	if to == nFifos {
-		q.heap.pushNumbered(d)
+		q.heap.push(d)
 		return deadlineRef{}
 	}
 	q.full |= 1 << to

@@ -19,9 +19,9 @@ func TestDeadlineHeapPopsInOrder(t *testing.T) {
 		for step := 0; step < 20000; step++ {
 			if rng.IntN(3) > 0 || len(ref) == 0 {
 				d := deadline{at: int64(rng.IntN(500)), comp: int32(step)}
-				h.push(d)
 				pushed++
 				d.seq = pushed
+				h.push(d)
 				i, _ := slices.BinarySearchFunc(ref, d, func(a, b deadline) int {
 					if before(&a, &b) {
 						return -1
@@ -50,7 +50,7 @@ func TestDeadlineHeapFilterKeepsOrder(t *testing.T) {
 		rng := rand.New(rand.NewPCG(uint64(n), 3))
 		var h deadlineHeap
 		for i := 0; i < n; i++ {
-			h.push(deadline{at: int64(rng.IntN(50)), comp: int32(i)})
+			h.push(deadline{at: int64(rng.IntN(50)), seq: uint64(i + 1), comp: int32(i)})
 		}
 		var want []deadline
 		for _, d := range h.items {
@@ -139,6 +139,7 @@ func TestDeadlineQueueMatchesTheHeap(t *testing.T) {
 						d.p = &parcel{}
 					}
 					r := q.push(d)
+					d.seq = q.seq // the number the queue gave it
 					ref.push(d)
 					if d.p != nil {
 						live = append(live, pushed{r, d.p})

@@ -27,6 +27,15 @@ type UnixNanoClock interface {
 	UnixNano() int64
 }
 
+// NanoReader returns clock's time reader in Unix nanoseconds: its UnixNano
+// when it has one, else Now().UnixNano().
+func NanoReader(clock interface{ Now() time.Time }) func() int64 {
+	if nc, ok := clock.(UnixNanoClock); ok {
+		return nc.UnixNano
+	}
+	return func() int64 { return clock.Now().UnixNano() }
+}
+
 // Timer is a pending AfterFunc.
 type Timer interface {
 	// Stop prevents the call if it has not happened; it reports whether it did.
@@ -223,7 +232,7 @@ func (c *Cabinet) emit(ev Event) {
 	c.seq++
 	ev.V, ev.Seq, ev.At = ProtocolVersion, c.seq, c.clock.Now()
 	var id [MaxIDLen]byte
-	ev.ID = c.strs.String(AppendID(id[:0], c.cfg.Name, "-", c.seq))
+	ev.ID = c.strs.String(AppendID(id[:0], c.cfg.Name, "-", c.seq, 10))
 	if !c.online {
 		c.outbox = append(c.outbox, ev)
 		return

@@ -33,9 +33,8 @@ type SimLink struct {
 	q     LinkQuality
 	sched Scheduler
 	rng   *rand.Rand
-	clock interface{ Now() time.Time }
-	nanos UnixNanoClock // the clock, if it reads nanoseconds directly
-	last  int64         // arrival (Unix ns) of the last in-order message: jitter never reorders
+	nanos func() int64 // the clock, in Unix ns
+	last  int64        // arrival (Unix ns) of the last in-order message: jitter never reorders
 	Stats LinkStats
 }
 
@@ -46,9 +45,7 @@ func NewSimLink(q LinkQuality, sched interface {
 	Scheduler
 	Now() time.Time
 }, rng *rand.Rand) *SimLink {
-	l := &SimLink{q: q, sched: sched, clock: sched, rng: rng}
-	l.nanos, _ = sched.(UnixNanoClock)
-	return l
+	return &SimLink{q: q, sched: sched, rng: rng, nanos: NanoReader(sched)}
 }
 
 // Deliver schedules f as the arrival of one message and returns how many
@@ -74,12 +71,7 @@ func (l *SimLink) delay() time.Duration {
 	if l.q.Jitter > 0 {
 		d += time.Duration(l.rng.Int64N(int64(l.q.Jitter)))
 	}
-	var now int64
-	if l.nanos != nil {
-		now = l.nanos.UnixNano()
-	} else {
-		now = l.clock.Now().UnixNano()
-	}
+	now := l.nanos()
 	if l.q.Reorder > 0 && l.rng.Float64() < l.q.Reorder {
 		// Held back: later messages overtake this one.
 		l.Stats.Reordered++

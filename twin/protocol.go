@@ -153,12 +153,13 @@ func invalid(what, format string, args ...any) error {
 const MaxIDLen = 64
 
 // AppendID appends an id made of a name (a site or cabinet id), a tag and a
-// number ("city-7-c1234") to b. The number makes it unique; the
-// name only says whose it is, and is cut short when the whole would pass
-// MaxIDLen (site and cabinet ids may themselves be 64 characters long).
-func AppendID(b []byte, name, tag string, n uint64) []byte {
-	var num [20]byte
-	digits := strconv.AppendUint(num[:0], n, 10)
+// number in the given base ("city-7-c1234") to b. The number makes it
+// unique; the name only says whose it is, and is cut short when the whole
+// would pass MaxIDLen (site and cabinet ids may themselves be 64 characters
+// long).
+func AppendID(b []byte, name, tag string, n uint64, base int) []byte {
+	var num [64]byte
+	digits := strconv.AppendUint(num[:0], n, base)
 	if room := MaxIDLen - len(tag) - len(digits); len(name) > room {
 		name = name[:max(room, 0)]
 	}

@@ -243,14 +243,17 @@ func TestAppendIDStaysValid(t *testing.T) {
 	for _, tt := range []struct {
 		name, tag string
 		n         uint64
+		base      int
 		want      string
 	}{
-		{"city-7", "-c", 1234, "city-7-c1234"},
-		{"a1", "-", 1, "a1-1"},
-		{long, "-c", 7, long[:61] + "-c7"},
-		{long, "-", math.MaxUint64, long[:43] + "-18446744073709551615"},
+		{"city-7", "-c", 1234, 10, "city-7-c1234"},
+		{"a1", "-", 1, 10, "a1-1"},
+		{long, "-c", 7, 10, long[:61] + "-c7"},
+		{long, "-", math.MaxUint64, 10, long[:43] + "-18446744073709551615"},
+		{"city-00-04", "-", 35, 36, "city-00-04-z"}, // a simulated parcel's id
+		{long, "-", math.MaxUint64, 36, long[:50] + "-3w5e11264sgsf"},
 	} {
-		id := string(AppendID(nil, tt.name, tt.tag, tt.n))
+		id := string(AppendID(nil, tt.name, tt.tag, tt.n, tt.base))
 		require.Equal(t, tt.want, id)
 		require.True(t, validID(id), id)
 		require.LessOrEqual(t, len(id), MaxIDLen)

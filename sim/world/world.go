@@ -765,8 +765,8 @@ func (w *shard) Fire(_ sim.Time, arg uint64) {
 func (w *shard) newID(p *parcel, home *site) {
 	w.nextID += w.stride
 	p.num = w.nextID
-	var b [96]byte
-	p.id = w.strs.String(strconv.AppendUint(append(append(b[:0], home.id...), '-'), w.nextID, 36))
+	var b [twin.MaxIDLen]byte // a parcel id is at most as long as a command's
+	p.id = w.strs.String(twin.AppendID(b[:0], home.id, "-", w.nextID, 36))
 }
 
 func (w *shard) arrive(s *site) {
