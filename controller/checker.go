@@ -41,17 +41,27 @@ type Checker struct {
 
 	Deposited, PickedUp, Returned, Removed int
 
-	owner   []string // by compartment: the parcel holding it, "" for none
-	parcels map[string]*checkedParcel
-	lastID  string // the parcel last found, and its record (find)
-	last    *checkedParcel
-	live    map[string]int32   // live command ids, and the compartment each is for
-	byComp  [][]checkedCommand // by compartment: its live commands
-	cabSeq  []uint64           // by cabinet: the last sequence number seen
+	slots   []compSlot                // by compartment
+	where   map[string]int32          // parcels holding a compartment, and which
+	loose   map[string]*checkedParcel // records of parcels holding none
+	live    map[string]int32          // live command ids, and the compartment each is for
+	cabSeq  []uint64                  // by cabinet: the last sequence number seen
 	rejects map[int32][]int64
 	limits  CodeLimits
 	err     *Violation
 	recent  [recentEvents]recentEvent // a ring
+}
+
+// compSlot is what the checker knows of one compartment: the parcel
+// holding it (from its reservation to its release) with that parcel's
+// record, and the compartment's live commands. A parcel's events name its
+// compartment, so its record is found without a map; a record is in a slot
+// while its parcel holds the compartment (owner set, rec.hasLoc) and in
+// Checker.loose otherwise. One cache line.
+type compSlot struct {
+	owner string // "" for none
+	rec   checkedParcel
+	cmds  []checkedCommand
 }
 
 type checkedCommand struct {
@@ -73,37 +83,34 @@ func (p *checkedParcel) empty() bool {
 	return !p.hasLoc && !p.hasAuthz && !p.hasCode && !p.inLocker && p.notified == 0
 }
 
-// parcel returns the parcel's record, creating it.
-func (k *Checker) parcel(id string) *checkedParcel {
-	p := k.find(id)
+// parcel returns the record of the event's parcel, creating it.
+func (k *Checker) parcel(e *Event) *checkedParcel {
+	p := k.find(e)
 	if p == nil {
 		p = &checkedParcel{}
-		k.parcels[id] = p
-		k.lastID, k.last = id, p
+		k.loose[e.Parcel] = p
 	}
 	return p
 }
 
-// find returns the parcel's record, or nil. A parcel's events come in runs,
-// so the last record found is kept at hand.
-func (k *Checker) find(id string) *checkedParcel {
-	if k.last != nil && k.lastID == id {
-		return k.last
+// find returns the record of the event's parcel, or nil. The compartment
+// the event names is only a hint: a record is found wherever it is. The
+// pointer is good until the next change of the checker's compartments.
+func (k *Checker) find(e *Event) *checkedParcel {
+	id, c := e.Parcel, e.Compartment
+	if id != "" && c >= 0 && int(c) < len(k.slots) && k.slots[c].owner == id {
+		return &k.slots[c].rec
 	}
-	p := k.parcels[id]
-	if p != nil {
-		k.lastID, k.last = id, p
+	if c, ok := k.where[id]; ok {
+		return &k.slots[c].rec
 	}
-	return p
+	return k.loose[id]
 }
 
 // tidy forgets a parcel the checker has nothing left to check about.
 func (k *Checker) tidy(id string, p *checkedParcel) {
-	if p.empty() {
-		delete(k.parcels, id)
-		if k.last == p {
-			k.lastID, k.last = "", nil
-		}
+	if !p.hasLoc && p.empty() {
+		delete(k.loose, id)
 	}
 }
 
@@ -191,7 +198,7 @@ func NewChecker(limits CodeLimits) *Checker {
 	}
 	return &Checker{
 		Rehash: true, limits: limits, chain: *NewChain(),
-		parcels: map[string]*checkedParcel{}, live: map[string]int32{},
+		where: map[string]int32{}, loose: map[string]*checkedParcel{}, live: map[string]int32{},
 		rejects: map[int32][]int64{},
 	}
 }
@@ -257,27 +264,34 @@ func (k *Checker) Check(e *Event) {
 		if !k.inRange(e, e.Compartment, "compartment") {
 			break
 		}
-		owner := grow(&k.owner, e.Compartment)
-		if p := *owner; p != "" {
-			k.fail(e, "a compartment holds at most one parcel (%d already has %s)", e.Compartment, p)
+		slot := grow(&k.slots, e.Compartment)
+		if slot.owner != "" {
+			k.fail(e, "a compartment holds at most one parcel (%d already has %s)", e.Compartment, slot.owner)
+			break
 		}
-		p := k.parcel(e.Parcel)
-		if p.hasLoc {
-			k.fail(e, "a parcel is in at most one compartment (%s already in %d)", e.Parcel, p.loc)
+		var rec checkedParcel
+		if p := k.find(e); p != nil {
+			if p.hasLoc {
+				k.fail(e, "a parcel is in at most one compartment (%s already in %d)", e.Parcel, p.loc)
+				break
+			}
+			rec = *p
+			delete(k.loose, e.Parcel)
 		}
-		*owner = e.Parcel
-		p.loc, p.hasLoc = e.Compartment, true
+		rec.loc, rec.hasLoc = e.Compartment, true
+		slot.owner, slot.rec = e.Parcel, rec
+		k.where[e.Parcel] = e.Compartment
 	case ReservationLapsed:
-		k.release(e, k.find(e.Parcel))
+		k.release(e, k.find(e))
 	case Cancelled:
-		if p := k.find(e.Parcel); p != nil && p.hasLoc {
+		if p := k.find(e); p != nil && p.hasLoc {
 			k.release(e, p)
 		}
 	case DoorCommanded:
 		if _, live := k.live[e.Command]; live {
 			k.fail(e, "command ids are unique (%s reused)", e.Command)
 		}
-		p := k.find(e.Parcel)
+		p := k.find(e)
 		if e.Text == PurposePickup.String() {
 			if p == nil || !p.hasAuthz || p.authz != e.Compartment {
 				k.fail(e, "a code opens only its own compartment (pickup door %d for %s without authorisation)", e.Compartment, e.Parcel)
@@ -318,22 +332,22 @@ func (k *Checker) Check(e *Event) {
 		if e.Command != "" {
 			k.endCommand(e.Command)
 		}
-		if e.Kind == DoorClosed && e.Compartment >= 0 && int(e.Compartment) < len(k.byComp) {
+		if e.Kind == DoorClosed && e.Compartment >= 0 && int(e.Compartment) < len(k.slots) {
 			// Closing a door ends every command that opened it.
 			k.keepCommands(e.Compartment, func(c *checkedCommand) bool { return !c.opened })
 		}
 	case Deposited:
 		k.Deposited++
-		if p := k.parcel(e.Parcel); !p.inLocker {
+		if p := k.parcel(e); !p.inLocker {
 			p.inLocker = true
 			k.inLocker++
 		}
 	case CodeIssued:
-		p := k.parcel(e.Parcel)
+		p := k.parcel(e)
 		p.code, p.hasCode = e.Num, true
 	case Notified:
 		bit := notifBit(e.Text)
-		p := k.parcel(e.Parcel)
+		p := k.parcel(e)
 		if bit != 0 && p.notified&bit != 0 {
 			k.fail(e, "each notifiable event is notified exactly once (%s twice for %s)", e.Text, e.Parcel)
 		}
@@ -343,7 +357,7 @@ func (k *Checker) Check(e *Event) {
 		}
 		k.tidy(e.Parcel, p)
 	case PickupAuthorized:
-		p := k.parcel(e.Parcel)
+		p := k.parcel(e)
 		if !p.hasCode {
 			k.fail(e, "a code opens once (no live code for %s)", e.Parcel)
 		}
@@ -354,7 +368,7 @@ func (k *Checker) Check(e *Event) {
 		p.authz, p.hasAuthz = p.loc, p.hasLoc
 		k.tidy(e.Parcel, p)
 	case Expired:
-		if p := k.find(e.Parcel); p != nil {
+		if p := k.find(e); p != nil {
 			p.hasCode = false
 			k.tidy(e.Parcel, p)
 		}
@@ -368,7 +382,7 @@ func (k *Checker) Check(e *Event) {
 		k.leave(e)
 	case ExceptionResolved:
 		if e.Text == string(ResolveRemoved) {
-			if p := k.find(e.Parcel); p != nil && p.inLocker {
+			if p := k.find(e); p != nil && p.inLocker {
 				k.Removed++
 			}
 			k.leave(e)
@@ -388,17 +402,17 @@ func (k *Checker) Check(e *Event) {
 // door (one that tried would be reported as not live), and a command whose
 // opening the link lost would otherwise be remembered for ever.
 func (k *Checker) track(e *Event) {
-	grow(&k.byComp, e.Compartment)
+	slot := grow(&k.slots, e.Compartment)
 	k.keepCommands(e.Compartment, func(c *checkedCommand) bool { return c.opened || e.At <= c.expires })
-	k.byComp[e.Compartment] = append(k.byComp[e.Compartment], checkedCommand{id: e.Command, expires: e.Num})
+	slot.cmds = append(slot.cmds, checkedCommand{id: e.Command, expires: e.Num})
 }
 
 // command finds a live command of a compartment by id, or nil.
 func (k *Checker) command(comp int32, id string) *checkedCommand {
-	if comp < 0 || int(comp) >= len(k.byComp) {
+	if comp < 0 || int(comp) >= len(k.slots) {
 		return nil
 	}
-	cmds := k.byComp[comp]
+	cmds := k.slots[comp].cmds
 	for i := range cmds {
 		if cmds[i].id == id {
 			return &cmds[i]
@@ -417,7 +431,7 @@ func (k *Checker) endCommand(id string) {
 // keepCommands keeps the compartment's live commands for which keep holds
 // and forgets the others.
 func (k *Checker) keepCommands(comp int32, keep func(*checkedCommand) bool) {
-	cmds := k.byComp[comp]
+	cmds := k.slots[comp].cmds
 	n := 0
 	for i := range cmds {
 		if keep(&cmds[i]) {
@@ -428,21 +442,28 @@ func (k *Checker) keepCommands(comp int32, keep func(*checkedCommand) bool) {
 		}
 	}
 	clear(cmds[n:])
-	k.byComp[comp] = cmds[:n]
+	k.slots[comp].cmds = cmds[:n]
 }
 
+// release frees the compartment the event's parcel holds (p, its record,
+// is then gone); a record with more to check moves to the loose ones.
 func (k *Checker) release(e *Event, p *checkedParcel) {
 	if p == nil || !p.hasLoc {
 		k.fail(e, "a parcel releases only a compartment it holds")
 		return
 	}
-	p.hasLoc = false
-	*grow(&k.owner, p.loc) = ""
-	k.tidy(e.Parcel, p)
+	slot := &k.slots[p.loc]
+	rec := slot.rec
+	rec.hasLoc = false
+	slot.owner, slot.rec = "", checkedParcel{}
+	delete(k.where, e.Parcel)
+	if !rec.empty() {
+		k.loose[e.Parcel] = &rec
+	}
 }
 
 func (k *Checker) leave(e *Event) {
-	p := k.find(e.Parcel)
+	p := k.find(e)
 	if p == nil {
 		if e.Kind == PickedUp {
 			k.fail(e, "a picked-up parcel was notified of its arrival")
@@ -462,6 +483,7 @@ func (k *Checker) leave(e *Event) {
 	}
 	if p.hasLoc {
 		k.release(e, p)
+		return
 	}
 	k.tidy(e.Parcel, p)
 }

@@ -343,6 +343,13 @@ func TestCheckerInvariants(t *testing.T) {
 			{Kind: DoorOpened, Parcel: "p1", Cabinet: 0, Compartment: loc, Command: "x1", At: at + int64(time.Hour)}}, "before it expires"},
 		{"uncommanded opening without alarm", []Event{{Kind: DoorOpened, Cabinet: 0, Compartment: loc, At: at}, {Kind: DoorClosed, Cabinet: 0, Compartment: loc, At: at}}, "no alarm followed"},
 		{"notified twice", []Event{{Kind: Notified, Parcel: "p1", Cabinet: 0, Compartment: loc, At: at, Text: "arrival"}}, "notified exactly once"},
+		{"notified twice, naming another compartment", []Event{{Kind: Notified, Parcel: "p1", Cabinet: 0, Compartment: other, At: at, Text: "arrival"}}, "notified exactly once"},
+		{"notified twice across its return", []Event{
+			{Kind: Expired, Parcel: "p1", Cabinet: 0, Compartment: loc, At: at},
+			{Kind: Notified, Parcel: "p1", Cabinet: 0, Compartment: loc, At: at, Text: "expiry"},
+			{Kind: Returned, Parcel: "p1", Cabinet: 0, Compartment: loc, At: at},
+			{Kind: Notified, Parcel: "p1", Cabinet: -1, Compartment: -1, At: at, Text: "expiry"}}, "notified exactly once"},
+		{"parcel twice, the second compartment free", []Event{{Kind: Reserved, Parcel: "p1", Cabinet: 0, Compartment: other, At: at}}, "a parcel is in at most one compartment"},
 		{"picked up unnotified", []Event{{Kind: PickedUp, Parcel: "p9", Cabinet: 0, Compartment: other, At: at}}, "notified of its arrival"},
 		{"deposited twice", []Event{{Kind: Deposited, Parcel: "p1", Cabinet: 0, Compartment: loc, At: at}}, "parcels are conserved"},
 		{"cabinet sequence backwards", []Event{{Kind: OccupancyChanged, Cabinet: 0, Compartment: loc, CabinetSeq: cabSeq, At: at, Num: 1}}, "never go backwards"},
