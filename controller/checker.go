@@ -41,9 +41,8 @@ type Checker struct {
 
 	Deposited, PickedUp, Returned, Removed int
 
-	slots   []compSlot                // by compartment
-	where   map[string]int32          // parcels holding a compartment, and which
-	loose   map[string]*checkedParcel // records of parcels holding none
+	slots   []compSlot            // by compartment
+	parcels map[string]checkedRef // every parcel with a record: where it is
 	live    map[string]int32          // live command ids, and the compartment each is for
 	cabSeq  []uint64                  // by cabinet: the last sequence number seen
 	rejects map[int32][]int64
@@ -57,11 +56,18 @@ type Checker struct {
 // record, and the compartment's live commands. A parcel's events name its
 // compartment, so its record is found without a map; a record is in a slot
 // while its parcel holds the compartment (owner set, rec.hasLoc) and in
-// Checker.loose otherwise. One cache line.
+// Checker.parcels otherwise. One cache line.
 type compSlot struct {
 	owner string // "" for none
 	rec   checkedParcel
 	cmds  []checkedCommand
+}
+
+// checkedRef is where a parcel's record is: in the slot of the compartment
+// it holds (comp), or loose.
+type checkedRef struct {
+	comp  int32
+	loose *checkedParcel
 }
 
 type checkedCommand struct {
@@ -88,7 +94,7 @@ func (k *Checker) parcel(e *Event) *checkedParcel {
 	p := k.find(e)
 	if p == nil {
 		p = &checkedParcel{}
-		k.loose[e.Parcel] = p
+		k.parcels[e.Parcel] = checkedRef{comp: -1, loose: p}
 	}
 	return p
 }
@@ -101,16 +107,20 @@ func (k *Checker) find(e *Event) *checkedParcel {
 	if id != "" && c >= 0 && int(c) < len(k.slots) && k.slots[c].owner == id {
 		return &k.slots[c].rec
 	}
-	if c, ok := k.where[id]; ok {
-		return &k.slots[c].rec
+	r, ok := k.parcels[id]
+	switch {
+	case !ok:
+		return nil
+	case r.loose != nil:
+		return r.loose
 	}
-	return k.loose[id]
+	return &k.slots[r.comp].rec
 }
 
 // tidy forgets a parcel the checker has nothing left to check about.
 func (k *Checker) tidy(id string, p *checkedParcel) {
 	if !p.hasLoc && p.empty() {
-		delete(k.loose, id)
+		delete(k.parcels, id)
 	}
 }
 
@@ -198,7 +208,7 @@ func NewChecker(limits CodeLimits) *Checker {
 	}
 	return &Checker{
 		Rehash: true, limits: limits, chain: *NewChain(),
-		where: map[string]int32{}, loose: map[string]*checkedParcel{}, live: map[string]int32{},
+		parcels: map[string]checkedRef{}, live: map[string]int32{},
 		rejects: map[int32][]int64{},
 	}
 }
@@ -276,11 +286,10 @@ func (k *Checker) Check(e *Event) {
 				break
 			}
 			rec = *p
-			delete(k.loose, e.Parcel)
 		}
 		rec.loc, rec.hasLoc = e.Compartment, true
 		slot.owner, slot.rec = e.Parcel, rec
-		k.where[e.Parcel] = e.Compartment
+		k.parcels[e.Parcel] = checkedRef{comp: e.Compartment}
 	case ReservationLapsed:
 		k.release(e, k.find(e))
 	case Cancelled:
@@ -453,13 +462,15 @@ func (k *Checker) release(e *Event, p *checkedParcel) {
 		return
 	}
 	slot := &k.slots[p.loc]
-	rec := slot.rec
-	rec.hasLoc = false
-	slot.owner, slot.rec = "", checkedParcel{}
-	delete(k.where, e.Parcel)
-	if !rec.empty() {
-		k.loose[e.Parcel] = &rec
+	p.hasLoc = false
+	if p.empty() {
+		delete(k.parcels, e.Parcel)
+	} else {
+		rec := new(checkedParcel)
+		*rec = *p
+		k.parcels[e.Parcel] = checkedRef{comp: -1, loose: rec}
 	}
+	slot.owner, slot.rec = "", checkedParcel{}
 }
 
 func (k *Checker) leave(e *Event) {
