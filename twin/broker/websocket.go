@@ -143,13 +143,31 @@ var errTextFrame = errors.New("websocket: MQTT needs binary messages")
 // A packet may span messages and a message may hold several packets.
 // gorilla allows one reader and one writer at a time; MQTT clients and
 // servers write from several goroutines (publishes, acks), so writes take a
-// lock.
+// lock (wm).
+//
+// mochi writes a packet in one Write. paho.golang writes one in several
+// (its fixed header, then each part) and, beside a publish, its pinger
+// writes PINGREQs: over a bare TCP connection a packet is one writev, but
+// over anything else the two interleave unless the connection is a
+// sync.Locker, which paho then holds for the whole packet. wsConn is one
+// (pm), so a client on it sends whole packets; without it a PINGREQ landed
+// inside a PUBLISH now and then, the broker read the payload "own" as
+// "\xc0\x00o" and then dropped the connection on the malformed rest.
 type wsConn struct {
 	net.Conn
 	c  *websocket.Conn
 	r  io.Reader // the current message, nil between messages
 	wm sync.Mutex
+	pm sync.Mutex
 }
+
+var _ sync.Locker = (*wsConn)(nil)
+
+// Lock is held by a writer across the Writes of one packet (paho.golang).
+func (ws *wsConn) Lock() { ws.pm.Lock() }
+
+// Unlock ends a packet's Writes.
+func (ws *wsConn) Unlock() { ws.pm.Unlock() }
 
 func (ws *wsConn) Read(p []byte) (int, error) {
 	for {

@@ -1,11 +1,17 @@
 package broker
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
 	"testing"
 
+	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/require"
@@ -99,4 +105,89 @@ func TestWebSocketAddressInUseFailsNew(t *testing.T) {
 	defer busy.Close()
 	_, err = New(Config{TCPAddr: "127.0.0.1:0", WSAddr: busy.Addr().String(), Credentials: NewCredentials()})
 	require.ErrorContains(t, err, "websocket on "+busy.Addr().String())
+}
+
+// TestWebSocketConnKeepsPacketsWhole: paho.golang writes a packet as
+// several Writes, from more than one goroutine at once (its pinger beside a
+// publish). wsConn is a sync.Locker, which paho holds across one packet's
+// Writes, so the packets arrive whole and in one piece each. (Without it a
+// PINGREQ landed inside a PUBLISH in about 1 run in 150 of the ACL test
+// above, which then missed its "own" message.)
+func TestWebSocketConnKeepsPacketsWhole(t *testing.T) {
+	const n = 2000
+	got := make(chan *packets.ControlPacket, 2*n)
+	ended := make(chan error, 1)
+	up := websocket.Upgrader{Subprotocols: []string{"mqtt"}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			ended <- err
+			return
+		}
+		defer c.Close()
+		conn := &wsConn{Conn: c.NetConn(), c: c}
+		for {
+			cp, err := packets.ReadPacket(conn)
+			if err != nil {
+				ended <- err
+				return
+			}
+			got <- cp
+		}
+	}))
+	defer srv.Close()
+	conn := dialWS(t, strings.TrimPrefix(srv.URL, "http://"))
+	defer conn.Close()
+
+	var wg sync.WaitGroup
+	wg.Add(2)
+	start := make(chan struct{}) // both at once
+	go func() { // a publisher
+		defer wg.Done()
+		<-start
+		for i := range n {
+			cp := packets.NewControlPacket(packets.PUBLISH)
+			pub := cp.Content.(*packets.Publish)
+			pub.Topic, pub.QoS, pub.PacketID = aEvt, 1, uint16(i+1)
+			pub.Payload = []byte(fmt.Sprintf("payload %d", i))
+			pub.Properties = &packets.Properties{}
+			if _, err := cp.WriteTo(conn); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	go func() { // a pinger
+		defer wg.Done()
+		<-start
+		for range n {
+			if _, err := packets.NewControlPacket(packets.PINGREQ).WriteTo(conn); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	close(start)
+	wg.Wait()
+	pubs, pings := 0, 0
+	for pubs+pings < 2*n {
+		select {
+		case cp := <-got:
+			switch cp.Type {
+			case packets.PUBLISH:
+				pub := cp.Content.(*packets.Publish)
+				require.Equal(t, aEvt, pub.Topic)
+				require.True(t, bytes.Equal([]byte(fmt.Sprintf("payload %d", pubs)), pub.Payload), "publish %d arrived as %q", pubs, pub.Payload)
+				pubs++
+			case packets.PINGREQ:
+				pings++
+			default:
+				t.Fatalf("a %v packet arrived: none was sent", cp.Type)
+			}
+		case err := <-ended:
+			t.Fatalf("the reader stopped after %d publishes and %d pings: %v", pubs, pings, err)
+		}
+	}
+	require.Equal(t, n, pubs)
+	require.Equal(t, n, pings)
 }
