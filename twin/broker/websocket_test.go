@@ -142,7 +142,7 @@ func TestWebSocketConnKeepsPacketsWhole(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Add(2)
 	start := make(chan struct{}) // both at once
-	go func() { // a publisher
+	go func() {                  // a publisher
 		defer wg.Done()
 		<-start
 		for i := range n {
