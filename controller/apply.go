@@ -15,8 +15,8 @@ import (
 func (c *Core) apply(e *Event) {
 	switch e.Kind {
 	case Announced:
-		spec := *e.Spec
-		req, err := c.resolve(spec)
+		spec := e.Spec
+		req, err := c.resolve(*spec)
 		if err != nil {
 			panic(fmt.Sprintf("controller: logged announcement does not resolve: %v", err))
 		}

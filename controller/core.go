@@ -222,7 +222,7 @@ type compartment struct {
 
 type parcel struct {
 	id        string
-	spec      ParcelSpec
+	spec      *ParcelSpec // its announcement's, never changed
 	req       allocator.Request
 	recipient string
 	state     State
@@ -501,7 +501,7 @@ func (c *Core) Announce(id string, spec ParcelSpec, recipient string) (Reservati
 		return Reservation{}, fmt.Errorf("%w: recipient longer than 256 bytes", ErrBadRequest)
 	}
 	if p, ok := c.parcels[id]; ok {
-		if p.spec != spec || p.recipient != recipient {
+		if *p.spec != spec || p.recipient != recipient {
 			return Reservation{}, fmt.Errorf("%w: %s", ErrDuplicateParcel, id)
 		}
 		return c.reservation(p), nil
