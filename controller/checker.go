@@ -43,8 +43,8 @@ type Checker struct {
 
 	slots   []compSlot            // by compartment
 	parcels map[string]checkedRef // every parcel with a record: where it is
-	live    map[string]int32          // live command ids, and the compartment each is for
-	cabSeq  []uint64                  // by cabinet: the last sequence number seen
+	live    map[string]int32      // live command ids, and the compartment each is for
+	cabSeq  []uint64              // by cabinet: the last sequence number seen
 	rejects map[int32][]int64
 	limits  CodeLimits
 	err     *Violation
