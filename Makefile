@@ -25,7 +25,7 @@ help:
 	@echo "make test   - install what the tests need, then gofmt, vet and all tests"
 	@echo "make build  - build the binaries into $(BIN)/"
 	@echo "make bench  - the benchmarks (engine, allocator, ...)"
-	@echo "make soak   - long checks: city memory bounded over 8 simulated days (~90 s)"
+	@echo "make soak   - long checks: city memory bounded over 8 simulated days (~20 s)"
 	@echo "make setup  - install missing system packages with apt-get"
 	@echo "make view   - the live view of a scenario (desktop); make view-web - its browser build"
 

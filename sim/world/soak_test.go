@@ -15,7 +15,7 @@ import (
 // parcels reach steady state (day 4) is what it still is on day 8. Memory
 // follows the parcels in lockers, not the horizon (KPIs stream, percentiles
 // are sketches). Peak RSS grows a little longer than this: GC headroom.
-// Run with `make soak` (about a minute and a half).
+// Run with `make soak` (about 20 seconds).
 func TestCityMemoryIsBoundedByLiveState(t *testing.T) {
 	sc, problems, err := scenarios.Load("../../scenarios/city-network.yaml")
 	require.NoError(t, err)
