@@ -2,6 +2,7 @@ package sim
 
 import (
 	"cmp"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -336,4 +337,47 @@ func delays(scale, n int) Time {
 		return Time(n%20) * Minute / 2
 	}
 	return Time(n) * Hour / 10
+}
+
+// holder re-schedules itself an exponential delay ahead each time it fires:
+// the classic "hold" model, which keeps the number of pending events fixed.
+type holder struct {
+	eng  *Engine
+	rng  *rand.Rand
+	mean float64
+	left int
+}
+
+func (h *holder) Fire(now Time, _ uint64) {
+	h.eng.At(now+Time(h.rng.ExpFloat64()*h.mean)+1, h, 0)
+	if h.left--; h.left <= 0 {
+		h.eng.Stop()
+	}
+}
+
+// BenchmarkEngineHold keeps n events pending (one event fires, one is
+// scheduled), as a simulation's shards do: the city's near heap holds about
+// 80 events and its far heap about 650. Mean delays put the events in the
+// near or the far heap.
+func BenchmarkEngineHold(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		n    int
+		mean Time
+	}{{"near-80", 80, Second}, {"far-650", 650, Hour}} {
+		b.Run(bc.name, func(b *testing.B) {
+			eng := NewEngine(bc.n)
+			h := &holder{eng: eng, rng: rand.New(rand.NewPCG(1, 2)), mean: float64(bc.mean), left: bc.n * 20}
+			for range bc.n {
+				eng.At(Time(h.rng.ExpFloat64()*h.mean), h, 0)
+			}
+			eng.Run(Forever / 2) // warm: the heap is now in its steady state
+			h.left = b.N
+			b.ReportAllocs()
+			b.ResetTimer()
+			eng.Run(Forever / 2)
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
 }
