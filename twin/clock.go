@@ -32,12 +32,17 @@ func (m *ManualClock) Now() time.Time { return m.now }
 
 // AfterFunc schedules f at Now()+d.
 func (m *ManualClock) AfterFunc(d time.Duration, f func()) Timer {
+	t := &manualTimer{m: m, f: f}
+	m.schedule(t, d)
+	return t
+}
+
+// schedule puts t in the heap, due d from now, after what is already due then.
+func (m *ManualClock) schedule(t *manualTimer, d time.Duration) {
 	m.seq++
-	at := m.now.Add(max(d, 0))
-	t := &manualTimer{m: m, at: at, seq: m.seq, f: f, idx: len(m.pending)}
+	t.at, t.seq, t.idx, t.stopped, t.fired = m.now.Add(max(d, 0)), m.seq, len(m.pending), false, false
 	m.pending = append(m.pending, t)
 	m.up(t.idx)
-	return t
 }
 
 // Advance moves the clock forward by d, running every function that falls
@@ -76,11 +81,7 @@ type manualTimer struct {
 // Reset schedules the timer's function d from now, pending or not.
 func (t *manualTimer) Reset(d time.Duration) bool {
 	pending := t.Stop()
-	m := t.m
-	m.seq++
-	t.at, t.seq, t.idx, t.stopped, t.fired = m.now.Add(max(d, 0)), m.seq, len(m.pending), false, false
-	m.pending = append(m.pending, t)
-	m.up(t.idx)
+	t.m.schedule(t, d)
 	return pending
 }
 
