@@ -187,9 +187,9 @@ func (k *Collector) onEvent(s *site, e *controller.Event) {
 		comp, _ := s.core.Inventory().Compartment(allocator.CompartmentID(e.Compartment))
 		k.occ[comp.Class]--
 		s.compKPI[e.Compartment].held = ""
-		p := k.w.parcels[e.Parcel]
-		if e.Kind == controller.PickedUp {
-			delete(k.w.parcels, e.Parcel)
+		p := k.w.parcels.get(e.Parcel)
+		if e.Kind == controller.PickedUp && p != nil {
+			k.w.parcels.remove(p)
 		}
 		if !k.measuring || p == nil {
 			break

@@ -92,8 +92,8 @@ type shard struct {
 	clock   *sim.Clock
 	streams sim.Streams
 
-	sites   []*site // all the world's sites: read only their immutable fields across shards
-	parcels map[string]*parcel
+	sites   []*site     // all the world's sites: read only their immutable fields across shards
+	parcels parcelIndex // live parcels by controller id
 	nextID  uint64
 	stride  uint64 // parcel numbers: idx + k·stride, unique across shards
 
@@ -212,6 +212,7 @@ type parcel struct {
 	tries    int
 	cabinet  string
 	slot     int
+	ix       uint32 // its place in its shard's parcel index
 }
 
 // World is one replication of a scenario: its sites, split into shards.
@@ -301,7 +302,6 @@ func New(sc *scenarios.Scenario, opts Options) (*World, error) {
 		sh.nextID = uint64(i)
 		sh.eng = sim.NewEngine(1 << 12)
 		sh.clock = &sim.Clock{Engine: sh.eng, Epoch: Epoch}
-		sh.parcels = map[string]*parcel{}
 		// An unsharded world draws the streams it always drew.
 		name := func(s string) string {
 			if n == 1 {
@@ -765,15 +765,13 @@ func (w *shard) Fire(_ sim.Time, arg uint64) {
 func (w *shard) newID(p *parcel, home *site) {
 	w.nextID += w.stride
 	p.num = w.nextID
-	var b [twin.MaxIDLen]byte // a parcel id is at most as long as a command's
-	p.id = w.strs.String(twin.AppendID(b[:0], home.id, "-", w.nextID, 36))
+	w.parcels.add(p, home.id, &w.strs)
 }
 
 func (w *shard) arrive(s *site) {
 	p := &parcel{w: w, home: s.idx, at: -1, arrived: w.eng.Now(), measured: w.eng.Now() >= w.warmup}
 	w.newID(p, s)
 	p.spec = controller.ParcelSpec{Class: w.drawClass()}
-	w.parcels[p.id] = p
 	w.kpi.offered(p)
 	if w.sc.Couriers.Delivery == scenarios.DeliveryWaves {
 		s.pending = append(s.pending, p)
@@ -875,7 +873,7 @@ func (w *shard) full(p *parcel, s *site, err error) {
 		}
 	}
 	w.kpi.refused(p, err)
-	delete(w.parcels, p.id)
+	w.parcels.remove(p)
 }
 
 // Redirects: a courier whose site is full drives the parcel to the nearest
@@ -901,15 +899,14 @@ func (w *shard) forward(p *parcel, from *site, k int) {
 	cr := &w.sc.Couriers
 	speed := cr.RedirectSpeedKmh / 3.6 // m/s
 	drive := cr.RedirectSetup.D() + time.Duration(dist(from.pos, w.sites[to].pos)/speed*float64(time.Second))
-	delete(w.parcels, p.id)
+	w.parcels.remove(p)
 	w.outbox = append(w.outbox, redirectMsg{at: w.eng.Now() + sim.FromDuration(drive), to: to, k: k, p: p})
 }
 
 // redirected: a forwarded parcel reaches its next site.
 func (w *shard) redirected(m redirectMsg) {
 	p, s := m.p, w.sites[m.to]
-	p.w = w
-	w.parcels[p.id] = p
+	p.w = w // tryAt gives it an id of this shard
 	if w.tryAt(p, s) {
 		return
 	}
@@ -918,7 +915,7 @@ func (w *shard) redirected(m redirectMsg) {
 		return
 	}
 	w.kpi.refused(p, controller.ErrNoCapacity)
-	delete(w.parcels, p.id)
+	w.parcels.remove(p)
 }
 
 // tryAt announces a parcel at another site; on success the courier drives
@@ -937,9 +934,8 @@ func (w *shard) tryAt(p *parcel, s *site) bool {
 
 // renew gives a parcel a fresh controller id (a refused id is final).
 func (w *shard) renew(p *parcel) {
-	delete(w.parcels, p.id)
+	w.parcels.remove(p)
 	w.newID(p, w.sites[p.home])
-	w.parcels[p.id] = p
 }
 
 func (w *shard) startDeposit(p *parcel, s *site) {
@@ -948,7 +944,7 @@ func (w *shard) startDeposit(p *parcel, s *site) {
 	if err != nil {
 		if errors.Is(err, controller.ErrNoCapacity) {
 			w.kpi.refused(p, err)
-			delete(w.parcels, p.id)
+			w.parcels.remove(p)
 			return
 		}
 		w.fail(fmt.Errorf("deposit %s: %w", p.id, err))
@@ -1016,7 +1012,7 @@ func (w *shard) checkDeposit(p *parcel, c *cab) {
 		return
 	}
 	w.kpi.count("deposits_cancelled", p)
-	delete(w.parcels, p.id)
+	w.parcels.remove(p)
 }
 
 // ---- recipients -----------------------------------------------------------
@@ -1024,7 +1020,7 @@ func (w *shard) checkDeposit(p *parcel, c *cab) {
 // onNotify handles a notification to a recipient.
 func (s *site) onNotify(n controller.Notification) {
 	w := s.w
-	p := w.parcels[n.Parcel]
+	p := w.parcels.get(n.Parcel)
 	if p == nil {
 		return
 	}
@@ -1064,7 +1060,7 @@ func (s *site) onNotify(n controller.Notification) {
 			})
 		}
 	case controller.NotifyReturned:
-		delete(w.parcels, p.id)
+		w.parcels.remove(p)
 	}
 }
 
@@ -1117,7 +1113,7 @@ func (w *shard) pickup(p *parcel) {
 
 func (w *shard) collectReturn(s *site, id string, after time.Duration) {
 	w.eng.AfterFunc(sim.FromDuration(after), func() {
-		p := w.parcels[id]
+		p := w.parcels.get(id)
 		if p == nil {
 			return
 		}
@@ -1150,7 +1146,7 @@ func (w *shard) operatorVisit(s *site) {
 		}
 	}
 	for _, info := range s.core.Exceptions() {
-		p := w.parcels[info.ID]
+		p := w.parcels.get(info.ID)
 		c := s.cabinet(info.Cabinet)
 		var occupied bool
 		if c != nil {
@@ -1171,7 +1167,7 @@ func (w *shard) operatorVisit(s *site) {
 		}
 		if p != nil && res == controller.ResolveRemoved {
 			w.kpi.count("parcels_removed_by_staff", p)
-			delete(w.parcels, p.id)
+			w.parcels.remove(p)
 		}
 	}
 	inv := s.core.Inventory()
