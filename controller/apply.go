@@ -110,14 +110,9 @@ func (c *Core) apply(e *Event) {
 		c.pushDeadlines(p)
 	case CodeIssued:
 		p := c.parcelOf(e)
-		cab := &c.cabinets[p.cabinet]
-		if p.codeLive {
-			delete(cab.codes, p.lookup)
-		}
-		p.digest, p.lookup, p.codeLive = e.Digest, e.Lookup, true
+		p.digest, p.codeLive = e.Digest, true // a new code replaces the old
 		p.codeGen++
 		p.deadline, p.reminderAt, p.state = e.Num, e.Num2, StateAwaitingPickup
-		cab.codes[p.lookup] = p
 		if e.Num > 0 {
 			c.schedule(deadline{at: e.Num, kind: dlExpiry, p: p})
 		}
@@ -262,8 +257,7 @@ func (c *Core) seenSeq(e *Event) {
 }
 
 func (c *Core) dropCode(p *parcel) {
-	if p != nil && p.codeLive {
-		delete(c.cabinets[p.cabinet].codes, p.lookup)
+	if p != nil {
 		p.codeLive = false
 	}
 }

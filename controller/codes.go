@@ -12,13 +12,20 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lockertwin/lockertwin/twin"
 )
 
 // Pickup codes.
 //
-// Format: 12 decimal digits, drawn uniformly from 10^12 with the injected
-// randomness, unique among the active codes of a cabinet. A keypad shows
-// them as three groups of four.
+// Format: 12 decimal digits, a number n in [0, 10^12) that names its
+// compartment: n mod 512 is the compartment's slot in its cabinet minus
+// one (twin.MaxCompartments is 512), and n div 512, the secret, is drawn
+// uniformly from [0, 10^12 / 512) = [0, 1,953,125,000) with the injected
+// randomness. A keypad shows them as three groups of four. A compartment
+// holds one parcel and a parcel at most one live code, so the codes live at
+// a cabinet are unique by construction, and a typed code leads to the one
+// parcel it can open without an index: no table of codes, no second MAC.
 //
 // Limits per cabinet (CodeLimits): a wrong code counts as a failure; 5
 // failures within 15 minutes lock the keypad for 15 minutes, and 10
@@ -28,23 +35,31 @@ import (
 //
 // The arithmetic the limits rest on: an attacker at one cabinet can make at
 // most 10 wrong guesses in any 24 hours, so at most 10 × ⌈30⌉ = 300 in a
-// 30-day month (310 in a 31-day one). Each guess hits one of A active codes
-// with probability A / 10^12. By the union bound, with A = 200 active
-// parcels, the chance of any success in a month is at most
-// 310 × 200 / 10^12 = 6.2 × 10^-8, below the 10^-6 target by a factor of 16
-// (the bound holds up to 3,200 active parcels per cabinet). Bare 6-digit
-// codes with "5 tries per 15 minutes" would give 480 × 200 / 10^6 ≈ 9 % per
-// day. AttackSuccessBound computes this; a test holds it to 10^-6.
+// 30-day month (310 in a 31-day one). A guess names one compartment and
+// opens it only if it equals that compartment's live code, whose secret is
+// uniform among 1,953,125,000: a chance of at most 1 / 1,953,125,000 a
+// guess, however many parcels the cabinet holds (with 200 or with 512). By
+// the union bound the chance of any success in a month is at most
+// 310 / 1,953,125,000 = 1.6 × 10^-7, below the 10^-6 target by a factor
+// of 6. Bare 6-digit codes with "5 tries per 15 minutes" would give
+// 480 × 200 / 10^6 ≈ 9 % per day. AttackSuccessBound computes this; a test
+// holds it to 10^-6.
 //
 // Storage: the plain code leaves the core once, in the arrival notification.
 // The core keeps HMAC-SHA256(key, cabinet|parcel|code) to verify a code
-// (bound to its parcel) and a truncated HMAC(key, "lookup"|cabinet|code) to
-// find the parcel a typed code belongs to and keep codes unique; both are
-// compared in constant time.
+// bound to its parcel, compared in constant time; a code naming an empty
+// compartment is hashed all the same, so that the time a wrong code takes
+// does not tell which compartments are full.
 const (
-	CodeDigits = 12
-	codeSpace  = 1_000_000_000_000
+	CodeDigits  = 12
+	codeSpace   = 1_000_000_000_000
+	codeSlots   = twin.MaxCompartments  // n mod codeSlots: the slot minus one
+	codeSecrets = codeSpace / codeSlots // 1,953,125,000 secrets per compartment
 )
+
+// codeSlots divides the code space, so that every secret is as likely
+// (this fails to compile otherwise).
+const _ uint = -(codeSpace % codeSlots)
 
 // CodeLimits are the per-cabinet attempt limits.
 type CodeLimits struct {
@@ -69,8 +84,13 @@ func (l CodeLimits) MaxFailures(period time.Duration) int {
 
 // AttackSuccessBound is the union bound on a brute-force attacker's chance
 // of opening any compartment of one cabinet with active codes, in period.
+// A guess can match only the code of the compartment it names, so the
+// bound does not grow with the number of active codes (none: no chance).
 func AttackSuccessBound(l CodeLimits, active int, period time.Duration) float64 {
-	return float64(l.MaxFailures(period)) * float64(active) / codeSpace
+	if active <= 0 {
+		return 0
+	}
+	return float64(l.MaxFailures(period)) / codeSecrets
 }
 
 // Rand is the core's randomness for codes: crypto-grade in the service
@@ -103,14 +123,24 @@ func newCoder(key []byte) *coder {
 	return &coder{mac: hmac.New(sha256.New, key), buf: make([]byte, 0, 128)}
 }
 
-// draw returns a uniform code in [0, 10^12), by rejection.
-func drawCode(r Rand) uint64 {
-	const limit = math.MaxUint64 - math.MaxUint64%codeSpace
+// drawCode returns a code for the compartment at slot (1-based) of its
+// cabinet: a secret uniform in [0, codeSecrets), by rejection, and the slot.
+func drawCode(r Rand, slot int) uint64 {
+	const limit = math.MaxUint64 - math.MaxUint64%codeSecrets
 	for {
 		if x := r.Uint64(); x < limit {
-			return x % codeSpace
+			return x%codeSecrets*codeSlots + uint64(slot-1)
 		}
 	}
+}
+
+// codeSlot is the compartment slot a normalised code names.
+func codeSlot(norm string) int {
+	var n uint64
+	for i := 0; i < len(norm); i++ {
+		n = n*10 + uint64(norm[i]-'0')
+	}
+	return int(n%codeSlots) + 1
 }
 
 func formatCode(n uint64) string {
@@ -178,12 +208,6 @@ func (c *coder) sumOf(parts ...string) [32]byte {
 // digest binds a code to its cabinet and parcel.
 func (c *coder) digest(cabinet, parcel, code string) [32]byte {
 	return c.sumOf(cabinet, parcel, code)
-}
-
-// lookup finds a code's parcel within its cabinet.
-func (c *coder) lookup(cabinet, code string) [16]byte {
-	s := c.sumOf("lookup", cabinet, code)
-	return [16]byte(s[:16])
 }
 
 func equalDigest(a, b [32]byte) bool { return subtle.ConstantTimeCompare(a[:], b[:]) == 1 }

@@ -202,7 +202,6 @@ type cabinet struct {
 	// resyncs on the cabinet's next event instead of calling it a gap.
 	loggedSeq   uint64
 	resync      bool
-	codes       map[[16]byte]*parcel
 	fails       []int64 // failure times within the long window, oldest first
 	lockedUntil int64
 	held        map[uint64]heldEvent // events waiting for an earlier one
@@ -238,7 +237,6 @@ type parcel struct {
 	reminderAt    int64
 	reminded      bool
 	digest        [32]byte
-	lookup        [16]byte
 	codeLive      bool
 	codeGen       uint32
 	announcedAt   int64
@@ -335,8 +333,7 @@ func New(cfg Config) (*Core, error) {
 			return nil, fmt.Errorf("controller: cabinet name %q is invalid or repeated", cb.Name)
 		}
 		c.byName[cb.Name] = int32(len(c.cabinets))
-		c.cabinets = append(c.cabinets, cabinet{name: cb.Name, codes: map[[16]byte]*parcel{},
-			shadow: twin.Shadow{Cabinet: cb.Name}})
+		c.cabinets = append(c.cabinets, cabinet{name: cb.Name, shadow: twin.Shadow{Cabinet: cb.Name}})
 	}
 	c.wakeFn = c.wake
 	c.nanos = twin.NanoReader(cfg.Clock)
@@ -658,8 +655,12 @@ func (c *Core) Pickup(cabName, code string) (PickupResult, error) {
 	if !ok {
 		return PickupResult{}, c.reject(ci)
 	}
-	p := cab.codes[c.codes.lookup(cab.name, norm)]
-	if p == nil || !equalDigest(p.digest, c.codes.digest(cab.name, p.id, norm)) {
+	p := c.codeHolder(ci, codeSlot(norm))
+	if p == nil {
+		c.codes.digest(cab.name, "", norm) // as long as a code naming a full compartment takes
+		return PickupResult{}, c.reject(ci)
+	}
+	if !equalDigest(p.digest, c.codes.digest(cab.name, p.id, norm)) {
 		return PickupResult{}, c.reject(ci)
 	}
 	if p.state != StateAwaitingPickup {
@@ -669,6 +670,19 @@ func (c *Core) Pickup(cabName, code string) (PickupResult, error) {
 		return PickupResult{}, fmt.Errorf("%w: parcel %s", ErrCodeExpired, p.id)
 	}
 	return c.authorize(p, "code")
+}
+
+// codeHolder is the parcel with a live code in the compartment at slot of
+// cabinet ci, or nil.
+func (c *Core) codeHolder(ci int32, slot int) *parcel {
+	id, ok := c.inv.CompartmentAt(allocator.CabinetID(ci), slot)
+	if !ok {
+		return nil
+	}
+	if p := c.comps[id].parcel; p != nil && p.codeLive {
+		return p
+	}
+	return nil
 }
 
 // IssueQR returns a signed QR payload for a parcel awaiting pickup (for the
@@ -942,18 +956,9 @@ func (c *Core) notify(p *parcel, kind NotificationKind, code string) error {
 func (c *Core) issueCode(p *parcel, kind NotificationKind) error {
 	comp, _ := c.inv.Compartment(p.comp)
 	cab := &c.cabinets[comp.Cabinet]
-	var code string
-	var lookup [16]byte
-	for {
-		code = formatCode(drawCode(c.cfg.Rand))
-		lookup = c.codes.lookup(cab.name, code)
-		if _, taken := cab.codes[lookup]; !taken {
-			break
-		}
-	}
+	code := formatCode(drawCode(c.cfg.Rand, comp.Slot))
 	e := c.parcelEvent(CodeIssued, p)
 	e.Digest = c.codes.digest(cab.name, p.id, code)
-	e.Lookup = lookup
 	now := c.now()
 	if kind == NotifyArrival {
 		window := c.set.PickupWindow

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"errors"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -414,14 +415,19 @@ func TestAttackBoundArithmetic(t *testing.T) {
 	lim := DefaultCodeLimits
 	require.Equal(t, 300, lim.MaxFailures(30*24*time.Hour))
 	require.Equal(t, 310, lim.MaxFailures(31*24*time.Hour))
-	require.InDelta(t, 6.2e-8, AttackSuccessBound(lim, 200, 31*24*time.Hour), 1e-12)
-	require.Less(t, AttackSuccessBound(lim, 3200, 31*24*time.Hour), 1e-6)
+	require.InDelta(t, 310.0/1_953_125_000, AttackSuccessBound(lim, 200, 31*24*time.Hour), 1e-15)
+	require.InDelta(t, 1.5872e-7, AttackSuccessBound(lim, 200, 31*24*time.Hour), 1e-12)
+	// A guess matches only the code of the compartment it names: the bound
+	// is the same for a full cabinet of the largest size, and nil for none.
+	require.Equal(t, AttackSuccessBound(lim, 200, 31*24*time.Hour), AttackSuccessBound(lim, 512, 31*24*time.Hour))
+	require.Zero(t, AttackSuccessBound(lim, 0, 31*24*time.Hour))
+	require.Equal(t, uint64(1_953_125_000), uint64(codeSecrets))
 	// The naive scheme the REFERENCES warn about: 6 digits, 5 per 15 min.
 	naive := 480.0 * 200 / 1e6
 	require.InDelta(t, 0.096, naive, 0.001)
 }
 
-func TestCodesAreUniquePerCabinetAndWellFormed(t *testing.T) {
+func TestCodesAreWellFormed(t *testing.T) {
 	for _, tt := range []struct {
 		in string
 		ok bool
@@ -439,13 +445,57 @@ func TestCodesAreUniquePerCabinetAndWellFormed(t *testing.T) {
 	require.Equal(t, "000000000042", formatCode(42))
 	require.Equal(t, "000000000000", formatCode(0))
 	require.Equal(t, "999999999999", formatCode(codeSpace-1))
-	// A stream that repeats itself forces the uniqueness loop to draw again.
+	for _, tt := range []struct {
+		secret uint64
+		slot   int
+	}{{0, 1}, {0, 512}, {7, 3}, {codeSecrets - 1, 1}, {codeSecrets - 1, 512}} {
+		n := drawCode(&repeating{vals: []uint64{tt.secret}}, tt.slot)
+		require.Less(t, n, uint64(codeSpace))
+		require.Equal(t, tt.slot, codeSlot(formatCode(n)), "secret %d slot %d", tt.secret, tt.slot)
+		require.Equal(t, tt.secret, n/codeSlots)
+	}
+	// A draw past the last whole multiple of the secrets is drawn again.
+	r := &repeating{vals: []uint64{math.MaxUint64, 7}}
+	require.Equal(t, uint64(7*codeSlots+2), drawCode(r, 3))
+	require.Equal(t, 2, r.i)
+}
+
+// TestCodesNameTheirCompartment: two parcels whose codes have the same
+// secret still have distinct codes, each naming its compartment; a code
+// with a parcel's secret and another compartment, or naming an empty
+// compartment, is a wrong code and counts toward the lockout.
+func TestCodesNameTheirCompartment(t *testing.T) {
 	r := newRig(t, testSettings())
-	r.core.cfg.Rand = &repeating{vals: []uint64{7, 7, 7, 8}}
+	r.core.cfg.Rand = &repeating{vals: []uint64{7}}
 	r.deposit("p1", "S")
 	r.deposit("p2", "S")
-	require.Equal(t, "000000000007", r.out.codes["p1"])
-	require.Equal(t, "000000000008", r.out.codes["p2"], "a code already active at the cabinet is drawn again")
+	c1, c2 := r.out.codes["p1"], r.out.codes["p2"]
+	require.NotEqual(t, c1, c2, "one secret, two compartments")
+	slots := map[string]int{}
+	for _, n := range r.out.notes {
+		if n.Kind == NotifyArrival {
+			slots[n.Parcel] = n.Compartment
+			require.Equal(t, n.Compartment, codeSlot(n.Code), n.Parcel)
+		}
+	}
+	require.Len(t, slots, 2)
+
+	// p1's secret with a compartment that holds nothing, and with p2's.
+	empty := 1
+	for empty == slots["p1"] || empty == slots["p2"] {
+		empty++
+	}
+	for _, code := range []string{formatCode(7*codeSlots + uint64(empty-1)), formatCode(8*codeSlots + uint64(slots["p2"]-1))} {
+		_, err := r.core.Pickup("a1", code)
+		require.ErrorIs(t, err, ErrWrongCode, code)
+	}
+	require.Len(t, r.core.cabinets[0].fails, 2)
+	for _, id := range []string{"p1", "p2"} {
+		res, err := r.core.Pickup("a1", r.out.codes[id])
+		require.NoError(t, err, id)
+		require.Equal(t, id, res.Parcel)
+		require.Equal(t, slots[id], res.Compartment)
+	}
 	r.healthy()
 }
 

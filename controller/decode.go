@@ -104,11 +104,6 @@ func DecodeCanonical(b []byte) (Event, error) {
 			r.err = ErrBadEncoding
 		}
 	}
-	if flags&flagLookup != 0 {
-		if copy(e.Lookup[:], r.bytes(16)); r.err == nil && e.Lookup == ([16]byte{}) {
-			r.err = ErrBadEncoding
-		}
-	}
 	if r.err == nil && flags&flagSpec != 0 {
 		s := &ParcelSpec{}
 		s.Class = r.string()

@@ -22,17 +22,17 @@ func TestCanonicalRoundTrip(t *testing.T) {
 	}
 }
 
-// TestCanonicalOptionalFields: digest, lookup and spec are written only when
+// TestCanonicalOptionalFields: digest and spec are written only when
 // set, and every event has exactly one encoding.
 func TestCanonicalOptionalFields(t *testing.T) {
 	plain := Event{Seq: 7, At: 42, Kind: Deposited, Parcel: "p1", Cabinet: 0, Compartment: 3}
 	withAll := plain
-	withAll.Digest[0], withAll.Lookup[15] = 1, 2
+	withAll.Digest[0] = 1
 	withAll.Spec = &ParcelSpec{Class: "S"}
 	base := plain.AppendCanonical(nil)
 	flagsAt := len(base) - 1 // the flags byte ends an event without options
 	require.Zero(t, base[flagsAt])
-	require.Len(t, withAll.AppendCanonical(nil), len(base)+32+16+2+6, "digest, lookup, and a spec: class S (2 bytes) and six empty fields")
+	require.Len(t, withAll.AppendCanonical(nil), len(base)+32+2+6, "digest, and a spec: class S (2 bytes) and six empty fields")
 
 	tests := []struct {
 		name string
@@ -40,7 +40,7 @@ func TestCanonicalOptionalFields(t *testing.T) {
 	}{
 		{"an unknown flag", append(append([]byte{}, base[:flagsAt]...), 1<<5)},
 		{"a flagged digest of zeros", append(append(append([]byte{}, base[:flagsAt]...), flagDigest), make([]byte, 32)...)},
-		{"a flagged lookup of zeros", append(append(append([]byte{}, base[:flagsAt]...), flagLookup), make([]byte, 16)...)},
+		{"the retired lookup flag", append(append(append([]byte{}, base[:flagsAt]...), 1<<2), make([]byte, 16)...)},
 		{"a flagged digest cut short", append(append(append([]byte{}, base[:flagsAt]...), flagDigest), 1, 2, 3)},
 	}
 	for _, tt := range tests {

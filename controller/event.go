@@ -43,7 +43,7 @@ const (
 	// DepositAborted: Parcel (the door closed on an empty compartment).
 	DepositAborted
 	// CodeIssued: Parcel, Digest = HMAC binding the code to cabinet and
-	// parcel, Lookup = truncated HMAC finding it in its cabinet, Num = pickup
+	// parcel (the code names the parcel's compartment), Num = pickup
 	// deadline (0: none), Num2 = reminder time (0: none).
 	CodeIssued
 	// Notified: Parcel, Text = notification kind.
@@ -141,7 +141,6 @@ type Event struct {
 	Num, Num2   int64
 	Text        string
 	Digest      [32]byte
-	Lookup      [16]byte
 	Spec        *ParcelSpec
 
 	Prev, Hash [32]byte
@@ -182,14 +181,11 @@ func (e *Event) AppendCanonical(b []byte) []byte {
 	b = binary.AppendVarint(b, e.Num2)
 	b = appendString(b, e.Text)
 	// One byte says which optional fields follow. Most events carry no
-	// digest, lookup or spec, and leaving out 48 zero bytes keeps an
+	// digest or spec, and leaving out 32 zero bytes keeps an
 	// event (with the previous hash) within two SHA-256 blocks, not three.
 	var flags byte
 	if e.Digest != ([32]byte{}) {
 		flags |= flagDigest
-	}
-	if e.Lookup != ([16]byte{}) {
-		flags |= flagLookup
 	}
 	if e.Spec != nil {
 		flags |= flagSpec
@@ -197,9 +193,6 @@ func (e *Event) AppendCanonical(b []byte) []byte {
 	b = append(b, flags)
 	if flags&flagDigest != 0 {
 		b = append(b, e.Digest[:]...)
-	}
-	if flags&flagLookup != 0 {
-		b = append(b, e.Lookup[:]...)
 	}
 	if e.Spec == nil {
 		return b
@@ -218,8 +211,9 @@ func (e *Event) AppendCanonical(b []byte) []byte {
 const (
 	flagSpec   = 1 << 0
 	flagDigest = 1 << 1
-	flagLookup = 1 << 2
-	flagsKnown = flagSpec | flagDigest | flagLookup
+	// 1 << 2 was a code's lookup tag, which codes naming their
+	// compartment no longer need; a log that has one does not decode.
+	flagsKnown = flagSpec | flagDigest
 )
 
 func appendString(b []byte, s string) []byte {

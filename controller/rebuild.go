@@ -3,7 +3,6 @@ package controller
 import (
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/lockertwin/lockertwin/allocator"
 )
@@ -79,9 +78,9 @@ type Snapshot struct {
 func (c *Core) Snapshot() Snapshot {
 	var s Snapshot
 	for _, p := range c.parcels {
-		s.Parcels = append(s.Parcels, fmt.Sprintf("%s %v prev=%v exc=%q cab=%d comp=%d res=%d dl=%d rem=%d/%v code=%x/%x/%v gen=%d spec=%+v rcpt=%q dep=%d",
+		s.Parcels = append(s.Parcels, fmt.Sprintf("%s %v prev=%v exc=%q cab=%d comp=%d res=%d dl=%d rem=%d/%v code=%x/%v gen=%d spec=%+v rcpt=%q dep=%d",
 			p.id, p.state, p.prev, p.exception, p.cabinet, p.comp, p.reservedUntil, p.deadline, p.reminderAt, p.reminded,
-			p.digest[:4], p.lookup[:4], p.codeLive, p.codeGen, *p.spec, p.recipient, p.depositedAt))
+			p.digest[:4], p.codeLive, p.codeGen, *p.spec, p.recipient, p.depositedAt))
 	}
 	for id, st := range c.finished {
 		s.Finished = append(s.Finished, id+" "+st.String())
@@ -98,13 +97,8 @@ func (c *Core) Snapshot() Snapshot {
 			i, c.inv.Status(allocator.CompartmentID(i)), pid, cmd, cp.doorOpen, cp.openedAt, cp.occupied, cp.alarmed))
 	}
 	for i, cb := range c.cabinets {
-		codes := make([]string, 0, len(cb.codes))
-		for k, p := range cb.codes {
-			codes = append(codes, fmt.Sprintf("%x=%s", k[:4], p.id))
-		}
-		slices.Sort(codes)
-		s.Cabinets = append(s.Cabinets, fmt.Sprintf("%s online=%v seq=%d fails=%v locked=%d codes=%s",
-			cb.name, c.inv.CabinetOnline(allocator.CabinetID(i)), cb.loggedSeq, cb.fails, cb.lockedUntil, strings.Join(codes, ",")))
+		s.Cabinets = append(s.Cabinets, fmt.Sprintf("%s online=%v seq=%d fails=%v locked=%d",
+			cb.name, c.inv.CabinetOnline(allocator.CabinetID(i)), cb.loggedSeq, cb.fails, cb.lockedUntil))
 	}
 	for _, cmd := range c.cmds {
 		pid := ""
