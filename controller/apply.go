@@ -15,16 +15,17 @@ import (
 func (c *Core) apply(e *Event) {
 	switch e.Kind {
 	case Announced:
-		spec := e.Spec
-		req, err := c.resolve(*spec)
-		if err != nil {
-			panic(fmt.Sprintf("controller: logged announcement does not resolve: %v", err))
+		p := c.announcing
+		if p == nil || p.spec != e.Spec { // replayed from a log
+			req, err := c.resolve(*e.Spec)
+			if err != nil {
+				panic(fmt.Sprintf("controller: logged announcement does not resolve: %v", err))
+			}
+			p = &parcel{spec: e.Spec, req: req}
 		}
-		chilled := req.Zone != allocator.Ambient
-		c.parcels[e.Parcel] = &parcel{
-			id: e.Parcel, spec: spec, req: req, recipient: e.Text, state: StateAnnounced,
-			cabinet: -1, comp: allocator.NoCompartment, chilled: chilled, announcedAt: e.At,
-		}
+		p.id, p.recipient, p.state, p.announcedAt = e.Parcel, e.Text, StateAnnounced, e.At
+		p.cabinet, p.comp, p.chilled = -1, allocator.NoCompartment, p.req.Zone != allocator.Ambient
+		c.parcels[e.Parcel] = p
 	case Reserved:
 		p := c.parcelOf(e)
 		id := allocator.CompartmentID(e.Compartment)

@@ -245,6 +245,12 @@ type parcel struct {
 	dls           [3]deadlineRef // its latest reservation, reminder and expiry deadlines
 }
 
+// announcement is a parcel and its spec in one allocation.
+type announcement struct {
+	p    parcel
+	spec ParcelSpec
+}
+
 type command struct {
 	id       string
 	cab      int32
@@ -267,24 +273,25 @@ type command struct {
 type Core struct {
 	// What every event touches comes first, the large arrays last: a site's
 	// core is read once per event, each time from far away in memory.
-	hint      *parcel      // the active parcel an event was last made for: apply finds it without a lookup
-	nanos     func() int64 // the clock, in Unix ns (twin.NanoReader)
-	chain     *Chain
-	hooks     []Hook
-	depth     int // nested emits (scratch)
-	timer     Timer
-	armed     bool // timer will wake the core at armedAt
-	replaying bool
-	waking    bool
-	armedAt   int64
-	cabinets  []cabinet
-	comps     []compartment
-	parcels   map[string]*parcel
-	cmds      map[string]*command
-	cmdSeq    uint64
-	inv       *allocator.Inventory
-	cat       *allocator.Catalog
-	codes     *coder
+	hint       *parcel      // the active parcel an event was last made for: apply finds it without a lookup
+	announcing *parcel      // made by Announce for the event being emitted (see announcement)
+	nanos      func() int64 // the clock, in Unix ns (twin.NanoReader)
+	chain      *Chain
+	hooks      []Hook
+	depth      int // nested emits (scratch)
+	timer      Timer
+	armed      bool // timer will wake the core at armedAt
+	replaying  bool
+	waking     bool
+	armedAt    int64
+	cabinets   []cabinet
+	comps      []compartment
+	parcels    map[string]*parcel
+	cmds       map[string]*command
+	cmdSeq     uint64
+	inv        *allocator.Inventory
+	cat        *allocator.Catalog
+	codes      *coder
 
 	byName     map[string]int32
 	finished   map[string]State
@@ -506,13 +513,21 @@ func (c *Core) Announce(id string, spec ParcelSpec, recipient string) (Reservati
 	if _, done := c.finished[id]; done {
 		return Reservation{}, fmt.Errorf("%w: %s already finished", ErrDuplicateParcel, id)
 	}
-	if _, err := c.resolve(spec); err != nil {
+	req, err := c.resolve(spec)
+	if err != nil {
 		return Reservation{}, err
 	}
-	s := spec
+	// The parcel and its spec are one allocation, made here so that the
+	// logged event can point at the spec the parcel keeps; apply takes
+	// them (and the resolved request) instead of making its own.
+	a := &announcement{spec: spec}
+	a.p.spec, a.p.req = &a.spec, req
+	c.announcing = &a.p
 	e := noRef(Announced)
-	e.Parcel, e.Spec, e.Text = id, &s, recipient
-	if err := c.emit(e); err != nil {
+	e.Parcel, e.Spec, e.Text = id, &a.spec, recipient
+	err = c.emit(e)
+	c.announcing = nil
+	if err != nil {
 		return Reservation{}, err
 	}
 	p := c.parcels[id]
