@@ -132,6 +132,15 @@ func (c *Core) dispatch(ci int32, comp allocator.CompartmentID, ev *twin.Event) 
 	case twin.EvtTemp:
 		c.alarm("temperature", ci, int32(comp), "")
 	case twin.EvtPin:
+		// A code typed long ago (held in the cabinet through an outage, or
+		// stuck on a slow link) would open a door for someone who has
+		// left: it is not acted on, and not counted as a wrong guess; the
+		// code stays valid and the alarm says why nothing opened. The
+		// limit leaves room for a cabinet clock a little behind ours.
+		if c.now()-ev.At.UnixNano() > int64(c.set.PinMaxAge) {
+			c.alarm("stale_pin", ci, -1, "")
+			return nil
+		}
 		_, err := c.Pickup(cabName, ev.Code)
 		if err != nil && ErrorCode(err) == "internal" {
 			return err

@@ -142,6 +142,7 @@ type Settings struct {
 	MaxAttempts         int           // sends of one command before it fails; default 3
 	DoorOpenLimit       time.Duration // alarm if a door stays open longer; default 120 s
 	ReorderWait         time.Duration // how long an event waits for a missing earlier one; default 2 s
+	PinMaxAge           time.Duration // a keypad code typed longer ago than this is not acted on; default 5 min
 	Limits              CodeLimits    // zero: DefaultCodeLimits
 }
 
@@ -160,6 +161,9 @@ func (s *Settings) defaults() {
 	}
 	if s.ReorderWait <= 0 {
 		s.ReorderWait = 2 * time.Second
+	}
+	if s.PinMaxAge <= 0 {
+		s.PinMaxAge = 5 * time.Minute
 	}
 	if s.Limits == (CodeLimits{}) {
 		s.Limits = DefaultCodeLimits

@@ -546,6 +546,36 @@ func TestKeypadPinGoesThroughPickup(t *testing.T) {
 	r.healthy()
 }
 
+// TestStalePinOpensNothing: a code typed before an outage and delivered
+// after it would open a door for someone long gone. It opens nothing, is
+// not a wrong guess, raises an alarm, and the code still works when typed
+// again; a code typed within the limit (or by a cabinet whose clock runs
+// a little behind) works.
+func TestStalePinOpensNothing(t *testing.T) {
+	r := newRig(t, testSettings())
+	r.deposit("p1", "M")
+	r.deposit("p2", "M")
+	sent := len(r.out.sent)
+	typed := r.clock.Now()
+	r.clock.Advance(5*time.Minute + time.Second)
+	pin := func(code string, at time.Time) error {
+		r.seq["a1"]++
+		ev := twin.Event{V: twin.ProtocolVersion, Seq: r.seq["a1"], At: at, ID: "a1-e" + itoa(r.seq["a1"]), Type: twin.EvtPin, Code: code}
+		return r.core.HandleEvent("a1", ev)
+	}
+	require.NoError(t, pin(r.out.codes["p1"], typed))
+	require.Equal(t, StateAwaitingPickup, r.state("p1"))
+	require.Len(t, r.out.sent, sent, "no door commanded")
+	require.Equal(t, 1, r.core.Alarms()["stale_pin"])
+	require.Empty(t, r.core.cabinets[0].fails, "not a wrong guess")
+
+	require.NoError(t, pin(r.out.codes["p1"], r.clock.Now().Add(-4*time.Minute)))
+	require.Equal(t, StatePickupOpening, r.state("p1"), "typed 4 minutes ago: within the limit")
+	require.NoError(t, pin(r.out.codes["p2"], r.clock.Now().Add(time.Minute)))
+	require.Equal(t, StatePickupOpening, r.state("p2"), "a cabinet clock ahead of ours")
+	r.healthy()
+}
+
 func TestCabinetStatusAndSequenceGaps(t *testing.T) {
 	r := newRig(t, testSettings())
 	require.NoError(t, r.core.CabinetOnline("a1", false))
