@@ -263,7 +263,11 @@ func (e *Engine) Run(until Time) StopReason {
 func (e *Engine) RunUntilEmpty() StopReason { return e.Run(Forever) }
 
 // farAfter is how far ahead an event must be due to go to the far heap.
-const farAfter = 10 * Minute
+// A minute keeps the link messages, door operations and command retries
+// near and a person's comings and goings far: cachegrind counts 1 % less
+// work for the city with it than with 10 minutes or an hour (20 s: the
+// same as a minute). Which heap holds an event never changes the order.
+const farAfter = 1 * Minute
 
 // next returns the heap whose top fires next, or nil when both are empty.
 func (e *Engine) next() *[]entry {
