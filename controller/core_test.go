@@ -925,3 +925,40 @@ func TestASequenceGapAsksForTheState(t *testing.T) {
 	require.NotEqual(t, r.out.sent[0].cmd.ID, r.out.sent[1].cmd.ID)
 	r.healthy()
 }
+
+// FuzzPickupInput: what a recipient types or shows is outside input. No
+// code or QR payload makes the core panic, opens a door unless it is the
+// parcel's own code or QR, or leaves the core inconsistent; a refusal is
+// one of the typed errors.
+func FuzzPickupInput(f *testing.F) {
+	for _, s := range []string{"", "000000000000", "1234 5678 9012", "9999-9999-9999", "12345678901a", "LT1.p1.a1.1.0.1.AAAAAAAAAAAAAAAAAAAAAA",
+		"LT1...", strings.Repeat("9", 36), "١٢٣٤٥٦٧٨٩٠١٢"} {
+		f.Add(s, true)
+		f.Add(s, false)
+	}
+	f.Fuzz(func(t *testing.T, in string, qr bool) {
+		r := newRig(t, testSettings())
+		r.deposit("p1", "S")
+		code, _ := normalizeCode(r.out.codes["p1"])
+		real, err := r.core.IssueQR("p1")
+		require.NoError(t, err)
+		sent := len(r.out.sent)
+		var res PickupResult
+		if qr {
+			res, err = r.core.PickupQR("a1", in)
+		} else {
+			res, err = r.core.Pickup("a1", in)
+		}
+		norm, _ := normalizeCode(in)
+		if (qr && in == real) || (!qr && norm == code) {
+			require.NoError(t, err)
+			require.Equal(t, "p1", res.Parcel)
+		} else {
+			require.Error(t, err)
+			require.True(t, errors.Is(err, ErrWrongCode) || errors.Is(err, ErrBadQR), "%v", err)
+			require.Len(t, r.out.sent, sent, "no door commanded")
+			require.Equal(t, StateAwaitingPickup, r.state("p1"))
+		}
+		r.healthy()
+	})
+}
