@@ -83,7 +83,7 @@ func (d *doors) await(t *testing.T) (string, int) {
 
 func testStreams(name string) *rand.Rand { return rand.New(rand.NewPCG(1, uint64(len(name)))) }
 
-func tinyLayout(t *testing.T) []SiteLayout {
+func tinyLayout(t testing.TB) []SiteLayout {
 	src := `version: 1
 name: tiny
 duration: 1d
