@@ -138,6 +138,10 @@ func (s *LiveSource) read(resp *http.Response) {
 	event := ""
 	for sc.Scan() {
 		line := sc.Text()
+		if line == "" {
+			event = "" // a blank line ends a message; the next names its own
+			continue
+		}
 		if name, ok := strings.CutPrefix(line, "event: "); ok {
 			event = name
 			continue
