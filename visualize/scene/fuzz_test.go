@@ -75,4 +75,3 @@ func FuzzLiveStream(f *testing.F) {
 		}
 	})
 }
-
