@@ -87,7 +87,7 @@ bench:
 	FLOWS_SYNC=normal $(GO) test -run '^$$' -bench Flows -benchtime 8000x ./controller/service/
 
 # Long checks kept out of make test: the city network's memory stays bounded
-# by its live state over 8 simulated days (about 90 s).
+# by its live state over 8 simulated days (about 20 s).
 soak:
 	$(GO) test -tags soak -count=1 -v -timeout 20m -run 'TestCityMemoryIsBoundedByLiveState' ./sim/world/
 
