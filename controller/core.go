@@ -343,6 +343,11 @@ func New(cfg Config) (*Core, error) {
 		if _, dup := c.byName[cb.Name]; dup || !twin.ValidID(cb.Name) {
 			return nil, fmt.Errorf("controller: cabinet name %q is invalid or repeated", cb.Name)
 		}
+		if first, end := cb.Compartments(); end-first > twin.MaxCompartments {
+			// The protocol numbers compartments up to MaxCompartments, and
+			// a pickup code names one of that many (see codes.go).
+			return nil, fmt.Errorf("controller: cabinet %q has %d compartments, at most %d", cb.Name, end-first, twin.MaxCompartments)
+		}
 		c.byName[cb.Name] = int32(len(c.cabinets))
 		c.cabinets = append(c.cabinets, cabinet{name: cb.Name, shadow: twin.Shadow{Cabinet: cb.Name}})
 	}

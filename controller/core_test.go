@@ -962,3 +962,44 @@ func FuzzPickupInput(f *testing.F) {
 		r.healthy()
 	})
 }
+
+// TestNewRefusesABadConfig: each missing or impossible part of a core's
+// configuration is a clear error, among them a cabinet with more
+// compartments than the protocol and the pickup codes can name.
+func TestNewRefusesABadConfig(t *testing.T) {
+	cat, err := allocator.NewCatalog([]allocator.Class{{Name: "S", WidthMm: 380, HeightMm: 80, DepthMm: 640}})
+	require.NoError(t, err)
+	inventory := func(n int) *allocator.Inventory {
+		comps, err := allocator.StackLayout(cat, []allocator.ClassCount{{Class: 0, Count: n}})
+		require.NoError(t, err)
+		inv, err := allocator.NewInventory(cat, []allocator.CabinetSpec{{Name: "big", Compartments: comps}})
+		require.NoError(t, err)
+		return inv
+	}
+	for _, tt := range []struct {
+		name   string
+		change func(*Config)
+		want   string
+	}{
+		{"no site", func(c *Config) { c.Site = "" }, "needs a site"},
+		{"no inventory", func(c *Config) { c.Inventory = nil }, "needs an inventory"},
+		{"no clock", func(c *Config) { c.Clock = nil }, "needs a clock"},
+		{"short code key", func(c *Config) { c.CodeKey = []byte("short") }, "at least 16 bytes"},
+		{"513 compartments in a cabinet", func(c *Config) { c.Inventory = inventory(513) }, `cabinet "big" has 513 compartments, at most 512`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, testSettings())
+			cfg := r.cfg
+			if tt.change != nil {
+				tt.change(&cfg)
+			}
+			_, err := New(cfg)
+			require.ErrorContains(t, err, tt.want)
+		})
+	}
+	r := newRig(t, testSettings())
+	cfg := r.cfg
+	cfg.Inventory = inventory(512)
+	_, err = New(cfg)
+	require.NoError(t, err, "512 is the most, and allowed")
+}
