@@ -155,6 +155,8 @@ func TestProblemCases(t *testing.T) {
 		{"list where a mapping belongs", "faults: [1, 2]\n", []string{"faults: expected a mapping, got a list"}},
 		{"negative site rate", "site_grids: [{prefix: g, rows: 1, cols: 2, spacing_m: 10, cabinets: [{model: m, count: 1}], parcels_per_day: -1}]\n", []string{"parcels_per_day cannot be negative"}},
 		{"season order", "demand: {parcels_per_day: 1, size_mix: {S: 1}, seasonality: [{from: 3d, to: 1d, factor: 2}]}\n", []string{"season must have 0 ≤ from < to"}},
+		{"too many compartments", "cabinet_models: [{name: m, compartments: {S: 513}}]\n", []string{`cabinet model "m" has 513 compartments, at most 512`}},
+		{"the most compartments", "cabinet_models: [{name: m, compartments: {S: 512}}]\n", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -164,6 +166,8 @@ func TestProblemCases(t *testing.T) {
 				// new sections: no duplicate
 			} else if strings.HasPrefix(tt.patch, "demand:") {
 				src = strings.Replace(minimal, "demand: {parcels_per_day: 1, size_mix: {S: 1}}\n", "", 1) + tt.patch
+			} else if strings.HasPrefix(tt.patch, "cabinet_models:") {
+				src = strings.Replace(minimal, "cabinet_models: [{name: m, compartments: {S: 1}}]\n", "", 1) + tt.patch
 			}
 			_, warnings, err := Parse("t.yaml", []byte(src))
 			all := ""

@@ -10,6 +10,11 @@ import (
 
 var namePattern = regexp.MustCompile(`^[a-z0-9-]+$`)
 
+// MaxCabinetCompartments is the most compartments a cabinet can have: the
+// cabinet protocol numbers them 1 to 512 (twin.MaxCompartments, which a
+// test holds equal; this package imports no other of lockertwin's).
+const MaxCabinetCompartments = 512
+
 // shareTolerance is how far a list of shares may be from summing to 1.
 const shareTolerance = 1e-6
 
@@ -157,6 +162,8 @@ func (c checker) models(classes map[string]CompartmentClass) map[string]CabinetM
 		}
 		if total <= 0 {
 			c.errorf(p, "cabinet model %q has no compartments", m.Name)
+		} else if total > MaxCabinetCompartments {
+			c.errorf(p+".compartments", "cabinet model %q has %d compartments, at most %d (what the cabinet protocol numbers)", m.Name, total, MaxCabinetCompartments)
 		}
 		if _, dup := byName[m.Name]; m.Name != "" && !dup {
 			byName[m.Name] = m

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/lockertwin/lockertwin/internal/strarena"
+	"github.com/lockertwin/lockertwin/scenarios"
 	"github.com/lockertwin/lockertwin/twin"
 	"github.com/stretchr/testify/require"
 )
@@ -56,4 +57,11 @@ func TestParcelIndex(t *testing.T) {
 	require.Len(t, long.id, twin.MaxIDLen)
 	require.True(t, strings.HasSuffix(long.id, "-"+strconv.FormatUint(1<<40, 36)+".3"), long.id)
 	require.Same(t, long, x.get(long.id))
+}
+
+// TestScenarioCabinetLimitIsTheProtocols: the scenario validator's limit on
+// a cabinet's compartments (scenarios imports nothing of lockertwin) is the
+// cabinet protocol's, which pickup codes rely on.
+func TestScenarioCabinetLimitIsTheProtocols(t *testing.T) {
+	require.Equal(t, twin.MaxCompartments, scenarios.MaxCabinetCompartments)
 }
