@@ -119,7 +119,7 @@ func (k *Checker) find(e *Event) *checkedParcel {
 
 // tidy forgets a parcel the checker has nothing left to check about.
 func (k *Checker) tidy(id string, p *checkedParcel) {
-	if !p.hasLoc && p.empty() {
+	if p.empty() {
 		delete(k.parcels, id)
 	}
 }

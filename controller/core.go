@@ -679,12 +679,14 @@ func (c *Core) Pickup(cabName, code string) (PickupResult, error) {
 	if !ok {
 		return PickupResult{}, c.reject(ci)
 	}
+	// Hashed whether or not the compartment holds a parcel, so that the
+	// time a wrong code takes does not tell which compartments are full.
 	p := c.codeHolder(ci, codeSlot(norm))
-	if p == nil {
-		c.codes.digest(cab.name, "", norm) // as long as a code naming a full compartment takes
-		return PickupResult{}, c.reject(ci)
+	var holder string
+	if p != nil {
+		holder = p.id
 	}
-	if !equalDigest(p.digest, c.codes.digest(cab.name, p.id, norm)) {
+	if sum := c.codes.digest(cab.name, holder, norm); p == nil || !equalDigest(p.digest, sum) {
 		return PickupResult{}, c.reject(ci)
 	}
 	if p.state != StateAwaitingPickup {

@@ -59,9 +59,6 @@ func (x *parcelIndex) get(id string) *parcel {
 	return nil
 }
 
-// live counts the parcels held.
-func (x *parcelIndex) live() int { return len(x.slots) - len(x.free) }
-
 // appendParcelID appends "{home}-{num}.{slot}" (numbers in base 36),
 // shortening home so that the id stays within twin.MaxIDLen.
 func appendParcelID(b []byte, home string, num uint64, slot uint32) []byte {
