@@ -60,13 +60,12 @@ func (c *Core) apply(e *Event) {
 		case PurposeReturn:
 			p.state = StateReturnOpening
 		}
-		c.schedule(deadline{at: cmd.retryAt, kind: dlCommandRetry, cmd: cmd})
-		c.schedule(deadline{at: cmd.expires, kind: dlCommandExpiry, cmd: cmd})
+		c.scheduleCommand(cmd, min(cmd.retryAt, cmd.expires))
 	case CommandRetried:
 		cmd := c.commandOf(e)
 		cmd.attempts = int(e.Num)
 		cmd.retryAt = e.At + int64(c.set.AckTimeout)
-		c.schedule(deadline{at: cmd.retryAt, kind: dlCommandRetry, cmd: cmd})
+		c.scheduleCommand(cmd, min(cmd.retryAt, cmd.expires))
 	case CommandAcked:
 		c.commandOf(e).acked = true
 		c.seenSeq(e)
@@ -76,9 +75,13 @@ func (c *Core) apply(e *Event) {
 		c.seenSeq(e)
 		slot := &c.comps[e.Compartment]
 		slot.doorOpen, slot.openedAt, slot.openSeq, slot.alarmed = true, e.At, e.CabinetSeq, false
+		limit := e.At + int64(c.set.DoorOpenLimit)
 		if e.Command != "" {
 			cmd := c.commandOf(e)
-			cmd.opened = true
+			cmd.opened, cmd.openedAt = true, e.At
+			if cmd.expires <= limit {
+				limit = 0 // the command's deadline, due by its expiry, passes the door's on
+			}
 			if p := cmd.parcel; p != nil {
 				switch p.state {
 				case StateDepositOpening:
@@ -90,7 +93,9 @@ func (c *Core) apply(e *Event) {
 				}
 			}
 		}
-		c.schedule(deadline{at: e.At + int64(c.set.DoorOpenLimit), kind: dlDoorOpen, comp: e.Compartment, openedAt: e.At})
+		if limit > 0 {
+			c.schedule(deadline{at: limit, kind: dlDoorOpen, comp: e.Compartment, openedAt: e.At})
+		}
 	case DoorClosed:
 		c.seenSeq(e)
 		slot := &c.comps[e.Compartment]
@@ -326,8 +331,13 @@ const (
 	dlReservation deadlineKind = iota + 1
 	dlReminder
 	dlExpiry
-	dlCommandRetry
-	dlCommandExpiry
+	// dlCommand: a live door command's one deadline at a time. Until its
+	// door opens, that is its retry (while unacknowledged) or its expiry,
+	// whichever comes first; once its door opens, the door's open limit,
+	// handed on as a dlDoorOpen deadline when the command's comes up (a
+	// command nearly always ends, its door closed, before then, and then
+	// leaves one stale deadline behind instead of three).
+	dlCommand
 	dlDoorOpen
 )
 
@@ -358,6 +368,22 @@ const minCompact = 64
 // amortised constant per push). So the queue keeps alive only live parcels
 // and commands, and a FIFO holds at most a window's worth of deadlines
 // (two days of expiries).
+// scheduleCommand gives cmd its deadline at at; an earlier one it had is
+// stale from now on.
+func (c *Core) scheduleCommand(cmd *command, at int64) {
+	cmd.dlAt = at
+	c.schedule(deadline{at: at, kind: dlCommand, cmd: cmd})
+}
+
+// handsOn reports whether cmd's deadline is to hand on its door's open
+// limit: the door it opened is still open from that opening and not yet
+// alarmed, and its opening left the limit to it (see DoorOpened).
+func (c *Core) handsOn(cmd *command) bool {
+	slot := &c.comps[cmd.comp]
+	return slot.doorOpen && slot.openedAt == cmd.openedAt && !slot.alarmed &&
+		cmd.expires <= cmd.openedAt+int64(c.set.DoorOpenLimit)
+}
+
 func (c *Core) schedule(d deadline) {
 	q := &c.deadlines
 	ref := q.push(d)
@@ -509,11 +535,9 @@ func (c *Core) stale(d *deadline) bool {
 	case dlExpiry:
 		p := d.p
 		return p.done || p.state != StateAwaitingPickup || p.deadline != d.at
-	case dlCommandRetry:
+	case dlCommand:
 		cmd := d.cmd
-		return cmd.done || cmd.acked || cmd.opened || cmd.retryAt != d.at
-	case dlCommandExpiry:
-		return d.cmd.done || d.cmd.opened
+		return cmd.done || cmd.dlAt != d.at || cmd.opened && !c.handsOn(cmd)
 	case dlDoorOpen:
 		slot := &c.comps[d.comp]
 		return !slot.doorOpen || slot.openedAt != d.openedAt || slot.alarmed
@@ -534,22 +558,29 @@ func (c *Core) due(d *deadline) {
 		_ = c.notify(d.p, NotifyReminder, "")
 	case dlExpiry:
 		_ = c.expire(d.p)
-	case dlCommandRetry:
-		cmd := d.cmd
-		if cmd.attempts >= c.set.MaxAttempts {
+	case dlCommand:
+		cmd, now := d.cmd, c.now()
+		switch {
+		case cmd.opened: // its door is still open: the open limit takes over
+			c.schedule(deadline{at: cmd.openedAt + int64(c.set.DoorOpenLimit), kind: dlDoorOpen, comp: int32(cmd.comp), openedAt: cmd.openedAt})
+		case now >= cmd.expires:
+			_ = c.failCommand(cmd, "not_opened")
+		case cmd.acked:
+			c.scheduleCommand(cmd, cmd.expires)
+		case now < cmd.retryAt:
+			c.scheduleCommand(cmd, min(cmd.retryAt, cmd.expires))
+		case cmd.attempts >= c.set.MaxAttempts:
 			_ = c.failCommand(cmd, "timeout")
-			return
+		default:
+			e := Event{Kind: CommandRetried, Cabinet: cmd.cab, Compartment: int32(cmd.comp), Command: cmd.id, Num: int64(cmd.attempts + 1)}
+			if cmd.parcel != nil {
+				e.Parcel = cmd.parcel.id
+			}
+			if c.emit(e) == nil {
+				comp, _ := c.inv.Compartment(cmd.comp)
+				c.send(c.cabinets[cmd.cab].name, cmd, comp.Slot)
+			}
 		}
-		e := Event{Kind: CommandRetried, Cabinet: cmd.cab, Compartment: int32(cmd.comp), Command: cmd.id, Num: int64(cmd.attempts + 1)}
-		if cmd.parcel != nil {
-			e.Parcel = cmd.parcel.id
-		}
-		if c.emit(e) == nil {
-			comp, _ := c.inv.Compartment(cmd.comp)
-			c.send(c.cabinets[cmd.cab].name, cmd, comp.Slot)
-		}
-	case dlCommandExpiry:
-		_ = c.failCommand(d.cmd, "not_opened")
 	case dlDoorOpen:
 		comp, _ := c.inv.Compartment(allocator.CompartmentID(d.comp))
 		c.alarm("door_left_open", int32(comp.Cabinet), d.comp, "")

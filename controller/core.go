@@ -265,6 +265,8 @@ type command struct {
 	expires  int64
 	attempts int
 	retryAt  int64
+	openedAt int64 // when its door opened (if opened)
+	dlAt     int64 // its deadline's time (see dlCommand)
 	acked    bool
 	opened   bool
 	done     bool // ended: no longer among the live commands

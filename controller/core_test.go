@@ -1003,3 +1003,80 @@ func TestNewRefusesABadConfig(t *testing.T) {
 	_, err = New(cfg)
 	require.NoError(t, err, "512 is the most, and allowed")
 }
+
+// TestCommandDeadlineTimings: a command's one deadline does the work of a
+// retry, an expiry and a door-open limit, each at its own time to the
+// nanosecond: nothing happens a nanosecond before, and it happens at it.
+func TestCommandDeadlineTimings(t *testing.T) {
+	type step struct {
+		after time.Duration // since the previous step
+		do    func(r *rig, sc sentCommand)
+		sends int    // commands sent so far (door commands and sync requests)
+		alarm string // an alarm raised by now, once ("" for none)
+		fail  string // the parcel's exception by now ("" for none)
+	}
+	ack := func(r *rig, sc sentCommand) { r.ack(sc) }
+	open := func(r *rig, sc sentCommand) { r.ack(sc); r.opened(sc) }
+	for _, tc := range []struct {
+		name  string
+		set   func(*Settings)
+		steps []step
+	}{
+		{"acknowledged, never opened: fails at its expiry", nil, []step{
+			{0, ack, 1, "", ""},
+			{60*time.Second - 1, nil, 1, "", ""},
+			{1, nil, 1, "command_failed", "command_not_opened"},
+		}},
+		{"unacknowledged past its expiry: expiry wins over a retry", func(s *Settings) { s.MaxAttempts = 10 }, []step{
+			{15 * time.Second, nil, 2, "", ""},
+			{45*time.Second - 1, nil, 4, "", ""},
+			{1, nil, 4, "command_failed", "command_not_opened"},
+		}},
+		{"opened and left open: the limit runs from the opening", nil, []step{
+			{3 * time.Second, open, 1, "", ""},
+			{120*time.Second - 1, nil, 1, "", ""},
+			{1, nil, 2, "door_left_open", ""}, // and a state sync is asked for
+		}},
+		{"a limit shorter than the command's life", func(s *Settings) { s.DoorOpenLimit = 10 * time.Second }, []step{
+			{2 * time.Second, open, 1, "", ""},
+			{10*time.Second - 1, nil, 1, "", ""},
+			{1, nil, 2, "door_left_open", ""}, // and a state sync is asked for
+		}},
+		{"opened after the retry was due", nil, []step{
+			{0, ack, 1, "", ""},
+			{40 * time.Second, func(r *rig, sc sentCommand) { r.opened(sc) }, 1, "", ""},
+			{120*time.Second - 1, nil, 1, "", ""},
+			{1, nil, 2, "door_left_open", ""}, // and a state sync is asked for
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			set := testSettings()
+			if tc.set != nil {
+				tc.set(&set)
+			}
+			r := newRig(t, set)
+			sc := r.startDeposit("p1", "S")
+			for i, st := range tc.steps {
+				r.clock.Advance(st.after)
+				if st.do != nil {
+					st.do(r, sc)
+				}
+				require.Len(t, r.out.sent, st.sends, "step %d", i)
+				alarms := r.core.Alarms()
+				for _, kind := range []string{"command_failed", "door_left_open"} {
+					want := 0
+					if kind == st.alarm {
+						want = 1
+					}
+					require.Equal(t, want, alarms[kind], "step %d: %s", i, kind)
+				}
+				info, err := r.core.Parcel("p1")
+				require.NoError(t, err)
+				require.Equal(t, st.fail, info.Exception, "step %d", i)
+			}
+			r.clock.Advance(time.Hour)
+			require.Equal(t, tc.steps[len(tc.steps)-1].sends, len(r.out.sent), "nothing more is sent")
+			r.healthy()
+		})
+	}
+}

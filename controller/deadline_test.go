@@ -106,7 +106,7 @@ func TestFinishedParcelsLeaveTheDeadlineHeap(t *testing.T) {
 func TestDeadlineQueueMatchesTheHeap(t *testing.T) {
 	offsets := map[deadlineKind][]int64{
 		dlReservation: {400}, dlReminder: {2400}, dlExpiry: {4800, 1200},
-		dlCommandRetry: {15}, dlCommandExpiry: {60}, dlDoorOpen: {120},
+		dlCommand: {15}, dlDoorOpen: {120},
 	}
 	for _, tc := range []struct {
 		name     string
@@ -196,13 +196,13 @@ func TestDeadlineFIFOMemoryFollowsTheLiveCount(t *testing.T) {
 	var at int64
 	for i := range 100_000 {
 		at += 15
-		q.push(deadline{at: at, kind: dlCommandRetry, comp: int32(i)})
+		q.push(deadline{at: at, kind: dlCommand, comp: int32(i)})
 		if q.Len() == 10 {
 			d := q.pop()
 			require.Equal(t, int32(i-9), d.comp, "in order across the ring's wrap")
 		}
 	}
-	f := &q.fifos[2*int(dlCommandRetry)]
+	f := &q.fifos[2*int(dlCommand)]
 	require.Equal(t, 9, f.len(), "the last push made ten, and one went")
 	require.LessOrEqual(t, len(f.ring), 16)
 	require.Empty(t, q.heap.items)
