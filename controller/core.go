@@ -413,7 +413,6 @@ func (c *Core) emit(ev Event) error {
 
 func (c *Core) emitAt(e *Event) error {
 	e.At = c.now()
-	head, seq := c.chain.Head()
 	if c.cfg.Unsealed {
 		c.chain.seq++
 		e.Seq = c.chain.seq
@@ -421,7 +420,10 @@ func (c *Core) emitAt(e *Event) error {
 		c.chain.Link(e)
 	}
 	if err := c.cfg.Log.Append(e); err != nil {
-		c.chain.head, c.chain.seq = head, seq
+		c.chain.seq-- // the event is not in the log: the chain stays as it was
+		if !c.cfg.Unsealed {
+			c.chain.head = e.Prev
+		}
 		return fmt.Errorf("%w: %v", ErrLogFailed, err)
 	}
 	c.apply(e)

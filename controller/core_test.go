@@ -2,6 +2,7 @@ package controller
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -1077,6 +1078,63 @@ func TestCommandDeadlineTimings(t *testing.T) {
 			r.clock.Advance(time.Hour)
 			require.Equal(t, tc.steps[len(tc.steps)-1].sends, len(r.out.sent), "nothing more is sent")
 			r.healthy()
+		})
+	}
+}
+
+// refusingLog keeps events in memory but refuses the appends it is told to.
+type refusingLog struct {
+	MemoryLog
+	refuse bool
+}
+
+func (l *refusingLog) Append(e *Event) error {
+	if l.refuse {
+		return errors.New("disk full")
+	}
+	return l.MemoryLog.Append(e)
+}
+
+// TestRefusedAppendChangesNothing: when the log refuses an event, the call
+// fails with ErrLogFailed, the core acts on nothing and its chain stays
+// where it was, so the next event links to the last one stored, sealed or
+// not.
+func TestRefusedAppendChangesNothing(t *testing.T) {
+	for _, unsealed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("unsealed=%v", unsealed), func(t *testing.T) {
+			log := &refusingLog{}
+			r := newRig(t, testSettings(), func(c *Config) { c.Log, c.Unsealed = log, unsealed })
+			r.log = &log.MemoryLog
+			r.checker.Rehash = !unsealed // unsealed events carry no hashes; it checks their links
+			r.deposit("p1", "S")
+			head, seq := r.core.ChainHead()
+			sent := len(r.out.sent)
+
+			log.refuse = true
+			_, err := r.core.Pickup("a1", r.out.codes["p1"])
+			require.ErrorIs(t, err, ErrLogFailed)
+			_, err = r.core.Announce("p2", ParcelSpec{Class: "S"}, "x")
+			require.ErrorIs(t, err, ErrLogFailed)
+			h2, s2 := r.core.ChainHead()
+			require.Equal(t, seq, s2)
+			require.Equal(t, head, h2)
+			require.Len(t, r.out.sent, sent, "no door opened")
+			require.Equal(t, StateAwaitingPickup, r.state("p1"))
+			_, err = r.core.Parcel("p2")
+			require.ErrorIs(t, err, ErrUnknownParcel)
+
+			log.refuse = false
+			_, err = r.core.Pickup("a1", r.out.codes["p1"])
+			require.NoError(t, err, "the code was not used up by the refused attempt")
+			r.doorCycle(false)
+			require.Equal(t, StatePickedUp, r.state("p1"))
+			_, s3 := r.core.ChainHead()
+			require.Equal(t, uint64(log.Len()), s3, "sequence numbers run on without a gap")
+			require.NoError(t, r.checker.Err())
+			require.NoError(t, CheckCore(r.core))
+			if !unsealed {
+				require.NoError(t, Verify(log.Events()))
+			}
 		})
 	}
 }

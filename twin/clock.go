@@ -30,6 +30,9 @@ func NewManualClock(start time.Time) *ManualClock { return &ManualClock{now: sta
 // Now returns the clock's time.
 func (m *ManualClock) Now() time.Time { return m.now }
 
+// UnixNano returns the clock's time in Unix nanoseconds (UnixNanoClock).
+func (m *ManualClock) UnixNano() int64 { return m.now.UnixNano() }
+
 // AfterFunc schedules f at Now()+d.
 func (m *ManualClock) AfterFunc(d time.Duration, f func()) Timer {
 	t := &manualTimer{m: m, f: f}

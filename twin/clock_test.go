@@ -75,7 +75,10 @@ func TestManualClockFiresInOrder(t *testing.T) {
 func TestTimersReset(t *testing.T) {
 	clock := NewManualClock(t0)
 	var runs []time.Duration
-	tm := clock.AfterFunc(time.Minute, func() { runs = append(runs, clock.Now().Sub(t0)) }).(ResettableTimer)
+	tm := clock.AfterFunc(time.Minute, func() {
+		runs = append(runs, clock.Now().Sub(t0))
+		require.Equal(t, clock.Now().UnixNano(), NanoReader(clock)(), "its nanosecond reader agrees")
+	}).(ResettableTimer)
 	require.True(t, tm.Reset(2*time.Minute), "pending: moved")
 	clock.Advance(90 * time.Second)
 	require.Empty(t, runs, "not at the old time")
