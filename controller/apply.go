@@ -190,7 +190,12 @@ func (c *Core) apply(e *Event) {
 	case AlarmRaised:
 		c.alarms[e.Text]++
 		if e.Text == "door_left_open" && e.Compartment >= 0 {
-			c.comps[e.Compartment].alarmed = true
+			slot := &c.comps[e.Compartment]
+			slot.alarmed = true
+			// Ask again for the cabinet's state while the door is
+			// believed open: the answer to the alarm's request can be
+			// lost too, and nothing else would ask.
+			c.schedule(deadline{at: e.At + c.resyncAfter(1), kind: dlDoorOpen, comp: e.Compartment, openedAt: slot.openedAt, resync: 1})
 		}
 	case OutOfService:
 		must(c.inv.TakeOutOfService(allocator.CompartmentID(e.Compartment)))
@@ -349,6 +354,9 @@ type deadline struct {
 	openedAt int64
 	comp     int32
 	kind     deadlineKind
+	// resync (dlDoorOpen): 0 for the open limit's alarm; n > 0 for the
+	// n-th renewed request for the cabinet's state after that alarm.
+	resync uint8
 }
 
 // deadlineHeap is a 4-ary min-heap on (at, seq), a total order, so the
@@ -540,7 +548,7 @@ func (c *Core) stale(d *deadline) bool {
 		return cmd.done || cmd.dlAt != d.at || cmd.opened && !c.handsOn(cmd)
 	case dlDoorOpen:
 		slot := &c.comps[d.comp]
-		return !slot.doorOpen || slot.openedAt != d.openedAt || slot.alarmed
+		return !slot.doorOpen || slot.openedAt != d.openedAt || slot.alarmed == (d.resync == 0)
 	}
 	return true
 }
@@ -583,7 +591,23 @@ func (c *Core) due(d *deadline) {
 		}
 	case dlDoorOpen:
 		comp, _ := c.inv.Compartment(allocator.CompartmentID(d.comp))
-		c.alarm("door_left_open", int32(comp.Cabinet), d.comp, "")
+		if d.resync == 0 {
+			c.alarm("door_left_open", int32(comp.Cabinet), d.comp, "")
+		} else {
+			n := min(d.resync+1, maxResync)
+			c.schedule(deadline{at: c.now() + c.resyncAfter(n), kind: dlDoorOpen, comp: d.comp, openedAt: d.openedAt, resync: n})
+		}
 		c.requestSync(int32(comp.Cabinet))
 	}
 }
+
+// resyncAfter is how long after its n-th request for a cabinet's state the
+// core asks again while a door it alarmed for is still believed open: the
+// door-open limit, doubling each time, at most an hour.
+func (c *Core) resyncAfter(n uint8) int64 {
+	return min(int64(c.set.DoorOpenLimit)<<(n-1), int64(time.Hour))
+}
+
+// maxResync bounds a deadline's count of state requests (resyncAfter's
+// shift); the interval stops growing long before.
+const maxResync = 32

@@ -887,6 +887,45 @@ func TestLostDoorClosedIsSettledByTheReportedState(t *testing.T) {
 	}
 }
 
+// TestLostReportsAreAskedForAgain: when the answer to the door-open
+// alarm's state request is lost too, the core asks again while the door is
+// believed open: after the open limit, then twice as long each time (at
+// most an hour); the report that comes settles the door, and the asking
+// stops.
+func TestLostReportsAreAskedForAgain(t *testing.T) {
+	r := newRig(t, testSettings())
+	sc := r.startDeposit("p1", "S")
+	r.ack(sc)
+	r.opened(sc)
+	r.seq["a1"]++ // the door closes; its event is lost on the way
+	r.clock.Advance(2 * time.Minute)
+	require.Equal(t, 1, r.core.Alarms()["door_left_open"])
+	syncs := func() int {
+		n := 0
+		for _, s := range r.out.sent {
+			if s.cmd.Type == twin.CmdSync {
+				n++
+			}
+		}
+		return n
+	}
+	require.Equal(t, 1, syncs())
+	for i, wait := range []time.Duration{2 * time.Minute, 4 * time.Minute, 8 * time.Minute, 16 * time.Minute, 32 * time.Minute, time.Hour, time.Hour} {
+		r.clock.Advance(wait - 1) // the last report was lost
+		require.Equal(t, i+1, syncs(), "not a nanosecond early (request %d)", i+2)
+		r.clock.Advance(1)
+		require.Equal(t, i+2, syncs(), "asked again after %v", wait)
+		require.Equal(t, StateDepositOpen, r.state("p1"))
+	}
+	require.Equal(t, 1, r.core.Alarms()["door_left_open"], "one alarm for the opening")
+	require.NoError(t, r.core.HandleState("a1", r.reportState("a1", 5, sc.cmd.Compartment)))
+	require.Equal(t, StateAwaitingPickup, r.state("p1"))
+	n := syncs()
+	r.clock.Advance(3 * time.Hour)
+	require.Equal(t, n, syncs(), "a settled door is not asked about again")
+	r.healthy()
+}
+
 // TestAnOldReportDoesNotCloseANewerOpening: a report made before the door
 // opened (a lower sequence number) says nothing about the opening.
 func TestAnOldReportDoesNotCloseANewerOpening(t *testing.T) {
@@ -1074,6 +1113,9 @@ func TestCommandDeadlineTimings(t *testing.T) {
 				info, err := r.core.Parcel("p1")
 				require.NoError(t, err)
 				require.Equal(t, st.fail, info.Exception, "step %d", i)
+			}
+			if info, _ := r.core.Parcel("p1"); info.State == StateDepositOpen {
+				r.closed(sc.cabinet, sc.cmd.Compartment, true)
 			}
 			r.clock.Advance(time.Hour)
 			require.Equal(t, tc.steps[len(tc.steps)-1].sends, len(r.out.sent), "nothing more is sent")
