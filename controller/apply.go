@@ -63,7 +63,7 @@ func (c *Core) apply(e *Event) {
 		c.scheduleCommand(cmd, min(cmd.retryAt, cmd.expires))
 	case CommandRetried:
 		cmd := c.commandOf(e)
-		cmd.attempts = int(e.Num)
+		cmd.attempts = int32(e.Num)
 		cmd.retryAt = e.At + int64(c.set.AckTimeout)
 		c.scheduleCommand(cmd, min(cmd.retryAt, cmd.expires))
 	case CommandAcked:
@@ -577,7 +577,7 @@ func (c *Core) due(d *deadline) {
 			c.scheduleCommand(cmd, cmd.expires)
 		case now < cmd.retryAt:
 			c.scheduleCommand(cmd, min(cmd.retryAt, cmd.expires))
-		case cmd.attempts >= c.set.MaxAttempts:
+		case int(cmd.attempts) >= c.set.MaxAttempts:
 			_ = c.failCommand(cmd, "timeout")
 		default:
 			e := Event{Kind: CommandRetried, Cabinet: cmd.cab, Compartment: int32(cmd.comp), Command: cmd.id, Num: int64(cmd.attempts + 1)}

@@ -255,18 +255,20 @@ type announcement struct {
 	spec ParcelSpec
 }
 
+// command is a live door command. 80 bytes: two of them are made for
+// every parcel.
 type command struct {
 	id       string
 	cab      int32
 	comp     allocator.CompartmentID
 	parcel   *parcel
-	purpose  Purpose
 	issued   int64
 	expires  int64
-	attempts int
 	retryAt  int64
 	openedAt int64 // when its door opened (if opened)
 	dlAt     int64 // its deadline's time (see dlCommand)
+	attempts int32
+	purpose  Purpose
 	acked    bool
 	opened   bool
 	done     bool // ended: no longer among the live commands
