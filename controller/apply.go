@@ -310,7 +310,7 @@ func (c *Core) finish(p *parcel, s State) {
 	p.done = true
 	for i, ref := range p.dls {
 		c.deadlines.drop(ref, p)
-		p.dls[i] = deadlineRef{}
+		p.dls[i] = 0
 	}
 	c.dropCode(p)
 	delete(c.parcels, p.id)

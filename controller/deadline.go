@@ -32,12 +32,15 @@ type deadlineQueue struct {
 	fifos     [nFifos]deadlineFIFO
 }
 
-// deadlineRef is where a deadline was put: a FIFO (fifo-1) and its
-// position among all that went through it; fifo 0: the heap, or nowhere.
-type deadlineRef struct {
-	abs  uint64
-	fifo uint8
-}
+// deadlineRef is where a deadline was put: a FIFO (fifo()-1) and its
+// position among all that went through it (abs()); fifo() 0: the heap, or
+// nowhere. One word: a parcel keeps three.
+type deadlineRef uint64
+
+func makeRef(abs uint64, fifo int) deadlineRef { return deadlineRef(abs<<8 | uint64(fifo)) }
+
+func (r deadlineRef) fifo() int   { return int(uint8(r)) }
+func (r deadlineRef) abs() uint64 { return uint64(r) >> 8 }
 
 // Two FIFOs per kind, so that two interleaved ascending streams of one kind
 // (normal and chilled expiries) both stay out of the heap.
@@ -104,25 +107,30 @@ func (q *deadlineQueue) push(d deadline) deadlineRef {
 	}
 	if to == nFifos {
 		q.heap.push(d)
-		return deadlineRef{}
+		return 0
 	}
 	q.full |= 1 << to
-	return deadlineRef{abs: q.fifos[to].push(d), fifo: uint8(to + 1)}
+	return makeRef(q.fifos[to].push(d), to+1)
 }
 
 // drop empties the deadline at ref if it is still p's: it stays in its
 // place, at its time, holding nothing, and is stale (kind 0).
 func (q *deadlineQueue) drop(ref deadlineRef, p *parcel) {
-	if ref.fifo == 0 {
-		return
-	}
-	f := &q.fifos[ref.fifo-1]
-	if ref.abs < f.popped || ref.abs-f.popped >= uint64(f.n) {
-		return // popped already
-	}
-	if d := f.at(int(ref.abs - f.popped)); d.p == p {
+	if d := q.entry(ref); d != nil && d.p == p {
 		*d = deadline{at: d.at, seq: d.seq}
 	}
+}
+
+// entry is the deadline at ref while it is pending in its FIFO, else nil.
+func (q *deadlineQueue) entry(ref deadlineRef) *deadline {
+	if ref.fifo() == 0 {
+		return nil
+	}
+	f := &q.fifos[ref.fifo()-1]
+	if abs := ref.abs(); abs >= f.popped && abs-f.popped < uint64(f.n) {
+		return f.at(int(abs - f.popped))
+	}
+	return nil // popped already
 }
 
 // source is where the earliest deadline is: a FIFO's index, nFifos for the

@@ -161,7 +161,7 @@ func TestDeadlineQueueMatchesTheHeap(t *testing.T) {
 					x := live[i]
 					live = slices.Delete(live, i, i+1)
 					q.drop(x.ref, x.p)
-					if x.ref.fifo != 0 && x.ref.abs >= q.fifos[x.ref.fifo-1].popped {
+					if x.ref.fifo() != 0 && x.ref.abs() >= q.fifos[x.ref.fifo()-1].popped {
 						dropped[x.p] = true // still pending in a FIFO: emptied
 						drops++
 					}
