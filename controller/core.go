@@ -306,6 +306,7 @@ type Core struct {
 	wakeFn     func()
 	alarms     map[string]int
 	strs       strarena.Arena // command ids
+	codeStrs   strarena.Arena // pickup codes (they live for days, command ids for seconds)
 	exceptions int            // parcels in StateException
 
 	cfg       Config
@@ -988,7 +989,8 @@ func (c *Core) notify(p *parcel, kind NotificationKind, code string) error {
 func (c *Core) issueCode(p *parcel, kind NotificationKind) error {
 	comp, _ := c.inv.Compartment(p.comp)
 	cab := &c.cabinets[comp.Cabinet]
-	code := formatCode(drawCode(c.cfg.Rand, comp.Slot))
+	var buf [CodeDigits]byte
+	code := c.codeStrs.String(appendCode(buf[:0], drawCode(c.cfg.Rand, comp.Slot)))
 	e := c.parcelEvent(CodeIssued, p)
 	e.Digest = c.codes.digest(cab.name, p.id, code)
 	now := c.now()
