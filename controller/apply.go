@@ -45,7 +45,8 @@ func (c *Core) apply(e *Event) {
 	case DoorCommanded:
 		p := c.parcelOf(e)
 		c.cmdSeq++
-		cmd := &command{
+		cmd := c.newCommand()
+		*cmd = command{
 			id: e.Command, cab: e.Cabinet, comp: allocator.CompartmentID(e.Compartment), parcel: p,
 			purpose: parsePurpose(e.Text), issued: e.At, expires: e.Num, attempts: 1,
 			retryAt: e.At + int64(c.set.AckTimeout),
@@ -274,11 +275,14 @@ func (c *Core) dropCode(p *parcel) {
 }
 
 func (c *Core) endCommand(cmd *command) {
-	if cmd == nil {
+	if cmd == nil || cmd.done {
 		return
 	}
 	delete(c.cmds, cmd.id)
 	cmd.done = true
+	if cmd.queued == 0 {
+		c.release(cmd)
+	}
 	if c.comps[cmd.comp].cmd == cmd {
 		c.comps[cmd.comp].cmd = nil
 	}
@@ -380,7 +384,44 @@ const minCompact = 64
 // stale from now on.
 func (c *Core) scheduleCommand(cmd *command, at int64) {
 	cmd.dlAt = at
+	cmd.queued++
 	c.schedule(deadline{at: at, kind: dlCommand, cmd: cmd})
+}
+
+// Commands are recycled: two are made for every parcel, and each lives
+// for seconds. A command is free to reuse once it has ended and no
+// deadline names it (left names it when its deadline leaves the queue).
+// It is not reused at once, since a caller up the stack may still read
+// the command it just ended: freed commands wait in c.freed until wake,
+// which the clock calls with nothing of the core's on the stack, moves
+// them to c.spare.
+func (c *Core) newCommand() *command {
+	if n := len(c.spare); n > 0 {
+		cmd := c.spare[n-1]
+		c.spare[n-1] = nil
+		c.spare = c.spare[:n-1]
+		return cmd
+	}
+	return new(command)
+}
+
+// left notes that deadline d left the queue.
+func (c *Core) left(d *deadline) {
+	if d.kind != dlCommand {
+		return
+	}
+	cmd := d.cmd
+	cmd.queued--
+	if cmd.queued == 0 && cmd.done {
+		c.release(cmd)
+	}
+}
+
+// release frees an ended command that no deadline names.
+func (c *Core) release(cmd *command) {
+	if !c.replaying {
+		c.freed = append(c.freed, cmd)
+	}
 }
 
 // handsOn reports whether cmd's deadline is to hand on its door's open
@@ -400,7 +441,13 @@ func (c *Core) schedule(d deadline) {
 	}
 	if h := &q.heap; len(h.items) >= max(q.compactAt, minCompact) {
 		before := len(h.items)
-		h.filter(func(d *deadline) bool { return !c.stale(d) })
+		h.filter(func(d *deadline) bool {
+			if c.stale(d) {
+				c.left(d)
+				return false
+			}
+			return true
+		})
 		q.n -= before - len(h.items)
 		q.known = false
 		q.compactAt = 2 * len(h.items)
@@ -491,7 +538,8 @@ func (c *Core) rearm() {
 		return // armed early enough; stale deadlines are dropped when it fires
 	}
 	for first != nil && c.stale(first) {
-		c.deadlines.pop()
+		d := c.deadlines.pop()
+		c.left(&d)
 		first = c.deadlines.peek()
 	}
 	if first == nil {
@@ -518,6 +566,10 @@ func (c *Core) rearm() {
 func (c *Core) wake() {
 	c.armed = false
 	c.waking = true
+	// Nothing up the stack holds a command now: the freed are spare.
+	c.spare = append(c.spare, c.freed...)
+	clear(c.freed)
+	c.freed = c.freed[:0]
 	now := c.now()
 	for first := c.deadlines.peek(); first != nil && first.at <= now; first = c.deadlines.peek() {
 		d := c.deadlines.pop()
@@ -556,7 +608,9 @@ func (c *Core) stale(d *deadline) bool {
 // due acts on a deadline if it still stands; a deadline whose state moved on
 // is simply dropped.
 func (c *Core) due(d *deadline) {
-	if c.stale(d) {
+	stale := c.stale(d)
+	c.left(d)
+	if stale {
 		return
 	}
 	switch d.kind {

@@ -564,6 +564,7 @@ func CheckCore(c *Core) error {
 			bad("compartment %d: command %s is not live", i, cp.cmd.id)
 		}
 	}
+	checkRecycling(c, bad)
 	if len(problems) > 0 {
 		return fmt.Errorf("core state inconsistent:\n  %s", strings.Join(problems, "\n  "))
 	}
@@ -573,3 +574,52 @@ func CheckCore(c *Core) error {
 // InLocker is the number of deposited parcels still in a compartment, as
 // the checker counted from the events.
 func (k *Checker) InLocker() int { return k.inLocker }
+
+// checkRecycling checks what reusing commands rests on: every deadline
+// that names a command is counted in its queued, and a freed or spare
+// command has ended and is named by nothing (no deadline, live command or
+// compartment).
+func checkRecycling(c *Core, bad func(string, ...any)) {
+	named := map[*command]int32{}
+	count := func(d *deadline) {
+		if d.kind == dlCommand {
+			named[d.cmd]++
+		}
+	}
+	q := &c.deadlines
+	for i := range q.fifos {
+		f := &q.fifos[i]
+		for j := range f.len() {
+			count(f.at(j))
+		}
+	}
+	for i := range q.heap.items {
+		count(&q.heap.items[i])
+	}
+	for cmd, n := range named {
+		if cmd.queued != n {
+			bad("command %s: %d deadlines name it, queued says %d", cmd.id, n, cmd.queued)
+		}
+	}
+	free := map[*command]bool{}
+	for _, list := range [][]*command{c.freed, c.spare} {
+		for _, cmd := range list {
+			switch {
+			case free[cmd]:
+				bad("command %s freed twice", cmd.id)
+			case !cmd.done:
+				bad("command %s freed while live", cmd.id)
+			case named[cmd] > 0:
+				bad("command %s freed while a deadline names it", cmd.id)
+			case c.cmds[cmd.id] == cmd:
+				bad("command %s freed while among the live commands", cmd.id)
+			}
+			free[cmd] = true
+		}
+	}
+	for i := range c.comps {
+		if cmd := c.comps[i].cmd; cmd != nil && free[cmd] {
+			bad("compartment %d names freed command %s", i, cmd.id)
+		}
+	}
+}

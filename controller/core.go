@@ -256,7 +256,7 @@ type announcement struct {
 }
 
 // command is a live door command. 80 bytes: two of them are made for
-// every parcel.
+// every parcel (and recycled: see newCommand).
 type command struct {
 	id       string
 	cab      int32
@@ -268,6 +268,7 @@ type command struct {
 	openedAt int64 // when its door opened (if opened)
 	dlAt     int64 // its deadline's time (see dlCommand)
 	attempts int32
+	queued   int32 // deadlines that name it (see newCommand)
 	purpose  Purpose
 	acked    bool
 	opened   bool
@@ -306,6 +307,8 @@ type Core struct {
 	wakeFn     func()
 	alarms     map[string]int
 	strs       strarena.Arena // command ids
+	freed      []*command     // ended commands no deadline names (see newCommand)
+	spare      []*command     // freed ones, ready for reuse
 	codeStrs   strarena.Arena // pickup codes (they live for days, command ids for seconds)
 	exceptions int            // parcels in StateException
 
