@@ -373,13 +373,6 @@ type deadlineHeap struct {
 // minCompact is the smallest heap worth compacting.
 const minCompact = 64
 
-// schedule adds a deadline. Deadlines are dropped lazily (due checks
-// whether they still stand), except a finished parcel's, which finish
-// empties in its FIFO. The few in the heap are not: when the heap has
-// doubled since it was last compacted, its stale deadlines go (linear, so
-// amortised constant per push). So the queue keeps alive only live parcels
-// and commands, and a FIFO holds at most a window's worth of deadlines
-// (two days of expiries).
 // scheduleCommand gives cmd its deadline at at; an earlier one it had is
 // stale from now on.
 func (c *Core) scheduleCommand(cmd *command, at int64) {
@@ -433,6 +426,13 @@ func (c *Core) handsOn(cmd *command) bool {
 		cmd.expires <= cmd.openedAt+int64(c.set.DoorOpenLimit)
 }
 
+// schedule adds a deadline. Deadlines are dropped lazily (due checks
+// whether they still stand), except a finished parcel's, which finish
+// empties in its FIFO. The few in the heap are not: when the heap has
+// doubled since it was last compacted, its stale deadlines go (linear, so
+// amortised constant per push). So the queue keeps alive only live parcels
+// and commands, and a FIFO holds at most a window's worth of deadlines
+// (two days of expiries).
 func (c *Core) schedule(d deadline) {
 	q := &c.deadlines
 	ref := q.push(d)
@@ -659,9 +659,13 @@ func (c *Core) due(d *deadline) {
 // core asks again while a door it alarmed for is still believed open: the
 // door-open limit, doubling each time, at most an hour.
 func (c *Core) resyncAfter(n uint8) int64 {
-	return min(int64(c.set.DoorOpenLimit)<<(n-1), int64(time.Hour))
+	d := int64(c.set.DoorOpenLimit)
+	for i := uint8(1); i < n && d < int64(time.Hour); i++ {
+		d *= 2
+	}
+	return min(d, int64(time.Hour))
 }
 
-// maxResync bounds a deadline's count of state requests (resyncAfter's
-// shift); the interval stops growing long before.
+// maxResync bounds a deadline's count of state requests, so that it never
+// wraps to 0 (the alarm's); the interval stops growing long before.
 const maxResync = 32

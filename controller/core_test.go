@@ -918,9 +918,12 @@ func TestLostReportsAreAskedForAgain(t *testing.T) {
 		require.Equal(t, StateDepositOpen, r.state("p1"))
 	}
 	require.Equal(t, 1, r.core.Alarms()["door_left_open"], "one alarm for the opening")
+	n := syncs()
+	r.clock.Advance(72 * time.Hour) // every answer lost for three days
+	require.Equal(t, n+72, syncs(), "hourly, however long")
 	require.NoError(t, r.core.HandleState("a1", r.reportState("a1", 5, sc.cmd.Compartment)))
 	require.Equal(t, StateAwaitingPickup, r.state("p1"))
-	n := syncs()
+	n = syncs()
 	r.clock.Advance(3 * time.Hour)
 	require.Equal(t, n, syncs(), "a settled door is not asked about again")
 	r.healthy()

@@ -116,21 +116,17 @@ func (q *deadlineQueue) push(d deadline) deadlineRef {
 // drop empties the deadline at ref if it is still p's: it stays in its
 // place, at its time, holding nothing, and is stale (kind 0).
 func (q *deadlineQueue) drop(ref deadlineRef, p *parcel) {
-	if d := q.entry(ref); d != nil && d.p == p {
-		*d = deadline{at: d.at, seq: d.seq}
-	}
-}
-
-// entry is the deadline at ref while it is pending in its FIFO, else nil.
-func (q *deadlineQueue) entry(ref deadlineRef) *deadline {
 	if ref.fifo() == 0 {
-		return nil
+		return
 	}
 	f := &q.fifos[ref.fifo()-1]
-	if abs := ref.abs(); abs >= f.popped && abs-f.popped < uint64(f.n) {
-		return f.at(int(abs - f.popped))
+	abs := ref.abs()
+	if abs < f.popped || abs-f.popped >= uint64(f.n) {
+		return // popped already
 	}
-	return nil // popped already
+	if d := f.at(int(abs - f.popped)); d.p == p {
+		*d = deadline{at: d.at, seq: d.seq}
+	}
 }
 
 // source is where the earliest deadline is: a FIFO's index, nFifos for the
