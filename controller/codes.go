@@ -143,16 +143,13 @@ func codeSlot(norm string) int {
 	return int(n%codeSlots) + 1
 }
 
-func formatCode(n uint64) string { return string(appendCode(nil, n)) }
-
-// appendCode appends n as a code: CodeDigits digits.
-func appendCode(b []byte, n uint64) []byte {
-	var d [CodeDigits]byte
+func formatCode(n uint64) string {
+	var b [CodeDigits]byte
 	for i := CodeDigits - 1; i >= 0; i-- {
-		d[i] = byte('0' + n%10)
+		b[i] = byte('0' + n%10)
 		n /= 10
 	}
-	return append(b, d[:]...)
+	return string(b[:])
 }
 
 // normalizeCode accepts digits with optional spaces or dashes (as printed).

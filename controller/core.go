@@ -309,7 +309,6 @@ type Core struct {
 	strs       strarena.Arena // command ids
 	freed      []*command     // ended commands no deadline names (see newCommand)
 	spare      []*command     // freed ones, ready for reuse
-	codeStrs   strarena.Arena // pickup codes (they live for days, command ids for seconds)
 	exceptions int            // parcels in StateException
 
 	cfg       Config
@@ -992,8 +991,7 @@ func (c *Core) notify(p *parcel, kind NotificationKind, code string) error {
 func (c *Core) issueCode(p *parcel, kind NotificationKind) error {
 	comp, _ := c.inv.Compartment(p.comp)
 	cab := &c.cabinets[comp.Cabinet]
-	var buf [CodeDigits]byte
-	code := c.codeStrs.String(appendCode(buf[:0], drawCode(c.cfg.Rand, comp.Slot)))
+	code := formatCode(drawCode(c.cfg.Rand, comp.Slot))
 	e := c.parcelEvent(CodeIssued, p)
 	e.Digest = c.codes.digest(cab.name, p.id, code)
 	now := c.now()
