@@ -566,9 +566,13 @@ func (c *Core) rearm() {
 func (c *Core) wake() {
 	c.armed = false
 	c.waking = true
-	// Nothing up the stack holds a command now: the freed are spare.
-	c.spare = append(c.spare, c.freed...)
-	clear(c.freed)
+	// Nothing up the stack holds a command now: the freed are spare,
+	// emptied so as not to keep their parcels alive.
+	for i, cmd := range c.freed {
+		*cmd = command{done: true}
+		c.spare = append(c.spare, cmd)
+		c.freed[i] = nil
+	}
 	c.freed = c.freed[:0]
 	now := c.now()
 	for first := c.deadlines.peek(); first != nil && first.at <= now; first = c.deadlines.peek() {
