@@ -228,10 +228,7 @@ type parcel struct {
 	spec      *ParcelSpec // its announcement's, never changed
 	req       allocator.Request
 	recipient string
-	state     State
-	prev      State // before an exception
 	exception string
-	chilled   bool
 
 	cabinet int32
 	comp    allocator.CompartmentID
@@ -239,14 +236,17 @@ type parcel struct {
 	reservedUntil int64
 	deadline      int64
 	reminderAt    int64
-	reminded      bool
 	digest        [32]byte
-	codeLive      bool
-	codeGen       uint32
 	announcedAt   int64
 	depositedAt   int64
-	done          bool           // finished: no longer among the active parcels
 	dls           [3]deadlineRef // its latest reservation, reminder and expiry deadlines
+	codeGen       uint32
+	state         State
+	prev          State // before an exception
+	chilled       bool
+	reminded      bool
+	codeLive      bool
+	done          bool // finished: no longer among the active parcels
 }
 
 // announcement is a parcel and its spec in one allocation.
@@ -548,7 +548,7 @@ func (c *Core) Announce(id string, spec ParcelSpec, recipient string) (Reservati
 	if err != nil {
 		return Reservation{}, err
 	}
-	p := c.parcels[id]
+	p := &a.p // apply took it
 	if err := c.reserve(p); err != nil {
 		return Reservation{}, err
 	}
