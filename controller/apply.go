@@ -111,6 +111,10 @@ func (c *Core) apply(e *Event) {
 		p := c.parcelOf(e)
 		must(c.inv.Occupy(p.comp))
 		p.state, p.depositedAt, p.reservedUntil = StateAwaitingPickup, e.At, 0
+		// Its reservation deadline will never act: empty it now, while
+		// it is in cache, rather than read the parcel hours from now.
+		c.deadlines.drop(p.dls[dlReservation-1], p)
+		p.dls[dlReservation-1] = 0
 	case DepositAborted:
 		p := c.parcelOf(e)
 		p.state = StateReserved
