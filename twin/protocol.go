@@ -158,14 +158,18 @@ const MaxIDLen = 64
 // would pass MaxIDLen (site and cabinet ids may themselves be 64 characters
 // long).
 func AppendID(b []byte, name, tag string, n uint64, base int) []byte {
-	var num [64]byte
-	digits := strconv.AppendUint(num[:0], n, base)
-	if room := MaxIDLen - len(tag) - len(digits); len(name) > room {
+	var tail [64]byte
+	t := append(tail[:0], tag...)
+	return AppendNamedID(b, name, strconv.AppendUint(t, n, base))
+}
+
+// AppendNamedID appends name followed by tail (what makes the id unique)
+// to b, cutting name short when the whole would pass MaxIDLen.
+func AppendNamedID(b []byte, name string, tail []byte) []byte {
+	if room := MaxIDLen - len(tail); len(name) > room {
 		name = name[:max(room, 0)]
 	}
-	b = append(b, name...)
-	b = append(b, tag...)
-	return append(b, digits...)
+	return append(append(b, name...), tail...)
 }
 
 // validID: 1–64 characters of [A-Za-z0-9._:-].

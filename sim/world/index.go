@@ -67,8 +67,5 @@ func appendParcelID(b []byte, home string, num uint64, slot uint32) []byte {
 	t = strconv.AppendUint(t, num, 36)
 	t = append(t, '.')
 	t = strconv.AppendUint(t, uint64(slot), 36)
-	if room := twin.MaxIDLen - len(t); len(home) > room {
-		home = home[:room]
-	}
-	return append(append(b, home...), t...)
+	return twin.AppendNamedID(b, home, t)
 }
