@@ -386,12 +386,12 @@ func (c *Core) scheduleCommand(cmd *command, at int64) {
 }
 
 // Commands are recycled: two are made for every parcel, and each lives
-// for seconds. A command is free to reuse once it has ended and no
-// deadline names it (left names it when its deadline leaves the queue).
-// It is not reused at once, since a caller up the stack may still read
-// the command it just ended: freed commands wait in c.freed until wake,
-// which the clock calls with nothing of the core's on the stack, moves
-// them to c.spare.
+// for seconds. A command counts the deadlines that name it (queued: up in
+// scheduleCommand, down in left when one leaves the queue); once it has
+// ended and none names it, it is freed (release). It is not reused at
+// once, since a caller up the stack may still read the command it just
+// ended: freed commands wait in c.freed until wake, which the clock calls
+// with nothing of the core's on the stack, moves them to c.spare.
 func (c *Core) newCommand() *command {
 	if n := len(c.spare); n > 0 {
 		cmd := c.spare[n-1]
