@@ -122,28 +122,34 @@ func dwellPlot(out *runner.Output) (*plot.Plot, error) {
 	}
 	p := plot.New()
 	p.Title.Text = "Dwell time (deposit to pickup or return)"
-	p.X.Label.Text = "hours"
 	p.Y.Label.Text = "share of parcels"
-	upper := math.Max(24, math.Ceil(merged.Quantile(0.99)/12)*12)
-	const bins = 48
-	counts := merged.Histogram(upper, bins)
-	total := float64(merged.Count())
-	width := upper / bins
-	pts := make(plotter.XYs, bins)
-	for i, v := range counts {
-		pts[i].X = (float64(i) + 0.5) * width
-		if total > 0 {
-			pts[i].Y = v / total
-		}
-	}
-	h, err := plotter.NewHistogram(pts, bins)
-	if err != nil {
-		return nil, err
-	}
-	h.FillColor = palette[0]
-	h.LineStyle.Color = color.White
+	h := dwellHistogram(merged)
+	last := h.Bins[len(h.Bins)-1].Min
+	p.X.Label.Text = fmt.Sprintf("hours (the last bar: %s h or more)", num(last))
+	p.X.Min = 0
 	p.Add(h)
 	return p, nil
+}
+
+// dwellHistogram bins dwell times by the hour range each bar spans, from
+// 0 to a whole number of half days past the 99th percentile; the last bar
+// also holds every longer dwell.
+func dwellHistogram(dwell *world.Sketch) *plotter.Histogram {
+	upper := math.Max(24, math.Ceil(dwell.Quantile(0.99)/12)*12)
+	const bins = 48
+	counts := dwell.Histogram(upper, bins)
+	total := float64(dwell.Count())
+	width := upper / bins
+	h := &plotter.Histogram{Bins: make([]plotter.HistogramBin, bins), Width: width, FillColor: palette[0], LineStyle: plotter.DefaultLineStyle}
+	h.LineStyle.Color = color.White
+	for i, v := range counts {
+		b := &h.Bins[i]
+		b.Min, b.Max = float64(i)*width, float64(i+1)*width
+		if total > 0 {
+			b.Weight = v / total
+		}
+	}
+	return h
 }
 
 func refusalsPlot(rows []world.HourRow) (*plot.Plot, error) {

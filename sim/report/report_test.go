@@ -10,6 +10,7 @@ import (
 
 	"github.com/lockertwin/lockertwin/scenarios"
 	"github.com/lockertwin/lockertwin/sim/runner"
+	"github.com/lockertwin/lockertwin/sim/world"
 	"github.com/stretchr/testify/require"
 )
 
@@ -56,4 +57,33 @@ func TestWriteProducesAllFiles(t *testing.T) {
 	blocker := filepath.Join(dir, "file")
 	require.NoError(t, os.WriteFile(blocker, nil, 0o644))
 	require.Error(t, CheckWritable(filepath.Join(blocker, "x")))
+}
+
+// TestDwellHistogramBinsAreHourRanges: each bar spans its own hours, from
+// 0 with no gaps, the shares add up to one, and the last bar holds the
+// dwells beyond the range (the plot's axis says so).
+func TestDwellHistogramBinsAreHourRanges(t *testing.T) {
+	s := world.NewSketch()
+	want := make([]float64, 48)
+	for i := range 1000 {
+		k := i % 45
+		s.Add(float64(2*k + 1)) // 1, 3, … 89 h: mid-bar, further from an edge than the sketch's 1 %
+		want[k]++
+	}
+	for range 5 {
+		s.Add(500) // beyond the 99th percentile
+	}
+	want[47] = 5
+	h := dwellHistogram(s)
+	require.Len(t, h.Bins, 48)
+	upper := 96.0 // the 99th percentile, 89 h, rounded up to half days
+	require.Equal(t, upper/48, h.Width)
+	total := 0.0
+	for i, b := range h.Bins {
+		require.InDelta(t, float64(i)*2, b.Min, 1e-9, "bar %d starts at its hour", i)
+		require.InDelta(t, float64(i+1)*2, b.Max, 1e-9, "bar %d ends where the next starts", i)
+		require.InDelta(t, want[i]/1005, b.Weight, 1e-9, "bar %d", i)
+		total += b.Weight
+	}
+	require.InDelta(t, 1, total, 1e-9)
 }
