@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lockertwin/lockertwin/sim/runner"
 	"github.com/stretchr/testify/require"
 )
 
@@ -175,4 +176,17 @@ func TestCompareOnCommonRandomNumbers(t *testing.T) {
 	code, _, errOut = run(append(args, "-fail-if", "no_such_kpi>0")...)
 	require.Equal(t, ExitUsage, code)
 	require.Contains(t, errOut, "unknown KPI")
+}
+
+// TestPairedDifferencesAreNotClipped: a policy's differences from the
+// baseline may all be positive on a few seeds while their interval spans
+// 0; the compare table must not clip it at 0 as it does a count.
+func TestPairedDifferencesAreNotClipped(t *testing.T) {
+	out := func(vals ...float64) *runner.Output {
+		return &runner.Output{Summary: []runner.Stat{runner.Interval("utilization_L", vals)}}
+	}
+	d := paired("utilization_L", out(0.36, 0.37, 0.36), out(0.36, 0.3916, 0.36))
+	require.InDelta(t, 0.0072, d.Mean, 1e-12)
+	require.Less(t, d.Low, 0.0, "the interval spans 0")
+	require.InDelta(t, d.Mean-d.Low, d.High-d.Mean, 1e-12, "symmetric about the mean")
 }

@@ -146,7 +146,7 @@ func paired(name string, base, o *runner.Output) runner.Stat {
 			diffs[i] = v.Values[i] - b.Values[i]
 		}
 	}
-	st := runner.Interval(name, diffs)
+	st := runner.DiffInterval(name, diffs)
 	if math.IsNaN(st.Mean) {
 		st.Mean, st.Low, st.High = 0, 0, 0
 	}

@@ -174,8 +174,29 @@ func Summarise(results []*world.Result) []Stat {
 	return stats
 }
 
-// Interval is the mean and 95 % t-interval of values.
+// Interval is the mean and 95 % t-interval of a KPI's values over
+// replications, kept within what the KPI can be: not below 0 for a KPI
+// none of whose values is negative (a count, a share), not above 1 for a
+// share.
 func Interval(name string, vals []float64) Stat {
+	s := DiffInterval(name, vals)
+	if len(vals) < 2 || math.IsNaN(s.Mean) {
+		return s
+	}
+	if s.Low < 0 && !anyNegative(vals) {
+		s.Low = 0 // a count or a share cannot be negative
+	}
+	if isShare(name) && s.High > 1 {
+		s.High = 1
+	}
+	return s
+}
+
+// DiffInterval is the mean and 95 % t-interval of values (Student's t
+// with n−1 degrees of freedom), not kept to any range: for differences,
+// such as a policy's KPI minus the baseline's on the same seeds, which may
+// all be positive on a few replications while their interval spans 0.
+func DiffInterval(name string, vals []float64) Stat {
 	s := Stat{Name: name, Values: vals}
 	if len(vals) == 0 {
 		s.Mean, s.Low, s.High = math.NaN(), math.NaN(), math.NaN()
@@ -189,12 +210,6 @@ func Interval(name string, vals []float64) Stat {
 	t := distuv.StudentsT{Mu: 0, Sigma: 1, Nu: float64(len(vals) - 1)}.Quantile(0.975)
 	half := t * sd / math.Sqrt(float64(len(vals)))
 	s.Mean, s.Low, s.High = mean, mean-half, mean+half
-	if s.Low < 0 && !anyNegative(vals) {
-		s.Low = 0 // a count or a share cannot be negative
-	}
-	if isShare(name) && s.High > 1 {
-		s.High = 1
-	}
 	return s
 }
 

@@ -88,7 +88,7 @@ func TestOverflowMatchesErlangB(t *testing.T) {
 			for i := range diffs {
 				diffs[i] = occ.Values[i] - acc.Values[i]/hours*dwell.Values[i]
 			}
-			d := Interval("little", diffs)
+			d := DiffInterval("little", diffs)
 			t.Logf("L − λW = %.4f [%.4f, %.4f] with L = %.3f", d.Mean, d.Low, d.High, occ.Mean)
 			require.Less(t, math.Abs(d.Mean)/occ.Mean, 0.01, "Little's law off by more than 1 %%")
 			require.InDelta(t, tt.meanHours, dwell.Mean, 0.5, "mean dwell is the mean pickup delay")
@@ -141,4 +141,14 @@ func TestIntervalEdgeCases(t *testing.T) {
 	require.Equal(t, 0.0, counts.Low, "counts are not negative")
 	neg := Interval("x", []float64{-1, 1})
 	require.Less(t, neg.Low, -1.0)
+	share := Interval("utilization", []float64{0.99, 0.5, 0.98})
+	require.Equal(t, 1.0, share.High, "a share is at most 1")
+
+	// Differences are not counts: all three positive, and still an
+	// interval that spans 0, symmetric about the mean.
+	d := DiffInterval("utilization_L", []float64{0, 0.0216, 0})
+	require.InDelta(t, 0.0072, d.Mean, 1e-12)
+	require.Less(t, d.Low, 0.0)
+	require.InDelta(t, d.Mean-d.Low, d.High-d.Mean, 1e-12)
+	require.Equal(t, Interval("x", []float64{-1, 1}), DiffInterval("x", []float64{-1, 1}), "the same where nothing is kept")
 }
