@@ -395,7 +395,11 @@ func (s *Service) pickup(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	if (req.Code == "") == (req.QR == "") {
+	switch {
+	case req.Code == "" && req.QR == "":
+		writeError(w, http.StatusBadRequest, "bad_request", "give the pickup code or the qr payload")
+		return
+	case req.Code != "" && req.QR != "":
 		writeError(w, http.StatusBadRequest, "bad_request", "give a code or a qr, not both")
 		return
 	}
