@@ -76,13 +76,11 @@ func (c *Core) apply(e *Event) {
 		c.seenSeq(e)
 		slot := &c.comps[e.Compartment]
 		slot.doorOpen, slot.openedAt, slot.openSeq, slot.alarmed = true, e.At, e.CabinetSeq, false
-		limit := e.At + int64(c.set.DoorOpenLimit)
+		limitOwn := true // a deadline of the opening's own for the open limit
 		if e.Command != "" {
 			cmd := c.commandOf(e)
 			cmd.opened, cmd.openedAt = true, e.At
-			if cmd.expires <= limit {
-				limit = 0 // the command's deadline, due by its expiry, passes the door's on
-			}
+			limitOwn = !c.leavesLimitToCommand(cmd)
 			if p := cmd.parcel; p != nil {
 				switch p.state {
 				case StateDepositOpening:
@@ -94,8 +92,8 @@ func (c *Core) apply(e *Event) {
 				}
 			}
 		}
-		if limit > 0 {
-			c.schedule(deadline{at: limit, kind: dlDoorOpen, comp: e.Compartment, openedAt: e.At})
+		if limitOwn {
+			c.schedule(deadline{at: c.openLimit(e.At), kind: dlDoorOpen, comp: e.Compartment, openedAt: e.At})
 		}
 	case DoorClosed:
 		c.seenSeq(e)
@@ -423,12 +421,21 @@ func (c *Core) release(cmd *command) {
 
 // handsOn reports whether cmd's deadline is to hand on its door's open
 // limit: the door it opened is still open from that opening and not yet
-// alarmed, and its opening left the limit to it (see DoorOpened).
+// alarmed, and its opening left the limit to it.
 func (c *Core) handsOn(cmd *command) bool {
 	slot := &c.comps[cmd.comp]
-	return slot.doorOpen && slot.openedAt == cmd.openedAt && !slot.alarmed &&
-		cmd.expires <= cmd.openedAt+int64(c.set.DoorOpenLimit)
+	return slot.doorOpen && slot.openedAt == cmd.openedAt && !slot.alarmed && c.leavesLimitToCommand(cmd)
 }
+
+// leavesLimitToCommand reports whether the opening cmd made leaves the
+// door's open limit to cmd's deadline: that deadline comes by cmd's expiry,
+// so it does when the expiry is no later than the limit.
+func (c *Core) leavesLimitToCommand(cmd *command) bool {
+	return cmd.expires <= c.openLimit(cmd.openedAt)
+}
+
+// openLimit is when a door opened at openedAt has been open too long.
+func (c *Core) openLimit(openedAt int64) int64 { return openedAt + int64(c.set.DoorOpenLimit) }
 
 // schedule adds a deadline. Deadlines are dropped lazily (due checks
 // whether they still stand), except a finished parcel's, which finish
@@ -632,7 +639,7 @@ func (c *Core) due(d *deadline) {
 		cmd, now := d.cmd, c.now()
 		switch {
 		case cmd.opened: // its door is still open: the open limit takes over
-			c.schedule(deadline{at: cmd.openedAt + int64(c.set.DoorOpenLimit), kind: dlDoorOpen, comp: int32(cmd.comp), openedAt: cmd.openedAt})
+			c.schedule(deadline{at: c.openLimit(cmd.openedAt), kind: dlDoorOpen, comp: int32(cmd.comp), openedAt: cmd.openedAt})
 		case now >= cmd.expires:
 			_ = c.failCommand(cmd, "not_opened")
 		case cmd.acked:

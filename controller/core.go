@@ -986,8 +986,8 @@ func (c *Core) notify(p *parcel, kind NotificationKind, code string) error {
 	return nil
 }
 
-// issueCode draws a fresh code unique at the parcel's cabinet, logs its
-// digests and notifies the recipient with it.
+// issueCode draws a fresh code naming the parcel's compartment (so unique
+// at its cabinet), logs its digest and notifies the recipient with it.
 func (c *Core) issueCode(p *parcel, kind NotificationKind) error {
 	comp, _ := c.inv.Compartment(p.comp)
 	cab := &c.cabinets[comp.Cabinet]
