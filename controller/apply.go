@@ -447,6 +447,9 @@ func (c *Core) openLimit(openedAt int64) int64 { return openedAt + int64(c.set.D
 func (c *Core) schedule(d deadline) {
 	q := &c.deadlines
 	ref := q.push(d)
+	if !c.armed || d.at < c.armedAt {
+		c.rearmDue = true // else the timer is early enough for it
+	}
 	if d.p != nil && d.kind <= dlExpiry {
 		d.p.dls[d.kind-1] = ref // finish drops it
 	}
@@ -540,10 +543,13 @@ func (h *deadlineHeap) pop() deadline {
 }
 
 // rearm makes sure the clock wakes the core at the earliest deadline.
+// Only a deadline scheduled before the timer (or with none armed) can need
+// it, so an event that scheduled none skips it (rearmDue).
 func (c *Core) rearm() {
 	if c.replaying || c.waking {
 		return
 	}
+	c.rearmDue = false
 	first := c.deadlines.peek()
 	if first == nil || c.armed && c.armedAt <= first.at {
 		return // armed early enough; stale deadlines are dropped when it fires
@@ -630,7 +636,7 @@ func (c *Core) due(d *deadline) {
 	}
 	switch d.kind {
 	case dlReservation:
-		_ = c.emit(c.parcelEvent(ReservationLapsed, d.p))
+		_ = c.emitParcel(ReservationLapsed, d.p)
 	case dlReminder:
 		_ = c.notify(d.p, NotifyReminder, "")
 	case dlExpiry:
@@ -653,7 +659,7 @@ func (c *Core) due(d *deadline) {
 			if cmd.parcel != nil {
 				e.Parcel = cmd.parcel.id
 			}
-			if c.emit(e) == nil {
+			if c.emit(&e) == nil {
 				comp, _ := c.inv.Compartment(cmd.comp)
 				c.send(c.cabinets[cmd.cab].name, cmd, comp.Slot)
 			}

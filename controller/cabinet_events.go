@@ -159,7 +159,7 @@ func (c *Core) onAck(ci int32, ev *twin.Event) error {
 	if cmd.parcel != nil {
 		e.Parcel = cmd.parcel.id
 	}
-	return c.emit(e)
+	return c.emit(&e)
 }
 
 func (c *Core) onNack(ci int32, ev *twin.Event) error {
@@ -184,7 +184,7 @@ func (c *Core) failCommand(cmd *command, why string) error {
 	if p != nil {
 		e.Parcel = p.id
 	}
-	if err := c.emit(e); err != nil {
+	if err := c.emit(&e); err != nil {
 		return err
 	}
 	c.alarm("command_failed", cmd.cab, int32(cmd.comp), cmd.id)
@@ -197,7 +197,7 @@ func (c *Core) failCommand(cmd *command, why string) error {
 func (c *Core) raise(p *parcel, reason string) error {
 	e := c.parcelEvent(ExceptionRaised, p)
 	e.Text = reason
-	return c.emit(e)
+	return c.emit(&e)
 }
 
 // jam takes a jammed door out of service and raises one alarm for it; a
@@ -206,7 +206,7 @@ func (c *Core) raise(p *parcel, reason string) error {
 func (c *Core) jam(ci int32, comp allocator.CompartmentID) error {
 	if c.inv.Status(comp) != allocator.OutOfService {
 		c.alarm("jam", ci, int32(comp), "")
-		if err := c.emit(Event{Kind: OutOfService, Cabinet: ci, Compartment: int32(comp), Text: "jam"}); err != nil {
+		if err := c.emit(&Event{Kind: OutOfService, Cabinet: ci, Compartment: int32(comp), Text: "jam"}); err != nil {
 			return err
 		}
 	}
@@ -228,7 +228,7 @@ func (c *Core) onDoorOpened(ci int32, comp allocator.CompartmentID, ev *twin.Eve
 			e.Parcel = cmd.parcel.id
 		}
 	}
-	if err := c.emit(e); err != nil {
+	if err := c.emit(&e); err != nil {
 		return err
 	}
 	if !matched {
@@ -258,7 +258,7 @@ func (c *Core) closeDoor(ci int32, comp allocator.CompartmentID, occupied bool, 
 	if p != nil {
 		e.Parcel = p.id
 	}
-	if err := c.emit(e); err != nil {
+	if err := c.emit(&e); err != nil {
 		return err
 	}
 	if cmd != nil && cmd.parcel == p && p != nil {
@@ -273,7 +273,7 @@ func (c *Core) closeDoor(ci int32, comp allocator.CompartmentID, occupied bool, 
 	case p == nil && occupied:
 		c.alarm("unexpected_item", ci, int32(comp), "")
 		if c.inv.Status(comp) != allocator.OutOfService {
-			return c.emit(Event{Kind: OutOfService, Cabinet: ci, Compartment: int32(comp), Text: "unexpected_item"})
+			return c.emit(&Event{Kind: OutOfService, Cabinet: ci, Compartment: int32(comp), Text: "unexpected_item"})
 		}
 	}
 	return nil
@@ -285,19 +285,19 @@ func (c *Core) completeDoorOperation(p *parcel, purpose Purpose, occupied bool) 
 	switch purpose {
 	case PurposeDeposit:
 		if !occupied {
-			return c.emit(c.parcelEvent(DepositAborted, p))
+			return c.emitParcel(DepositAborted, p)
 		}
-		if err := c.emit(c.parcelEvent(Deposited, p)); err != nil {
+		if err := c.emitParcel(Deposited, p); err != nil {
 			return err
 		}
 		return c.issueCode(p, NotifyArrival)
 	case PurposePickup:
 		if !occupied {
-			return c.emit(c.parcelEvent(PickedUp, p))
+			return c.emitParcel(PickedUp, p)
 		}
 		e := c.parcelEvent(PickupAborted, p)
 		e.Text = "pickup"
-		if err := c.emit(e); err != nil {
+		if err := c.emit(&e); err != nil {
 			return err
 		}
 		if p.deadline > 0 && c.now() >= p.deadline {
@@ -306,14 +306,14 @@ func (c *Core) completeDoorOperation(p *parcel, purpose Purpose, occupied bool) 
 		return c.issueCode(p, NotifyCodeReissued)
 	case PurposeReturn:
 		if !occupied {
-			if err := c.emit(c.parcelEvent(Returned, p)); err != nil {
+			if err := c.emitParcel(Returned, p); err != nil {
 				return err
 			}
 			return c.notifyTerminal(p, NotifyReturned)
 		}
 		e := c.parcelEvent(PickupAborted, p)
 		e.Text = "return"
-		return c.emit(e)
+		return c.emit(&e)
 	}
 	return nil
 }
@@ -322,7 +322,7 @@ func (c *Core) completeDoorOperation(p *parcel, purpose Purpose, occupied bool) 
 // active set.
 func (c *Core) notifyTerminal(p *parcel, kind NotificationKind) error {
 	e := Event{Kind: Notified, Parcel: p.id, Cabinet: -1, Compartment: -1, Text: string(kind)}
-	if err := c.emit(e); err != nil {
+	if err := c.emit(&e); err != nil {
 		return err
 	}
 	c.cfg.Out.Notify(Notification{Kind: kind, Parcel: p.id, Recipient: p.recipient, Site: c.cfg.Site, At: c.cfg.Clock.Now()})
@@ -330,7 +330,7 @@ func (c *Core) notifyTerminal(p *parcel, kind NotificationKind) error {
 }
 
 func (c *Core) expire(p *parcel) error {
-	if err := c.emit(c.parcelEvent(Expired, p)); err != nil {
+	if err := c.emitParcel(Expired, p); err != nil {
 		return err
 	}
 	return c.notify(p, NotifyExpiry, "")
@@ -343,7 +343,7 @@ func (c *Core) onOccupancy(ci int32, comp allocator.CompartmentID, ev *twin.Even
 	if occupied {
 		e.Num = 1
 	}
-	if err := c.emit(e); err != nil {
+	if err := c.emit(&e); err != nil {
 		return err
 	}
 	if slot.doorOpen {

@@ -210,7 +210,17 @@ func (c *coder) digest(cabinet, parcel, code string) [32]byte {
 	return c.sumOf(cabinet, parcel, code)
 }
 
-func equalDigest(a, b [32]byte) bool { return subtle.ConstantTimeCompare(a[:], b[:]) == 1 }
+// equalDigest compares two digests in constant time: four words XORed and
+// ORed together, with no branch on their contents. (subtle's byte loop is
+// the same comparison at eight times the instructions, and it is on every
+// pickup.)
+func equalDigest(a, b *[32]byte) bool {
+	var diff uint64
+	for i := 0; i < 32; i += 8 {
+		diff |= binary.LittleEndian.Uint64(a[i:]) ^ binary.LittleEndian.Uint64(b[i:])
+	}
+	return diff == 0
+}
 
 // QR payloads: "LT1.{parcel}.{cabinet}.{compartment}.{expiry unix}.{gen}.{mac}",
 // the mac being a base64url HMAC-SHA256 truncated to 128 bits over the rest.

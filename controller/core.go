@@ -290,6 +290,7 @@ type Core struct {
 	depth      int // nested emits (scratch)
 	timer      Timer
 	armed      bool // timer will wake the core at armedAt
+	rearmDue   bool // a deadline before armedAt (or none armed) was scheduled since rearm
 	replaying  bool
 	waking     bool
 	armedAt    int64
@@ -402,7 +403,7 @@ func (c *Core) Alarms() map[string]int {
 func (c *Core) now() int64 { return c.nanos() }
 
 // emit logs an event and applies it. Nothing changes if the log refuses it.
-func (c *Core) emit(ev Event) error {
+func (c *Core) emit(ev *Event) error {
 	var e *Event
 	if c.depth < len(c.scratch) {
 		e = &c.scratch[c.depth]
@@ -410,7 +411,7 @@ func (c *Core) emit(ev Event) error {
 		e = new(Event)
 	}
 	c.depth++
-	*e = ev
+	*e = *ev
 	err := c.emitAt(e)
 	c.depth--
 	return err
@@ -435,13 +436,21 @@ func (c *Core) emitAt(e *Event) error {
 	for _, h := range c.hooks {
 		h.OnLogged(c, e)
 	}
-	c.rearm()
+	if c.rearmDue {
+		c.rearm()
+	}
 	return nil
 }
 
 func (c *Core) parcelEvent(k Kind, p *parcel) Event {
 	c.hint = p
 	return Event{Kind: k, Parcel: p.id, Cabinet: p.cabinet, Compartment: int32(p.comp)}
+}
+
+// emitParcel emits an event that names only its parcel and where it is.
+func (c *Core) emitParcel(k Kind, p *parcel) error {
+	e := c.parcelEvent(k, p)
+	return c.emit(&e)
 }
 
 func noRef(k Kind) Event { return Event{Kind: k, Cabinet: -1, Compartment: -1} }
@@ -543,7 +552,7 @@ func (c *Core) Announce(id string, spec ParcelSpec, recipient string) (Reservati
 	c.announcing = &a.p
 	e := noRef(Announced)
 	e.Parcel, e.Spec, e.Text = id, &a.spec, recipient
-	err = c.emit(e)
+	err = c.emit(&e)
 	c.announcing = nil
 	if err != nil {
 		return Reservation{}, err
@@ -574,7 +583,7 @@ func (c *Core) reserve(p *parcel) error {
 	if err != nil {
 		e := noRef(Refused)
 		e.Parcel, e.Text = p.id, allocator.ReasonOf(err).String()
-		if lerr := c.emit(e); lerr != nil {
+		if lerr := c.emit(&e); lerr != nil {
 			return lerr
 		}
 		return &RefusedError{Parcel: p.id, Reason: allocator.ReasonOf(err)}
@@ -584,7 +593,7 @@ func (c *Core) reserve(p *parcel) error {
 	if c.set.ReservationTimeout > 0 {
 		e.Num = c.now() + int64(c.set.ReservationTimeout)
 	}
-	return c.emit(e)
+	return c.emit(&e)
 }
 
 func (c *Core) parcel(id, op string, want ...State) (*parcel, error) {
@@ -646,7 +655,7 @@ func (c *Core) openDoor(p *parcel, purpose Purpose) (DoorOpening, error) {
 	now := c.now()
 	e := c.parcelEvent(DoorCommanded, p)
 	e.Command, e.Num, e.Text = cmdID, now+int64(c.set.CommandTTL), purpose.String()
-	if err := c.emit(e); err != nil {
+	if err := c.emit(&e); err != nil {
 		return DoorOpening{}, err
 	}
 	c.send(cab.name, c.comps[p.comp].cmd, comp.Slot) // the command just applied
@@ -695,7 +704,7 @@ func (c *Core) Pickup(cabName, code string) (PickupResult, error) {
 	if p != nil {
 		holder = p.id
 	}
-	if sum := c.codes.digest(cab.name, holder, norm); p == nil || !equalDigest(p.digest, sum) {
+	if sum := c.codes.digest(cab.name, holder, norm); p == nil || !equalDigest(&p.digest, &sum) {
 		return PickupResult{}, c.reject(ci)
 	}
 	if p.state != StateAwaitingPickup {
@@ -760,7 +769,7 @@ func (c *Core) PickupQR(cabName, payload string) (PickupResult, error) {
 func (c *Core) authorize(p *parcel, how string) (PickupResult, error) {
 	e := c.parcelEvent(PickupAuthorized, p)
 	e.Text = how
-	if err := c.emit(e); err != nil {
+	if err := c.emit(&e); err != nil {
 		return PickupResult{}, err
 	}
 	d, err := c.openDoor(p, PurposePickup)
@@ -788,7 +797,7 @@ func (c *Core) reject(ci int32) error {
 	}
 	e := noRef(CodeRejected)
 	e.Cabinet, e.Num, e.Num2 = ci, int64(short), int64(long)
-	if err := c.emit(e); err != nil {
+	if err := c.emit(&e); err != nil {
 		return err
 	}
 	var until int64
@@ -804,7 +813,7 @@ func (c *Core) reject(ci int32) error {
 	}
 	lo := noRef(LockedOut)
 	lo.Cabinet, lo.Num = ci, until
-	if err := c.emit(lo); err != nil {
+	if err := c.emit(&lo); err != nil {
 		return err
 	}
 	c.alarm("keypad_lockout", ci, -1, "")
@@ -813,7 +822,7 @@ func (c *Core) reject(ci int32) error {
 
 func (c *Core) alarm(kind string, cab int32, comp int32, cmd string) {
 	e := Event{Kind: AlarmRaised, Text: kind, Cabinet: cab, Compartment: comp, Command: cmd}
-	_ = c.emit(e) // an alarm that cannot be logged is still counted by the store's own alarm
+	_ = c.emit(&e) // an alarm that cannot be logged is still counted by the store's own alarm
 }
 
 // Resolution is an operator's decision on a parcel in exception.
@@ -837,7 +846,7 @@ func (c *Core) ResolveException(id string, r Resolution) error {
 	}
 	e := c.parcelEvent(ExceptionResolved, p)
 	e.Text = string(r)
-	if err := c.emit(e); err != nil {
+	if err := c.emit(&e); err != nil {
 		return err
 	}
 	if p.state == StateAwaitingPickup && !p.codeLive {
@@ -860,7 +869,7 @@ func (c *Core) ReturnToService(cabName string, slot int) error {
 	if c.inv.Status(id) != allocator.OutOfService {
 		return fmt.Errorf("%w: compartment %s/%d is in service", ErrBadRequest, cabName, slot)
 	}
-	return c.emit(Event{Kind: BackInService, Cabinet: ci, Compartment: int32(id)})
+	return c.emit(&Event{Kind: BackInService, Cabinet: ci, Compartment: int32(id)})
 }
 
 // HandleState reconciles a cabinet's reported state (published on connect,
@@ -958,7 +967,7 @@ func (c *Core) CabinetOnline(cabName string, online bool) error {
 		if online {
 			e.Text = twin.StatusOnline
 		}
-		if err := c.emit(e); err != nil {
+		if err := c.emit(&e); err != nil {
 			return err
 		}
 	}
@@ -971,7 +980,7 @@ func (c *Core) CabinetOnline(cabName string, online bool) error {
 func (c *Core) notify(p *parcel, kind NotificationKind, code string) error {
 	e := c.parcelEvent(Notified, p)
 	e.Text = string(kind)
-	if err := c.emit(e); err != nil {
+	if err := c.emit(&e); err != nil {
 		return err
 	}
 	n := Notification{Kind: kind, Parcel: p.id, Recipient: p.recipient, Site: c.cfg.Site, Code: code, At: c.cfg.Clock.Now()}
@@ -1009,7 +1018,7 @@ func (c *Core) issueCode(p *parcel, kind NotificationKind) error {
 	} else {
 		e.Num, e.Num2 = p.deadline, 0
 	}
-	if err := c.emit(e); err != nil {
+	if err := c.emit(&e); err != nil {
 		return err
 	}
 	return c.notify(p, kind, code)
@@ -1024,7 +1033,7 @@ func (c *Core) Cancel(id string) error {
 	if err != nil {
 		return err
 	}
-	return c.emit(c.parcelEvent(Cancelled, p))
+	return c.emitParcel(Cancelled, p)
 }
 
 // Exceptions lists the parcels in exception, sorted by id, for an operator.

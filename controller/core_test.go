@@ -465,6 +465,23 @@ func TestCodesAreWellFormed(t *testing.T) {
 // secret still have distinct codes, each naming its compartment; a code
 // with a parcel's secret and another compartment, or naming an empty
 // compartment, is a wrong code and counts toward the lockout.
+func TestEqualDigestComparesEveryByte(t *testing.T) {
+	var a [32]byte
+	for i := range a {
+		a[i] = byte(3*i + 1)
+	}
+	b := a
+	require.True(t, equalDigest(&a, &b))
+	for i := range a {
+		for _, bit := range []byte{0x01, 0x80} {
+			c := a
+			c[i] ^= bit
+			require.False(t, equalDigest(&a, &c), "byte %d bit %#x", i, bit)
+			require.False(t, equalDigest(&c, &a), "byte %d bit %#x", i, bit)
+		}
+	}
+}
+
 func TestCodesNameTheirCompartment(t *testing.T) {
 	r := newRig(t, testSettings())
 	r.core.cfg.Rand = &repeating{vals: []uint64{7}}
