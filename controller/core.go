@@ -285,6 +285,8 @@ type Core struct {
 	hint       *parcel      // the active parcel an event was last made for: apply finds it without a lookup
 	announcing *parcel      // made by Announce for the event being emitted (see announcement)
 	nanos      func() int64 // the clock, in Unix ns (twin.NanoReader)
+	nowBase    int64        // a counter clock's time is nowBase + *nowAt (twin.CounterClock)
+	nowAt      *int64
 	chain      *Chain
 	hooks      []Hook
 	depth      int // nested emits (scratch)
@@ -363,6 +365,9 @@ func New(cfg Config) (*Core, error) {
 	}
 	c.wakeFn = c.wake
 	c.nanos = twin.NanoReader(cfg.Clock)
+	if cc, ok := cfg.Clock.(twin.CounterClock); ok {
+		c.nowBase, c.nowAt = cc.Counter()
+	}
 	return c, nil
 }
 
@@ -402,7 +407,12 @@ func (c *Core) Alarms() map[string]int {
 	return out
 }
 
-func (c *Core) now() int64 { return c.nanos() }
+func (c *Core) now() int64 {
+	if c.nowAt != nil {
+		return c.nowBase + *c.nowAt
+	}
+	return c.nanos()
+}
 
 // emit logs an event and applies it. Nothing changes if the log refuses it.
 func (c *Core) emit(ev *Event) error {

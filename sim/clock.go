@@ -22,6 +22,13 @@ func (c *Clock) Now() time.Time { return c.Epoch.Add(time.Duration(c.Engine.Now(
 // reads the time this way several times per event (twin.UnixNanoClock).
 func (c *Clock) UnixNano() int64 { return c.Epoch.UnixNano() + int64(c.Engine.Now()) }
 
+// Counter returns the epoch and where the engine keeps its time
+// (twin.CounterClock): the time is base + *at as long as Epoch is not
+// changed once the clock is handed out.
+func (c *Clock) Counter() (base int64, at *int64) {
+	return c.Epoch.UnixNano(), (*int64)(&c.Engine.now)
+}
+
 // AfterFunc runs f after d of virtual time.
 func (c *Clock) AfterFunc(d time.Duration, f func()) twin.Timer {
 	return &timer{eng: c.Engine, f: f, id: c.Engine.AfterFunc(Time(max(d, 0)), f)}

@@ -244,7 +244,11 @@ func TestClockAdapter(t *testing.T) {
 	epoch := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
 	c := &Clock{Engine: e, Epoch: epoch}
 	var got []time.Time
-	c.AfterFunc(time.Hour, func() { got = append(got, c.Now()) })
+	base, at := c.Counter()
+	c.AfterFunc(time.Hour, func() {
+		got = append(got, c.Now())
+		require.Equal(t, c.Now().UnixNano(), base+*at, "the counter follows the engine")
+	})
 	stopped := c.AfterFunc(2*time.Hour, func() { t.Fatal("stopped timer fired") })
 	c.After(3*time.Hour, func() { got = append(got, c.Now()) })
 	c.AfterFunc(-time.Second, func() { got = append(got, c.Now()) })

@@ -20,18 +20,24 @@ func (WallClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterF
 // (ties in scheduling order). It is not safe for concurrent use.
 type ManualClock struct {
 	now     time.Time
+	ns      int64 // now in Unix nanoseconds (CounterClock)
 	seq     uint64
 	pending []*manualTimer // a binary min-heap on (at, seq); stopped timers leave it at once
 }
 
 // NewManualClock returns a clock standing at start.
-func NewManualClock(start time.Time) *ManualClock { return &ManualClock{now: start} }
+func NewManualClock(start time.Time) *ManualClock {
+	return &ManualClock{now: start, ns: start.UnixNano()}
+}
 
 // Now returns the clock's time.
 func (m *ManualClock) Now() time.Time { return m.now }
 
 // UnixNano returns the clock's time in Unix nanoseconds (UnixNanoClock).
-func (m *ManualClock) UnixNano() int64 { return m.now.UnixNano() }
+func (m *ManualClock) UnixNano() int64 { return m.ns }
+
+// Counter returns where the clock keeps its time (CounterClock).
+func (m *ManualClock) Counter() (base int64, at *int64) { return 0, &m.ns }
 
 // AfterFunc schedules f at Now()+d.
 func (m *ManualClock) AfterFunc(d time.Duration, f func()) Timer {
@@ -58,13 +64,13 @@ func (m *ManualClock) AdvanceTo(t time.Time) {
 		next := m.pending[0]
 		m.remove(0)
 		if next.at.After(m.now) {
-			m.now = next.at
+			m.now, m.ns = next.at, next.at.UnixNano()
 		}
 		next.fired = true
 		next.f()
 	}
 	if t.After(m.now) {
-		m.now = t
+		m.now, m.ns = t, t.UnixNano()
 	}
 }
 
