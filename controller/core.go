@@ -310,8 +310,7 @@ type Core struct {
 	wakeFn     func()
 	alarms     map[string]int
 	strs       strarena.Arena // command ids
-	lastID     []byte         // the last command id made, numbered lastIDNum
-	lastIDNum  uint64
+	cmdIDs     twin.IDCounter
 	freed      []*command // ended commands no deadline names (see newCommand)
 	spare      []*command // freed ones, ready for reuse
 	exceptions int        // parcels in StateException
@@ -675,30 +674,9 @@ func (c *Core) openDoor(p *parcel, purpose Purpose) (DoorOpening, error) {
 }
 
 // nextCommandID is the id of the next command: the site's id, "-c" and
-// cmdSeq+1, as twin.AppendID makes it. Two are made for every parcel, so the
-// last one's bytes are kept and counted up in place, which costs a tenth of
-// formatting the number anew; AppendID makes it when the number does not
-// follow the last or needs another digit.
+// cmdSeq+1 (twin.AppendID's rule).
 func (c *Core) nextCommandID() string {
-	n := c.cmdSeq + 1
-	if n != c.lastIDNum+1 || !countUp(c.lastID) {
-		c.lastID = twin.AppendID(c.lastID[:0], c.cfg.Site, "-c", n, 10)
-	}
-	c.lastIDNum = n
-	return c.strs.String(c.lastID)
-}
-
-// countUp adds one to the decimal number at the end of b, in place. False
-// when the sum needs another digit (b is then left to be made anew).
-func countUp(b []byte) bool {
-	for i := len(b) - 1; i >= 0 && b[i] >= '0' && b[i] <= '9'; i-- {
-		if b[i] < '9' {
-			b[i]++
-			return true
-		}
-		b[i] = '0'
-	}
-	return false
+	return c.strs.String(c.cmdIDs.ID(c.cfg.Site, "-c", c.cmdSeq+1))
 }
 
 func (c *Core) send(cabName string, cmd *command, slot int) {

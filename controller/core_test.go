@@ -465,30 +465,6 @@ func TestCodesAreWellFormed(t *testing.T) {
 // secret still have distinct codes, each naming its compartment; a code
 // with a parcel's secret and another compartment, or naming an empty
 // compartment, is a wrong code and counts toward the lockout.
-func TestCommandIDsCountUpAsAppendIDMakesThem(t *testing.T) {
-	long := strings.Repeat("s", twin.MaxIDLen-4) // cut shorter as the number grows
-	for _, tc := range []struct {
-		name string
-		site string
-		seqs []uint64 // cmdSeq before each id; one more than the last: counted up
-	}{
-		{"first ids", "lobby", []uint64{0, 1, 2, 3}},
-		{"new digits", "lobby", []uint64{8, 9, 10, 98, 99, 100, 999, 1000}},
-		{"long site", long, []uint64{8, 9, 10, 11, 99, 100, 101, 9998, 9999, 10000}},
-		{"jumps and repeats", "lobby", []uint64{5, 5, 41, 40, 41, 1 << 40, 1<<40 + 1}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			c := &Core{cfg: Config{Site: tc.site}}
-			for _, seq := range tc.seqs {
-				c.cmdSeq = seq
-				want := string(twin.AppendID(nil, tc.site, "-c", seq+1, 10))
-				require.Equal(t, want, c.nextCommandID(), "cmdSeq %d", seq)
-				require.LessOrEqual(t, len(want), twin.MaxIDLen)
-			}
-		})
-	}
-}
-
 func TestEqualDigestComparesEveryByte(t *testing.T) {
 	var a [32]byte
 	for i := range a {

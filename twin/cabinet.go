@@ -175,6 +175,7 @@ type Cabinet struct {
 	forgot  int            // entries expired from the front of seen, ever
 	hashKey maphash.Seed
 	strs    strarena.Arena // event ids
+	ids     IDCounter      // makes them
 
 	jam, sensor, leftOpen, uncommanded, outage *rand.Rand
 
@@ -243,8 +244,7 @@ func (c *Cabinet) Start() {
 func (c *Cabinet) emit(ev Event) {
 	c.seq++
 	ev.V, ev.Seq, ev.At = ProtocolVersion, c.seq, c.clock.Now()
-	var id [MaxIDLen]byte
-	ev.ID = c.strs.String(AppendID(id[:0], c.cfg.Name, "-", c.seq, 10))
+	ev.ID = c.strs.String(c.ids.ID(c.cfg.Name, "-", c.seq))
 	if !c.online {
 		c.outbox = append(c.outbox, ev)
 		return

@@ -259,3 +259,26 @@ func TestAppendIDStaysValid(t *testing.T) {
 		require.LessOrEqual(t, len(id), MaxIDLen)
 	}
 }
+
+func TestIDCounterMakesAppendIDsIDs(t *testing.T) {
+	long := strings.Repeat("s", MaxIDLen-4) // cut shorter as the number grows
+	for _, tc := range []struct {
+		name string
+		site string
+		ns   []uint64 // one more than the last: counted up
+	}{
+		{"first ids", "lobby", []uint64{1, 2, 3, 4}},
+		{"new digits", "lobby", []uint64{9, 10, 11, 99, 100, 999, 1000}},
+		{"long name", long, []uint64{9, 10, 11, 12, 100, 101, 102, 9999, 10000, 10001}},
+		{"jumps and repeats", "lobby", []uint64{6, 6, 42, 41, 42, 1 << 40, 1<<40 + 1, 0, 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var k IDCounter
+			for _, n := range tc.ns {
+				want := string(AppendID(nil, tc.site, "-c", n, 10))
+				require.Equal(t, want, string(k.ID(tc.site, "-c", n)), "n %d", n)
+				require.LessOrEqual(t, len(want), MaxIDLen)
+			}
+		})
+	}
+}
