@@ -655,11 +655,12 @@ func (c *Core) due(d *deadline) {
 		case int(cmd.attempts) >= c.set.MaxAttempts:
 			_ = c.failCommand(cmd, "timeout")
 		default:
-			e := Event{Kind: CommandRetried, Cabinet: cmd.cab, Compartment: int32(cmd.comp), Command: cmd.id, Num: int64(cmd.attempts + 1)}
+			e := c.newEvent(CommandRetried, cmd.cab, int32(cmd.comp))
+			e.Command, e.Num = cmd.id, int64(cmd.attempts+1)
 			if cmd.parcel != nil {
 				e.Parcel = cmd.parcel.id
 			}
-			if c.emit(&e) == nil {
+			if c.emit(e) == nil {
 				comp, _ := c.inv.Compartment(cmd.comp)
 				c.send(c.cabinets[cmd.cab].name, cmd, comp.Slot)
 			}

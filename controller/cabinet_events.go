@@ -155,11 +155,12 @@ func (c *Core) onAck(ci int32, ev *twin.Event) error {
 	if cmd == nil || cmd.cab != ci || cmd.acked {
 		return nil // a stale or repeated ack: harmless under QoS 1
 	}
-	e := Event{Kind: CommandAcked, Cabinet: ci, Compartment: int32(cmd.comp), Command: cmd.id, CabinetSeq: ev.Seq}
+	e := c.newEvent(CommandAcked, ci, int32(cmd.comp))
+	e.Command, e.CabinetSeq = cmd.id, ev.Seq
 	if cmd.parcel != nil {
 		e.Parcel = cmd.parcel.id
 	}
-	return c.emit(&e)
+	return c.emit(e)
 }
 
 func (c *Core) onNack(ci int32, ev *twin.Event) error {
@@ -179,12 +180,13 @@ func (c *Core) onNack(ci int32, ev *twin.Event) error {
 // failCommand ends a command that will not open its door: the operation
 // fails into an exception and an alarm, never silently.
 func (c *Core) failCommand(cmd *command, why string) error {
-	e := Event{Kind: CommandFailed, Cabinet: cmd.cab, Compartment: int32(cmd.comp), Command: cmd.id, Text: why}
+	e := c.newEvent(CommandFailed, cmd.cab, int32(cmd.comp))
+	e.Command, e.Text = cmd.id, why
 	p := cmd.parcel
 	if p != nil {
 		e.Parcel = p.id
 	}
-	if err := c.emit(&e); err != nil {
+	if err := c.emit(e); err != nil {
 		return err
 	}
 	c.alarm("command_failed", cmd.cab, int32(cmd.comp), cmd.id)
@@ -197,7 +199,7 @@ func (c *Core) failCommand(cmd *command, why string) error {
 func (c *Core) raise(p *parcel, reason string) error {
 	e := c.parcelEvent(ExceptionRaised, p)
 	e.Text = reason
-	return c.emit(&e)
+	return c.emit(e)
 }
 
 // jam takes a jammed door out of service and raises one alarm for it; a
@@ -221,14 +223,15 @@ func (c *Core) onDoorOpened(ci int32, comp allocator.CompartmentID, ev *twin.Eve
 	slot := &c.comps[comp]
 	cmd := slot.cmd
 	matched := ev.Command != "" && cmd != nil && cmd.id == ev.Command && !cmd.opened && now <= cmd.expires
-	e := Event{Kind: DoorOpened, Cabinet: ci, Compartment: int32(comp), CabinetSeq: ev.Seq}
+	e := c.newEvent(DoorOpened, ci, int32(comp))
+	e.CabinetSeq = ev.Seq
 	if matched {
 		e.Command = cmd.id
 		if cmd.parcel != nil {
 			e.Parcel = cmd.parcel.id
 		}
 	}
-	if err := c.emit(&e); err != nil {
+	if err := c.emit(e); err != nil {
 		return err
 	}
 	if !matched {
@@ -250,7 +253,8 @@ func (c *Core) onDoorClosed(ci int32, comp allocator.CompartmentID, ev *twin.Eve
 func (c *Core) closeDoor(ci int32, comp allocator.CompartmentID, occupied bool, seq uint64, text string) error {
 	slot := &c.comps[comp]
 	cmd := slot.cmd
-	e := Event{Kind: DoorClosed, Cabinet: ci, Compartment: int32(comp), CabinetSeq: seq, Text: text}
+	e := c.newEvent(DoorClosed, ci, int32(comp))
+	e.CabinetSeq, e.Text = seq, text
 	if occupied {
 		e.Num = 1
 	}
@@ -258,7 +262,7 @@ func (c *Core) closeDoor(ci int32, comp allocator.CompartmentID, occupied bool, 
 	if p != nil {
 		e.Parcel = p.id
 	}
-	if err := c.emit(&e); err != nil {
+	if err := c.emit(e); err != nil {
 		return err
 	}
 	if cmd != nil && cmd.parcel == p && p != nil {
@@ -297,7 +301,7 @@ func (c *Core) completeDoorOperation(p *parcel, purpose Purpose, occupied bool) 
 		}
 		e := c.parcelEvent(PickupAborted, p)
 		e.Text = "pickup"
-		if err := c.emit(&e); err != nil {
+		if err := c.emit(e); err != nil {
 			return err
 		}
 		if p.deadline > 0 && c.now() >= p.deadline {
@@ -313,7 +317,7 @@ func (c *Core) completeDoorOperation(p *parcel, purpose Purpose, occupied bool) 
 		}
 		e := c.parcelEvent(PickupAborted, p)
 		e.Text = "return"
-		return c.emit(&e)
+		return c.emit(e)
 	}
 	return nil
 }
@@ -321,8 +325,9 @@ func (c *Core) completeDoorOperation(p *parcel, purpose Purpose, occupied bool) 
 // notifyTerminal notifies about a parcel that has just left the core's
 // active set.
 func (c *Core) notifyTerminal(p *parcel, kind NotificationKind) error {
-	e := Event{Kind: Notified, Parcel: p.id, Cabinet: -1, Compartment: -1, Text: string(kind)}
-	if err := c.emit(&e); err != nil {
+	e := c.newEvent(Notified, -1, -1)
+	e.Parcel, e.Text = p.id, string(kind)
+	if err := c.emit(e); err != nil {
 		return err
 	}
 	c.cfg.Out.Notify(Notification{Kind: kind, Parcel: p.id, Recipient: p.recipient, Site: c.cfg.Site, At: c.cfg.Clock.Now()})
@@ -339,11 +344,12 @@ func (c *Core) expire(p *parcel) error {
 func (c *Core) onOccupancy(ci int32, comp allocator.CompartmentID, ev *twin.Event) error {
 	slot := &c.comps[comp]
 	occupied := *ev.Occupied
-	e := Event{Kind: OccupancyChanged, Cabinet: ci, Compartment: int32(comp), CabinetSeq: ev.Seq}
+	e := c.newEvent(OccupancyChanged, ci, int32(comp))
+	e.CabinetSeq = ev.Seq
 	if occupied {
 		e.Num = 1
 	}
-	if err := c.emit(&e); err != nil {
+	if err := c.emit(e); err != nil {
 		return err
 	}
 	if slot.doorOpen {

@@ -415,17 +415,31 @@ func (c *Core) now() int64 {
 
 // emit logs an event and applies it. Nothing changes if the log refuses it.
 func (c *Core) emit(ev *Event) error {
-	var e *Event
-	if c.depth < len(c.scratch) {
-		e = &c.scratch[c.depth]
-	} else {
+	e := ev
+	if c.depth >= len(c.scratch) {
 		e = new(Event)
+		*e = *ev
+	} else if s := &c.scratch[c.depth]; ev != s {
+		*s = *ev
+		e = s
 	}
 	c.depth++
-	*e = *ev
 	err := c.emitAt(e)
 	c.depth--
 	return err
+}
+
+// newEvent returns a blank event of kind k for the cabinet and compartment
+// indexes (-1: none) to fill in and emit: the scratch event the next emit
+// at this depth logs, so that emit copies nothing. Nothing may emit between
+// the two calls.
+func (c *Core) newEvent(k Kind, cab, comp int32) *Event {
+	if c.depth >= len(c.scratch) {
+		return &Event{Kind: k, Cabinet: cab, Compartment: comp}
+	}
+	e := &c.scratch[c.depth]
+	*e = Event{Kind: k, Cabinet: cab, Compartment: comp}
+	return e
 }
 
 func (c *Core) emitAt(e *Event) error {
@@ -453,18 +467,19 @@ func (c *Core) emitAt(e *Event) error {
 	return nil
 }
 
-func (c *Core) parcelEvent(k Kind, p *parcel) Event {
+// parcelEvent returns a new event (see newEvent) that names p and where it is.
+func (c *Core) parcelEvent(k Kind, p *parcel) *Event {
 	c.hint = p
-	return Event{Kind: k, Parcel: p.id, Cabinet: p.cabinet, Compartment: int32(p.comp)}
+	e := c.newEvent(k, p.cabinet, int32(p.comp))
+	e.Parcel = p.id
+	return e
 }
 
 // emitParcel emits an event that names only its parcel and where it is.
-func (c *Core) emitParcel(k Kind, p *parcel) error {
-	e := c.parcelEvent(k, p)
-	return c.emit(&e)
-}
+func (c *Core) emitParcel(k Kind, p *parcel) error { return c.emit(c.parcelEvent(k, p)) }
 
-func noRef(k Kind) Event { return Event{Kind: k, Cabinet: -1, Compartment: -1} }
+// noRef returns a new event (see newEvent) that names no cabinet or compartment.
+func (c *Core) noRef(k Kind) *Event { return c.newEvent(k, -1, -1) }
 
 // ---- parcels: the API ---------------------------------------------------
 
@@ -561,9 +576,9 @@ func (c *Core) Announce(id string, spec ParcelSpec, recipient string) (Reservati
 	a := &announcement{spec: spec}
 	a.p.spec, a.p.req = &a.spec, req
 	c.announcing = &a.p
-	e := noRef(Announced)
+	e := c.noRef(Announced)
 	e.Parcel, e.Spec, e.Text = id, &a.spec, recipient
-	err = c.emit(&e)
+	err = c.emit(e)
 	c.announcing = nil
 	if err != nil {
 		return Reservation{}, err
@@ -592,19 +607,20 @@ func (c *Core) reservation(p *parcel) Reservation {
 func (c *Core) reserve(p *parcel) error {
 	id, err := c.cfg.Policy.Choose(c.inv, p.req)
 	if err != nil {
-		e := noRef(Refused)
+		e := c.noRef(Refused)
 		e.Parcel, e.Text = p.id, allocator.ReasonOf(err).String()
-		if lerr := c.emit(&e); lerr != nil {
+		if lerr := c.emit(e); lerr != nil {
 			return lerr
 		}
 		return &RefusedError{Parcel: p.id, Reason: allocator.ReasonOf(err)}
 	}
 	comp, _ := c.inv.Compartment(id)
-	e := Event{Kind: Reserved, Parcel: p.id, Cabinet: int32(comp.Cabinet), Compartment: int32(id)}
+	e := c.newEvent(Reserved, int32(comp.Cabinet), int32(id))
+	e.Parcel = p.id
 	if c.set.ReservationTimeout > 0 {
 		e.Num = c.now() + int64(c.set.ReservationTimeout)
 	}
-	return c.emit(&e)
+	return c.emit(e)
 }
 
 func (c *Core) parcel(id, op string, want ...State) (*parcel, error) {
@@ -666,7 +682,7 @@ func (c *Core) openDoor(p *parcel, purpose Purpose) (DoorOpening, error) {
 	now := c.now()
 	e := c.parcelEvent(DoorCommanded, p)
 	e.Command, e.Num, e.Text = cmdID, now+int64(c.set.CommandTTL), purpose.String()
-	if err := c.emit(&e); err != nil {
+	if err := c.emit(e); err != nil {
 		return DoorOpening{}, err
 	}
 	c.send(cab.name, c.comps[p.comp].cmd, comp.Slot) // the command just applied
@@ -781,7 +797,7 @@ func (c *Core) PickupQR(cabName, payload string) (PickupResult, error) {
 func (c *Core) authorize(p *parcel, how string) (PickupResult, error) {
 	e := c.parcelEvent(PickupAuthorized, p)
 	e.Text = how
-	if err := c.emit(&e); err != nil {
+	if err := c.emit(e); err != nil {
 		return PickupResult{}, err
 	}
 	d, err := c.openDoor(p, PurposePickup)
@@ -807,9 +823,9 @@ func (c *Core) reject(ci int32) error {
 			}
 		}
 	}
-	e := noRef(CodeRejected)
+	e := c.noRef(CodeRejected)
 	e.Cabinet, e.Num, e.Num2 = ci, int64(short), int64(long)
-	if err := c.emit(&e); err != nil {
+	if err := c.emit(e); err != nil {
 		return err
 	}
 	var until int64
@@ -823,9 +839,9 @@ func (c *Core) reject(ci int32) error {
 	default:
 		return ErrWrongCode
 	}
-	lo := noRef(LockedOut)
+	lo := c.noRef(LockedOut)
 	lo.Cabinet, lo.Num = ci, until
-	if err := c.emit(&lo); err != nil {
+	if err := c.emit(lo); err != nil {
 		return err
 	}
 	c.alarm("keypad_lockout", ci, -1, "")
@@ -833,8 +849,9 @@ func (c *Core) reject(ci int32) error {
 }
 
 func (c *Core) alarm(kind string, cab int32, comp int32, cmd string) {
-	e := Event{Kind: AlarmRaised, Text: kind, Cabinet: cab, Compartment: comp, Command: cmd}
-	_ = c.emit(&e) // an alarm that cannot be logged is still counted by the store's own alarm
+	e := c.newEvent(AlarmRaised, cab, comp)
+	e.Text, e.Command = kind, cmd
+	_ = c.emit(e) // an alarm that cannot be logged is still counted by the store's own alarm
 }
 
 // Resolution is an operator's decision on a parcel in exception.
@@ -858,7 +875,7 @@ func (c *Core) ResolveException(id string, r Resolution) error {
 	}
 	e := c.parcelEvent(ExceptionResolved, p)
 	e.Text = string(r)
-	if err := c.emit(&e); err != nil {
+	if err := c.emit(e); err != nil {
 		return err
 	}
 	if p.state == StateAwaitingPickup && !p.codeLive {
@@ -974,12 +991,12 @@ func (c *Core) CabinetOnline(cabName string, online bool) error {
 		return fmt.Errorf("%w: %q", ErrUnknownCabinet, cabName)
 	}
 	if c.inv.CabinetOnline(allocator.CabinetID(ci)) != online {
-		e := noRef(CabinetStatus)
+		e := c.noRef(CabinetStatus)
 		e.Cabinet, e.Text = ci, twin.StatusOffline
 		if online {
 			e.Text = twin.StatusOnline
 		}
-		if err := c.emit(&e); err != nil {
+		if err := c.emit(e); err != nil {
 			return err
 		}
 	}
@@ -992,7 +1009,7 @@ func (c *Core) CabinetOnline(cabName string, online bool) error {
 func (c *Core) notify(p *parcel, kind NotificationKind, code string) error {
 	e := c.parcelEvent(Notified, p)
 	e.Text = string(kind)
-	if err := c.emit(&e); err != nil {
+	if err := c.emit(e); err != nil {
 		return err
 	}
 	n := Notification{Kind: kind, Parcel: p.id, Recipient: p.recipient, Site: c.cfg.Site, Code: code, At: c.cfg.Clock.Now()}
@@ -1030,7 +1047,7 @@ func (c *Core) issueCode(p *parcel, kind NotificationKind) error {
 	} else {
 		e.Num, e.Num2 = p.deadline, 0
 	}
-	if err := c.emit(&e); err != nil {
+	if err := c.emit(e); err != nil {
 		return err
 	}
 	return c.notify(p, kind, code)
