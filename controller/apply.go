@@ -2,6 +2,7 @@ package controller
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/lockertwin/lockertwin/allocator"
@@ -51,7 +52,8 @@ func (c *Core) apply(e *Event) {
 			purpose: parsePurpose(e.Text), issued: e.At, expires: e.Num, attempts: 1,
 			retryAt: e.At + int64(c.set.AckTimeout),
 		}
-		c.cmds[cmd.id] = cmd
+		cab := &c.cabinets[cmd.cab]
+		cab.live = append(cab.live, cmd)
 		c.comps[cmd.comp].cmd = cmd
 		switch cmd.purpose {
 		case PurposeDeposit:
@@ -280,7 +282,12 @@ func (c *Core) endCommand(cmd *command) {
 	if cmd == nil || cmd.done {
 		return
 	}
-	delete(c.cmds, cmd.id)
+	live := c.cabinets[cmd.cab].live
+	if i := slices.Index(live, cmd); i >= 0 {
+		live[i] = live[len(live)-1]
+		live[len(live)-1] = nil
+		c.cabinets[cmd.cab].live = live[:len(live)-1]
+	}
 	cmd.done = true
 	if cmd.queued == 0 {
 		c.release(cmd)
@@ -301,14 +308,36 @@ func (c *Core) parcelOf(e *Event) *parcel {
 }
 
 // commandOf finds the command an event names: nearly always the one its
-// compartment is busy with, which spares the map.
+// compartment is busy with, which spares the search.
 func (c *Core) commandOf(e *Event) *command {
 	if e.Compartment >= 0 && int(e.Compartment) < len(c.comps) {
 		if cmd := c.comps[e.Compartment].cmd; cmd != nil && cmd.id == e.Command {
 			return cmd
 		}
 	}
-	return c.cmds[e.Command]
+	return c.liveCommand(e.Cabinet, e.Command)
+}
+
+// liveCommands returns every live command, cabinet by cabinet.
+func (c *Core) liveCommands() []*command {
+	var all []*command
+	for i := range c.cabinets {
+		all = append(all, c.cabinets[i].live...)
+	}
+	return all
+}
+
+// liveCommand finds a live command of cabinet ci by id, or nil.
+func (c *Core) liveCommand(ci int32, id string) *command {
+	if ci < 0 || int(ci) >= len(c.cabinets) {
+		return nil
+	}
+	for _, cmd := range c.cabinets[ci].live {
+		if cmd.id == id {
+			return cmd
+		}
+	}
+	return nil
 }
 
 func (c *Core) finish(p *parcel, s State) {

@@ -151,8 +151,8 @@ func (c *Core) dispatch(ci int32, comp allocator.CompartmentID, ev *twin.Event) 
 }
 
 func (c *Core) onAck(ci int32, ev *twin.Event) error {
-	cmd := c.cmds[ev.Command]
-	if cmd == nil || cmd.cab != ci || cmd.acked {
+	cmd := c.liveCommand(ci, ev.Command)
+	if cmd == nil || cmd.acked {
 		return nil // a stale or repeated ack: harmless under QoS 1
 	}
 	e := c.newEvent(CommandAcked, ci, int32(cmd.comp))
@@ -164,8 +164,8 @@ func (c *Core) onAck(ci int32, ev *twin.Event) error {
 }
 
 func (c *Core) onNack(ci int32, ev *twin.Event) error {
-	cmd := c.cmds[ev.Command]
-	if cmd == nil || cmd.cab != ci {
+	cmd := c.liveCommand(ci, ev.Command)
+	if cmd == nil {
 		return nil
 	}
 	if err := c.failCommand(cmd, ev.Reason); err != nil {

@@ -560,8 +560,20 @@ func CheckCore(c *Core) error {
 		} else if s := c.inv.Holding(allocator.CompartmentID(i)); s == allocator.Reserved || s == allocator.Occupied {
 			bad("compartment %d is %v but holds no parcel", i, s)
 		}
-		if cp.cmd != nil && c.cmds[cp.cmd.id] != cp.cmd {
+		if cp.cmd != nil && c.liveCommand(cp.cmd.cab, cp.cmd.id) != cp.cmd {
 			bad("compartment %d: command %s is not live", i, cp.cmd.id)
+		}
+	}
+	for ci := range c.cabinets {
+		for _, cmd := range c.cabinets[ci].live {
+			switch {
+			case cmd.done:
+				bad("cabinet %d: ended command %s among the live", ci, cmd.id)
+			case int(cmd.cab) != ci:
+				bad("cabinet %d: command %s of cabinet %d among its live", ci, cmd.id, cmd.cab)
+			case c.comps[cmd.comp].cmd != cmd:
+				bad("cabinet %d: live command %s is not its compartment's (%d)", ci, cmd.id, cmd.comp)
+			}
 		}
 	}
 	checkRecycling(c, bad)
@@ -611,7 +623,7 @@ func checkRecycling(c *Core, bad func(string, ...any)) {
 				bad("command %s freed while live", cmd.id)
 			case named[cmd] > 0:
 				bad("command %s freed while a deadline names it", cmd.id)
-			case c.cmds[cmd.id] == cmd:
+			case c.liveCommand(cmd.cab, cmd.id) == cmd:
 				bad("command %s freed while among the live commands", cmd.id)
 			}
 			free[cmd] = true

@@ -211,6 +211,10 @@ type cabinet struct {
 	held        map[uint64]heldEvent // events waiting for an earlier one
 	flush       Timer
 	syncAt      int64 // when the core last asked for the cabinet's state, 0 never
+	// live are the cabinet's live door commands, in no order: a handful at
+	// most (one per compartment at the very most), so a scan finds one by
+	// id sooner than a map would.
+	live []*command
 }
 
 type compartment struct {
@@ -299,7 +303,6 @@ type Core struct {
 	cabinets   []cabinet
 	comps      []compartment
 	parcels    map[string]*parcel
-	cmds       map[string]*command
 	cmdSeq     uint64
 	inv        *allocator.Inventory
 	cat        *allocator.Catalog
@@ -318,8 +321,9 @@ type Core struct {
 	cfg       Config
 	set       Settings
 	deadlines deadlineQueue
-	// scratch holds the events being emitted, so that handing &event to
-	// the log and hooks does not allocate.
+	// scratch holds the events being emitted, one per nesting depth, so
+	// that handing &event to the log and hooks does not allocate; hot
+	// callers build their event in it (newEvent), so emit copies nothing.
 	scratch [4]Event
 }
 
@@ -342,7 +346,6 @@ func New(cfg Config) (*Core, error) {
 		byName:  map[string]int32{},
 		comps:   make([]compartment, cfg.Inventory.Len()),
 		parcels: map[string]*parcel{},
-		cmds:    map[string]*command{},
 		chain:   NewChain(),
 		alarms:  map[string]int{},
 	}
@@ -1126,8 +1129,8 @@ func (c *Core) Parcel(id string) (ParcelInfo, error) {
 // one that did arrive is only acknowledged again.
 func (c *Core) resendAwaited(ci int32) {
 	var awaited []*command
-	for _, cmd := range c.cmds {
-		if !cmd.done && !cmd.acked && !cmd.opened && cmd.cab == ci {
+	for _, cmd := range c.cabinets[ci].live {
+		if !cmd.acked && !cmd.opened {
 			awaited = append(awaited, cmd)
 		}
 	}

@@ -100,7 +100,7 @@ func (c *Core) Snapshot() Snapshot {
 		s.Cabinets = append(s.Cabinets, fmt.Sprintf("%s online=%v seq=%d fails=%v locked=%d",
 			cb.name, c.inv.CabinetOnline(allocator.CabinetID(i)), cb.loggedSeq, cb.fails, cb.lockedUntil))
 	}
-	for _, cmd := range c.cmds {
+	for _, cmd := range c.liveCommands() {
 		pid := ""
 		if cmd.parcel != nil {
 			pid = cmd.parcel.id

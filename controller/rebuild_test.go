@@ -40,7 +40,8 @@ func chaos(t *testing.T, r *rig, seed uint64, steps int) {
 		// The cabinets answer outstanding commands first, imperfectly.
 		for ; handled < len(r.out.sent); handled++ {
 			sc := r.out.sent[handled]
-			cmd := r.core.cmds[sc.cmd.ID]
+			ci, _ := r.core.cabinetIndex(sc.cabinet)
+			cmd := r.core.liveCommand(ci, sc.cmd.ID)
 			if cmd == nil || cmd.opened {
 				continue
 			}
