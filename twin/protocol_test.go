@@ -3,6 +3,7 @@ package twin
 import (
 	"encoding/json"
 	"math"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -281,4 +282,24 @@ func TestIDCounterMakesAppendIDsIDs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestValidIDAgreesWithItsPattern puts every byte at every place of ids of
+// 1 to 9 characters (the four-at-a-time loop and its tail) and checks the
+// verdict against the documented pattern; and the length bounds.
+func TestValidIDAgreesWithItsPattern(t *testing.T) {
+	pattern := regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
+	for n := 1; n <= 9; n++ {
+		for at := 0; at < n; at++ {
+			b := []byte(strings.Repeat("a", n))
+			for c := range 256 {
+				b[at] = byte(c)
+				id := string(b)
+				require.Equal(t, pattern.MatchString(id), validID(id), "%q", id)
+			}
+		}
+	}
+	require.False(t, validID(""))
+	require.True(t, validID(strings.Repeat("x", MaxIDLen)))
+	require.False(t, validID(strings.Repeat("x", MaxIDLen+1)))
 }
