@@ -17,20 +17,23 @@ func (WallClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterF
 
 // ManualClock is a virtual clock for tests and tools: time moves only when
 // Advance is called, and due functions run inside Advance in time order
-// (ties in scheduling order). It is not safe for concurrent use.
+// (ties in scheduling order). It is not safe for concurrent use. It counts
+// in Unix nanoseconds, and makes a time.Time only when it moves.
 type ManualClock struct {
-	now     time.Time
-	ns      int64 // now in Unix nanoseconds (CounterClock)
+	start   time.Time
+	startNs int64
+	ns      int64     // now in Unix nanoseconds (CounterClock)
+	now     time.Time // ns as a time in start's location
 	seq     uint64
 	pending []*manualTimer // a binary min-heap on (at, seq); stopped timers leave it at once
 }
 
 // NewManualClock returns a clock standing at start.
 func NewManualClock(start time.Time) *ManualClock {
-	return &ManualClock{now: start, ns: start.UnixNano()}
+	return &ManualClock{start: start, startNs: start.UnixNano(), ns: start.UnixNano(), now: start}
 }
 
-// Now returns the clock's time.
+// Now returns the clock's time (in start's location).
 func (m *ManualClock) Now() time.Time { return m.now }
 
 // UnixNano returns the clock's time in Unix nanoseconds (UnixNanoClock).
@@ -49,28 +52,33 @@ func (m *ManualClock) AfterFunc(d time.Duration, f func()) Timer {
 // schedule puts t in the heap, due d from now, after what is already due then.
 func (m *ManualClock) schedule(t *manualTimer, d time.Duration) {
 	m.seq++
-	t.at, t.seq, t.idx, t.stopped, t.fired = m.now.Add(max(d, 0)), m.seq, len(m.pending), false, false
+	t.at, t.seq, t.idx, t.stopped, t.fired = m.ns+int64(max(d, 0)), m.seq, len(m.pending), false, false
 	m.pending = append(m.pending, t)
 	m.up(t.idx)
 }
 
 // Advance moves the clock forward by d, running every function that falls
 // due, each at its own time.
-func (m *ManualClock) Advance(d time.Duration) { m.AdvanceTo(m.now.Add(d)) }
+func (m *ManualClock) Advance(d time.Duration) { m.advanceTo(m.ns + int64(d)) }
 
 // AdvanceTo moves the clock to t (never backwards), running what falls due.
-func (m *ManualClock) AdvanceTo(t time.Time) {
-	for len(m.pending) > 0 && !m.pending[0].at.After(t) {
+func (m *ManualClock) AdvanceTo(t time.Time) { m.advanceTo(t.UnixNano()) }
+
+func (m *ManualClock) advanceTo(ns int64) {
+	for len(m.pending) > 0 && m.pending[0].at <= ns {
 		next := m.pending[0]
 		m.remove(0)
-		if next.at.After(m.now) {
-			m.now, m.ns = next.at, next.at.UnixNano()
-		}
+		m.moveTo(next.at)
 		next.fired = true
 		next.f()
 	}
-	if t.After(m.now) {
-		m.now, m.ns = t, t.UnixNano()
+	m.moveTo(ns)
+}
+
+// moveTo sets the time to ns unless that is in the past.
+func (m *ManualClock) moveTo(ns int64) {
+	if ns > m.ns {
+		m.ns, m.now = ns, m.start.Add(time.Duration(ns-m.startNs))
 	}
 }
 
@@ -79,7 +87,7 @@ func (m *ManualClock) Pending() int { return len(m.pending) }
 
 type manualTimer struct {
 	m       *ManualClock
-	at      time.Time
+	at      int64 // Unix ns
 	seq     uint64
 	f       func()
 	idx     int // position in the heap, -1 once out of it
@@ -106,8 +114,8 @@ func (t *manualTimer) Stop() bool {
 
 func (m *ManualClock) less(i, j int) bool {
 	a, b := m.pending[i], m.pending[j]
-	if c := a.at.Compare(b.at); c != 0 {
-		return c < 0
+	if a.at != b.at {
+		return a.at < b.at
 	}
 	return a.seq < b.seq
 }
