@@ -124,15 +124,13 @@ func (c *Core) apply(e *Event) {
 		p.digest, p.codeLive = e.Digest, true // a new code replaces the old
 		p.codeGen++
 		p.deadline, p.reminderAt, p.state = e.Num, e.Num2, StateAwaitingPickup
-		if e.Num > 0 {
-			c.schedule(deadline{at: e.Num, kind: dlExpiry, p: p})
-		}
-		if e.Num2 > 0 && !p.reminded {
-			c.schedule(deadline{at: e.Num2, kind: dlReminder, p: p})
-		}
+		c.scheduleWaiting(p)
 	case Notified:
 		if p := c.parcelOf(e); p != nil && e.Text == string(NotifyReminder) {
 			p.reminded = true
+			if p.state == StateAwaitingPickup {
+				c.scheduleWaiting(p) // the expiry, now that the reminder went
+			}
 		}
 	case PickupAuthorized:
 		c.dropCode(c.parcelOf(e))
@@ -230,12 +228,20 @@ func (c *Core) pushDeadlines(p *parcel) {
 			c.schedule(deadline{at: p.reservedUntil, kind: dlReservation, p: p})
 		}
 	case StateAwaitingPickup:
-		if p.deadline > 0 {
-			c.schedule(deadline{at: p.deadline, kind: dlExpiry, p: p})
-		}
-		if p.reminderAt > 0 && !p.reminded {
-			c.schedule(deadline{at: p.reminderAt, kind: dlReminder, p: p})
-		}
+		c.scheduleWaiting(p)
+	}
+}
+
+// scheduleWaiting gives a parcel awaiting pickup its next deadline: the
+// reminder while one is due, else the expiry. One at a time: most parcels
+// are collected before their reminder, and their expiry is then never
+// queued; applying the reminder's notification queues it.
+func (c *Core) scheduleWaiting(p *parcel) {
+	switch {
+	case p.reminderAt > 0 && !p.reminded && (p.deadline == 0 || p.reminderAt < p.deadline):
+		c.schedule(deadline{at: p.reminderAt, kind: dlReminder, p: p})
+	case p.deadline > 0:
+		c.schedule(deadline{at: p.deadline, kind: dlExpiry, p: p})
 	}
 }
 
@@ -667,7 +673,11 @@ func (c *Core) due(d *deadline) {
 	case dlReservation:
 		_ = c.emitParcel(ReservationLapsed, d.p)
 	case dlReminder:
-		_ = c.notify(d.p, NotifyReminder, "")
+		if err := c.notify(d.p, NotifyReminder, ""); err != nil && d.p.deadline > 0 {
+			// Not logged, so not applied: the expiry that applying it
+			// would have queued is queued here, or the parcel never expires.
+			c.schedule(deadline{at: d.p.deadline, kind: dlExpiry, p: d.p})
+		}
 	case dlExpiry:
 		_ = c.expire(d.p)
 	case dlCommand:

@@ -111,6 +111,43 @@ func TestReminderThenExpiryThenReturn(t *testing.T) {
 	r.healthy()
 }
 
+// A parcel awaiting pickup has one deadline queued at a time, the reminder
+// and then the expiry: the expiry must come however the reminder went.
+func TestTheExpiryComesWhateverBecameOfTheReminder(t *testing.T) {
+	t.Run("the reminder could not be logged", func(t *testing.T) {
+		log := &refusingLog{}
+		r := newRig(t, testSettings(), func(c *Config) { c.Log = log })
+		r.log = &log.MemoryLog
+		r.deposit("p1", "S")
+		log.refuse = true
+		r.clock.Advance(24 * time.Hour)
+		require.Zero(t, r.out.byKind[NotifyReminder], "not logged, so not sent")
+		log.refuse = false
+		r.clock.Advance(47 * time.Hour)
+		require.Equal(t, StateAwaitingPickup, r.state("p1"))
+		r.clock.Advance(time.Hour)
+		require.Equal(t, StateAwaitingReturn, r.state("p1"))
+		require.Equal(t, 1, r.out.byKind[NotifyExpiry])
+		r.healthy()
+	})
+	t.Run("the reminder fell due while the door was open for pickup", func(t *testing.T) {
+		r := newRig(t, testSettings())
+		r.deposit("p1", "S")
+		r.clock.Advance(24*time.Hour - 2*time.Second)
+		_, err := r.core.Pickup("a1", r.out.codes["p1"])
+		require.NoError(t, err)
+		r.doorCycle(true) // open 5 s, over the reminder's time; left inside: a new code, the same deadline
+		require.Equal(t, StateAwaitingPickup, r.state("p1"))
+		require.Zero(t, r.out.byKind[NotifyReminder], "not while the door was open")
+		r.clock.Advance(47 * time.Hour)
+		require.Equal(t, StateAwaitingPickup, r.state("p1"))
+		r.clock.Advance(time.Hour)
+		require.Equal(t, StateAwaitingReturn, r.state("p1"))
+		require.Equal(t, 1, r.out.byKind[NotifyExpiry])
+		r.healthy()
+	})
+}
+
 func TestChilledParcelsHaveTheirOwnWindow(t *testing.T) {
 	r := newRig(t, testSettings())
 	r.deposit("cold", "M-cold")
