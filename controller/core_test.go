@@ -112,40 +112,42 @@ func TestReminderThenExpiryThenReturn(t *testing.T) {
 }
 
 // A parcel awaiting pickup has one deadline queued at a time, the reminder
-// and then the expiry: the expiry must come however the reminder went.
+// and then the expiry: the expiry must come (72 h after the deposit)
+// however the reminder went in its first day.
 func TestTheExpiryComesWhateverBecameOfTheReminder(t *testing.T) {
-	t.Run("the reminder could not be logged", func(t *testing.T) {
-		log := &refusingLog{}
-		r := newRig(t, testSettings(), func(c *Config) { c.Log = log })
-		r.log = &log.MemoryLog
-		r.deposit("p1", "S")
-		log.refuse = true
-		r.clock.Advance(24 * time.Hour)
-		require.Zero(t, r.out.byKind[NotifyReminder], "not logged, so not sent")
-		log.refuse = false
-		r.clock.Advance(47 * time.Hour)
-		require.Equal(t, StateAwaitingPickup, r.state("p1"))
-		r.clock.Advance(time.Hour)
-		require.Equal(t, StateAwaitingReturn, r.state("p1"))
-		require.Equal(t, 1, r.out.byKind[NotifyExpiry])
-		r.healthy()
-	})
-	t.Run("the reminder fell due while the door was open for pickup", func(t *testing.T) {
-		r := newRig(t, testSettings())
-		r.deposit("p1", "S")
-		r.clock.Advance(24*time.Hour - 2*time.Second)
-		_, err := r.core.Pickup("a1", r.out.codes["p1"])
-		require.NoError(t, err)
-		r.doorCycle(true) // open 5 s, over the reminder's time; left inside: a new code, the same deadline
-		require.Equal(t, StateAwaitingPickup, r.state("p1"))
-		require.Zero(t, r.out.byKind[NotifyReminder], "not while the door was open")
-		r.clock.Advance(47 * time.Hour)
-		require.Equal(t, StateAwaitingPickup, r.state("p1"))
-		r.clock.Advance(time.Hour)
-		require.Equal(t, StateAwaitingReturn, r.state("p1"))
-		require.Equal(t, 1, r.out.byKind[NotifyExpiry])
-		r.healthy()
-	})
+	for _, tc := range []struct {
+		name      string
+		firstDay  func(r *rig, log *refusingLog)
+		reminders int
+	}{
+		{"it was sent", func(r *rig, _ *refusingLog) { r.clock.Advance(24 * time.Hour) }, 1},
+		{"it could not be logged", func(r *rig, log *refusingLog) {
+			log.refuse = true
+			r.clock.Advance(24 * time.Hour)
+			log.refuse = false
+		}, 0},
+		{"it fell due while the door was open for pickup", func(r *rig, _ *refusingLog) {
+			r.clock.Advance(24*time.Hour - 2*time.Second)
+			_, err := r.core.Pickup("a1", r.out.codes["p1"])
+			require.NoError(t, err)
+			r.doorCycle(true) // open 5 s, over the reminder's time; left inside: a new code, the same deadline
+		}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			log := &refusingLog{}
+			r := newRig(t, testSettings(), func(c *Config) { c.Log = log })
+			r.log = &log.MemoryLog
+			r.deposit("p1", "S")
+			tc.firstDay(r, log)
+			require.Equal(t, tc.reminders, r.out.byKind[NotifyReminder])
+			r.clock.Advance(47 * time.Hour)
+			require.Equal(t, StateAwaitingPickup, r.state("p1"))
+			r.clock.Advance(time.Hour)
+			require.Equal(t, StateAwaitingReturn, r.state("p1"))
+			require.Equal(t, 1, r.out.byKind[NotifyExpiry])
+			r.healthy()
+		})
+	}
 }
 
 func TestChilledParcelsHaveTheirOwnWindow(t *testing.T) {
