@@ -18,10 +18,6 @@ type Clock struct {
 // Now returns the virtual wall-clock time.
 func (c *Clock) Now() time.Time { return c.Epoch.Add(time.Duration(c.Engine.Now())) }
 
-// UnixNano is Now().UnixNano() without building a time.Time: the core
-// reads the time this way several times per event (twin.UnixNanoClock).
-func (c *Clock) UnixNano() int64 { return c.Epoch.UnixNano() + int64(c.Engine.Now()) }
-
 // Counter returns the epoch and where the engine keeps its time
 // (twin.CounterClock): the time is base + *at as long as Epoch is not
 // changed once the clock is handed out.

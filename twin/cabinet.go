@@ -21,29 +21,20 @@ type Clock interface {
 	AfterFunc(d time.Duration, f func()) Timer
 }
 
-// UnixNanoClock is a Clock that reads its time as Unix nanoseconds directly,
-// as the simulator's does; a reader of many timestamps prefers it.
-type UnixNanoClock interface {
-	UnixNano() int64
-}
-
 // CounterClock is a virtual clock whose time a reader can follow without a
 // call: base + *at, in Unix nanoseconds, for as long as the clock lives.
 // The controller core reads the time at every event; through the counter
-// that is one load instead of two calls.
+// that is one load, with no time.Time made.
 type CounterClock interface {
 	Counter() (base int64, at *int64)
 }
 
 // NanoReader returns clock's time reader in Unix nanoseconds: its counter
-// or its UnixNano when it has one, else Now().UnixNano().
+// when it has one, else Now().UnixNano().
 func NanoReader(clock interface{ Now() time.Time }) func() int64 {
 	if cc, ok := clock.(CounterClock); ok {
 		base, at := cc.Counter()
 		return func() int64 { return base + *at }
-	}
-	if nc, ok := clock.(UnixNanoClock); ok {
-		return nc.UnixNano
 	}
 	return func() int64 { return clock.Now().UnixNano() }
 }

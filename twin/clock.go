@@ -36,9 +36,6 @@ func NewManualClock(start time.Time) *ManualClock {
 // Now returns the clock's time (in start's location).
 func (m *ManualClock) Now() time.Time { return m.now }
 
-// UnixNano returns the clock's time in Unix nanoseconds (UnixNanoClock).
-func (m *ManualClock) UnixNano() int64 { return m.ns }
-
 // Counter returns where the clock keeps its time (CounterClock).
 func (m *ManualClock) Counter() (base int64, at *int64) { return 0, &m.ns }
 
