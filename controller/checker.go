@@ -43,7 +43,7 @@ type Checker struct {
 
 	slots   []compSlot            // by compartment
 	parcels map[string]checkedRef // every parcel with a record: where it is
-	live    map[string]int32      // live command ids, and the compartment each is for
+	live    []liveCommand         // live command ids, and the compartment each is for
 	cabSeq  []uint64              // by cabinet: the last sequence number seen
 	rejects map[int32][]int64
 	limits  CodeLimits
@@ -208,7 +208,7 @@ func NewChecker(limits CodeLimits) *Checker {
 	}
 	return &Checker{
 		Rehash: true, limits: limits, chain: *NewChain(),
-		parcels: map[string]checkedRef{}, live: map[string]int32{},
+		parcels: map[string]checkedRef{},
 		rejects: map[int32][]int64{},
 	}
 }
@@ -297,7 +297,7 @@ func (k *Checker) Check(e *Event) {
 			k.release(e, p)
 		}
 	case DoorCommanded:
-		if _, live := k.live[e.Command]; live {
+		if _, live := k.liveComp(e.Command); live {
 			k.fail(e, "command ids are unique (%s reused)", e.Command)
 		}
 		p := k.find(e)
@@ -313,7 +313,7 @@ func (k *Checker) Check(e *Event) {
 			k.fail(e, "a door is commanded only for the parcel's own compartment")
 		}
 		if k.inRange(e, e.Compartment, "compartment") {
-			k.live[e.Command] = e.Compartment
+			k.live = append(k.live, liveCommand{id: e.Command, comp: e.Compartment})
 			k.track(e)
 		}
 	case DoorOpened:
@@ -324,7 +324,7 @@ func (k *Checker) Check(e *Event) {
 		cmd := k.command(e.Compartment, e.Command)
 		switch {
 		case cmd == nil:
-			if comp, live := k.live[e.Command]; live {
+			if comp, live := k.liveComp(e.Command); live {
 				k.fail(e, "a command opens only its compartment (%s is for %d)", e.Command, comp)
 			} else {
 				k.fail(e, "every door opening is matched by a live command (%s is not live)", e.Command)
@@ -432,8 +432,40 @@ func (k *Checker) command(comp int32, id string) *checkedCommand {
 
 // endCommand forgets a live command.
 func (k *Checker) endCommand(id string) {
-	if comp, live := k.live[id]; live {
+	if comp, live := k.liveComp(id); live {
 		k.keepCommands(comp, func(c *checkedCommand) bool { return c.id != id })
+	}
+}
+
+// liveCommand is a live command id and the compartment it is for. A site
+// has a handful of commands live at once (each lives seconds, a minute at
+// most), so the checker keeps them in a list and finds one by a scan, as
+// the core does: no map to hash into, out of cache, for every command.
+type liveCommand struct {
+	id   string
+	comp int32
+}
+
+// liveComp is the compartment of a live command, if it is live.
+func (k *Checker) liveComp(id string) (int32, bool) {
+	for i := range k.live {
+		if k.live[i].id == id {
+			return k.live[i].comp, true
+		}
+	}
+	return 0, false
+}
+
+// unlive forgets a live command id.
+func (k *Checker) unlive(id string) {
+	for i := range k.live {
+		if k.live[i].id == id {
+			last := len(k.live) - 1
+			k.live[i] = k.live[last]
+			k.live[last] = liveCommand{}
+			k.live = k.live[:last]
+			return
+		}
 	}
 }
 
@@ -447,7 +479,7 @@ func (k *Checker) keepCommands(comp int32, keep func(*checkedCommand) bool) {
 			cmds[n] = cmds[i]
 			n++
 		} else {
-			delete(k.live, cmds[i].id)
+			k.unlive(cmds[i].id)
 		}
 	}
 	clear(cmds[n:])
