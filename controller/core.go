@@ -228,29 +228,33 @@ type compartment struct {
 }
 
 type parcel struct {
-	id        string
-	spec      *ParcelSpec // its announcement's, never changed
-	req       allocator.Request
-	recipient string
-	exception string
-
-	cabinet int32
-	comp    allocator.CompartmentID
-
+	// What a deadline's check reads (stale) comes first, in 32 bytes: the
+	// parcel is read cold when its reminder or expiry falls due, hours
+	// after anything else touched it.
 	reservedUntil int64
 	deadline      int64
 	reminderAt    int64
-	digest        [32]byte
-	announcedAt   int64
-	depositedAt   int64
-	dls           [3]deadlineRef // its latest reservation, reminder and expiry deadlines
-	codeGen       uint32
 	state         State
 	prev          State // before an exception
 	chilled       bool
 	reminded      bool
 	codeLive      bool
 	done          bool // finished: no longer among the active parcels
+	codeGen       uint32
+
+	cabinet int32
+	comp    allocator.CompartmentID
+	dls     [3]deadlineRef // its latest reservation, reminder and expiry deadlines
+
+	id        string
+	spec      *ParcelSpec // its announcement's, never changed
+	req       allocator.Request
+	recipient string
+	exception string
+
+	digest      [32]byte
+	announcedAt int64
+	depositedAt int64
 }
 
 // announcement is a parcel and its spec in one allocation.
