@@ -601,22 +601,56 @@ func (c *Core) rearm() {
 	if c.armed && c.armedAt <= next {
 		return
 	}
-	c.armedAt = next
-	d := time.Duration(next - c.now())
-	if r, ok := c.timer.(twin.ResettableTimer); ok {
-		r.Reset(d) // one timer for the core's life, pending or fired
-		c.armed = true
-		return
+	c.arm(next)
+}
+
+// coreTimer is one of the core's two timers.
+type coreTimer struct {
+	t    Timer
+	at   int64 // when it fires, if set
+	set  bool
+	wake func()
+}
+
+// arm sets a timer for at, earlier than any set. The core has two, so that
+// a deadline earlier than the one a timer is set for takes the other timer
+// and leaves the first set: typically a door command's retry, seconds
+// ahead, while a timer waits hours for a reminder. When the retry's timer
+// has fired (the command long done), the other is still set for the
+// reminder. With one timer, it would be moved to the retry and back: on a
+// simulator's clock that is an event cancelled and two more scheduled for
+// every command. Only with both set is one moved: the later.
+func (c *Core) arm(at int64) {
+	k := 0
+	switch t := &c.timers; {
+	case !t[0].set:
+	case !t[1].set, t[1].at > t[0].at:
+		k = 1
 	}
-	if c.armed {
-		c.timer.Stop()
+	ct := &c.timers[k]
+	d := time.Duration(at - c.now())
+	if r, ok := ct.t.(twin.ResettableTimer); ok {
+		r.Reset(d) // one timer for the core's life, set or fired
+	} else {
+		if ct.set {
+			ct.t.Stop()
+		}
+		ct.t = c.cfg.Clock.AfterFunc(d, ct.wake)
 	}
-	c.timer, c.armed = c.cfg.Clock.AfterFunc(d, c.wakeFn), true
+	ct.at, ct.set = at, true
+	c.armed, c.armedAt = true, at
+}
+
+// fired is timer k's call: it is no longer set, and the core wakes.
+func (c *Core) fired(k int) {
+	c.timers[k].set = false
+	o := &c.timers[1-k]
+	c.armed, c.armedAt = o.set, o.at
+	c.wake()
 }
 
 // wake handles every deadline that is due.
 func (c *Core) wake() {
-	c.armed = false
 	c.waking = true
 	// Nothing up the stack holds a command now: the freed are spare,
 	// emptied so as not to keep their parcels alive.

@@ -298,8 +298,8 @@ type Core struct {
 	chain      *Chain
 	hooks      []Hook
 	depth      int // nested emits (scratch)
-	timer      Timer
-	armed      bool // timer will wake the core at armedAt
+	timers     [2]coreTimer
+	armed      bool // a timer will wake the core at armedAt, the earliest set
 	rearmDue   bool // a deadline before armedAt (or none armed) was scheduled since rearm
 	replaying  bool
 	waking     bool
@@ -314,7 +314,6 @@ type Core struct {
 
 	byName     map[string]int32
 	finished   map[string]State
-	wakeFn     func()
 	alarms     map[string]int
 	strs       strarena.Arena // command ids
 	cmdIDs     twin.IDCounter
@@ -369,7 +368,8 @@ func New(cfg Config) (*Core, error) {
 		c.byName[cb.Name] = int32(len(c.cabinets))
 		c.cabinets = append(c.cabinets, cabinet{name: cb.Name, shadow: twin.Shadow{Cabinet: cb.Name}})
 	}
-	c.wakeFn = c.wake
+	c.timers[0].wake = func() { c.fired(0) }
+	c.timers[1].wake = func() { c.fired(1) }
 	c.nanos = twin.NanoReader(cfg.Clock)
 	if cc, ok := cfg.Clock.(twin.CounterClock); ok {
 		c.nowBase, c.nowAt = cc.Counter()

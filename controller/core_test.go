@@ -1239,3 +1239,76 @@ func TestRefusedAppendChangesNothing(t *testing.T) {
 		})
 	}
 }
+
+// countingClock counts the timers moved while set (Reset of a pending
+// timer): on a simulator's clock each is an event cancelled and another
+// scheduled.
+type countingClock struct {
+	*twin.ManualClock
+	moved int
+}
+
+type countingTimer struct {
+	twin.ResettableTimer
+	c *countingClock
+}
+
+func (c *countingClock) AfterFunc(d time.Duration, f func()) twin.Timer {
+	return &countingTimer{c.ManualClock.AfterFunc(d, f).(twin.ResettableTimer), c}
+}
+
+func (t *countingTimer) Reset(d time.Duration) bool {
+	pending := t.ResettableTimer.Reset(d)
+	if pending {
+		t.c.moved++
+	}
+	return pending
+}
+
+// TestCommandsLeaveTheFarTimerSet: a parcel waits a day for its reminder
+// while other parcels come and go, each with door commands whose retry
+// deadlines are seconds ahead. They take the core's second timer, and the
+// one set for the reminder stays set. Every deadline still falls due on
+// time: a reservation that lapses, a command left unacknowledged, the
+// reminder.
+func TestCommandsLeaveTheFarTimerSet(t *testing.T) {
+	clock := &countingClock{ManualClock: twin.NewManualClock(epoch)}
+	set := testSettings()
+	set.ReservationTimeout = 10 * time.Second
+	r := newRig(t, set, func(c *Config) { c.Clock = clock })
+	r.clock = clock.ManualClock
+	r.deposit("waits", "S")
+	moved := clock.moved
+	for i := range 20 {
+		id := "p" + itoa(uint64(i))
+		r.deposit(id, "M")
+		_, err := r.core.Pickup(r.out.last().cabinet, r.out.codes[id])
+		require.NoError(t, err, id)
+		r.doorCycle(false)
+		require.Equal(t, StatePickedUp, r.state(id))
+		r.clock.Advance(time.Minute) // the commands' retry deadlines pass, stale
+	}
+	require.Equal(t, moved, clock.moved, "no timer was moved: the commands took the spare")
+
+	// A reservation that lapses, a command never acknowledged, and the
+	// reminder, all with timers set for later deadlines.
+	_, err := r.core.Announce("lapses", ParcelSpec{Class: "S"}, "x")
+	require.NoError(t, err)
+	unacked := r.startDeposit("unacked", "S")
+	sent := len(r.out.sent)
+	r.clock.Advance(10 * time.Second)
+	require.Equal(t, StateAnnounced, r.state("lapses"), "the reservation lapsed at 10 s")
+	require.Len(t, r.out.sent, sent)
+	r.clock.Advance(5 * time.Second)
+	require.Len(t, r.out.sent, sent+1, "the command was resent at 15 s")
+	require.Equal(t, unacked.cmd.ID, r.out.last().cmd.ID)
+	r.doorCycle(true)
+	require.Equal(t, StateAwaitingPickup, r.state("unacked"))
+	require.Zero(t, r.out.byKind[NotifyReminder])
+	reminderAt := epoch.Add(5*time.Second + set.ReminderAfter) // "waits" was deposited 5 s in
+	r.clock.Advance(reminderAt.Sub(r.clock.Now()) - time.Second)
+	require.Zero(t, r.out.byKind[NotifyReminder])
+	r.clock.Advance(time.Second)
+	require.Equal(t, 1, r.out.byKind[NotifyReminder], "the reminder came on time")
+	r.healthy()
+}
