@@ -228,7 +228,7 @@ type compartment struct {
 }
 
 type parcel struct {
-	// What a deadline's check reads (stale) comes first, in 32 bytes: the
+	// What a deadline's check reads (stale) comes first, in 30 bytes: the
 	// parcel is read cold when its reminder or expiry falls due, hours
 	// after anything else touched it.
 	reservedUntil int64
