@@ -30,6 +30,13 @@ type Checker struct {
 	// previous hash) is still checked, and the log is verified in full by
 	// Verify and Rebuild wherever it is stored.
 	Rehash bool
+	// Recall keeps the last 16 events checked, for a violation's report
+	// (NewChecker sets it). A simulation may clear it and, should a
+	// violation stop a run, replay the run with it set: runs are
+	// deterministic, so the replay stops at the same event, with the events
+	// that led to it. Writing the ring is a cold store for every event of a
+	// city's run, a few percent of its time.
+	Recall bool
 
 	// What every event reads comes first, the ring of recent events last:
 	// the checker is read once per event, each time from far away in
@@ -165,7 +172,7 @@ func notifBit(text string) uint8 {
 type Violation struct {
 	Invariant string
 	Event     Event
-	Recent    []Event // the events before it, oldest first (without digests and hashes)
+	Recent    []Event // the events before it, oldest first (without digests and hashes); none unless the checker recalls them
 }
 
 func (v *Violation) Error() string {
@@ -207,7 +214,7 @@ func NewChecker(limits CodeLimits) *Checker {
 		limits = DefaultCodeLimits
 	}
 	return &Checker{
-		Rehash: true, limits: limits, chain: *NewChain(),
+		Rehash: true, Recall: true, limits: limits, chain: *NewChain(),
 		parcels: map[string]checkedRef{},
 		rejects: map[int32][]int64{},
 	}
@@ -401,9 +408,11 @@ func (k *Checker) Check(e *Event) {
 		k.fail(e, "parcels are conserved: deposited %d ≠ in locker %d + picked up %d + returned %d + removed %d",
 			k.Deposited, k.inLocker, k.PickedUp, k.Returned, k.Removed)
 	}
-	k.recent[k.nRecent%recentEvents] = recentEvent{seq: e.Seq, cabinetSeq: e.CabinetSeq, at: e.At, num: e.Num, num2: e.Num2,
-		parcel: e.Parcel, command: e.Command, text: e.Text, cabinet: e.Cabinet, comp: e.Compartment, kind: e.Kind}
-	k.nRecent++
+	if k.Recall {
+		k.recent[k.nRecent%recentEvents] = recentEvent{seq: e.Seq, cabinetSeq: e.CabinetSeq, at: e.At, num: e.Num, num2: e.Num2,
+			parcel: e.Parcel, command: e.Command, text: e.Text, cabinet: e.Cabinet, comp: e.Compartment, kind: e.Kind}
+		k.nRecent++
+	}
 }
 
 // track indexes a new command by its compartment, and forgets the

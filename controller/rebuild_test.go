@@ -239,33 +239,44 @@ func TestVerifyDetectsTampering(t *testing.T) {
 }
 
 func TestCheckerCatchesViolations(t *testing.T) {
-	r := newRig(t, testSettings())
-	r.deposit("p1", "S")
-	events := r.log.Events()
-	var got *Violation
-	k := NewChecker(CodeLimits{})
-	k.OnViolation = func(v *Violation) { got = v }
-	for i := range events {
-		k.Check(&events[i])
+	for _, recall := range []bool{true, false} {
+		t.Run(map[bool]string{true: "recalling", false: "not recalling"}[recall], func(t *testing.T) {
+			r := newRig(t, testSettings())
+			r.deposit("p1", "S")
+			events := r.log.Events()
+			var got *Violation
+			k := NewChecker(CodeLimits{})
+			require.True(t, k.Recall, "a checker recalls unless told not to")
+			k.Recall = recall
+			k.OnViolation = func(v *Violation) { got = v }
+			for i := range events {
+				k.Check(&events[i])
+			}
+			require.NoError(t, k.Err())
+			// A forged door opening: a command id that never was.
+			forged := Event{Kind: DoorOpened, Cabinet: 0, Compartment: 3, Command: "lobby-c999", CabinetSeq: 99, At: events[len(events)-1].At}
+			c := NewChain()
+			c.head, c.seq = events[len(events)-1].Hash, events[len(events)-1].Seq
+			c.Link(&forged)
+			k.Check(&forged)
+			require.Error(t, k.Err())
+			require.NotNil(t, got)
+			require.Contains(t, got.Error(), "matched by a live command")
+			if !recall {
+				require.Empty(t, got.Recent)
+				require.NotContains(t, got.Error(), "events before it")
+				return
+			}
+			require.Contains(t, got.Error(), "events before it")
+			require.Len(t, got.Recent, min(len(events), 16))
+			last, recalled := events[len(events)-1], got.Recent[len(got.Recent)-1]
+			require.Equal(t, last.Seq, recalled.Seq)
+			require.Equal(t, last.Kind, recalled.Kind)
+			require.Equal(t, last.Parcel, recalled.Parcel)
+			require.Equal(t, last.At, recalled.At)
+			require.Contains(t, got.Error(), last.String())
+		})
 	}
-	require.NoError(t, k.Err())
-	// A forged door opening: a command id that never was.
-	forged := Event{Kind: DoorOpened, Cabinet: 0, Compartment: 3, Command: "lobby-c999", CabinetSeq: 99, At: events[len(events)-1].At}
-	c := NewChain()
-	c.head, c.seq = events[len(events)-1].Hash, events[len(events)-1].Seq
-	c.Link(&forged)
-	k.Check(&forged)
-	require.Error(t, k.Err())
-	require.NotNil(t, got)
-	require.Contains(t, got.Error(), "matched by a live command")
-	require.Contains(t, got.Error(), "events before it")
-	require.Len(t, got.Recent, min(len(events), 16))
-	last, recalled := events[len(events)-1], got.Recent[len(got.Recent)-1]
-	require.Equal(t, last.Seq, recalled.Seq)
-	require.Equal(t, last.Kind, recalled.Kind)
-	require.Equal(t, last.Parcel, recalled.Parcel)
-	require.Equal(t, last.At, recalled.At)
-	require.Contains(t, got.Error(), last.String())
 }
 
 func TestRebuiltCoreResyncsCabinetSequences(t *testing.T) {

@@ -70,6 +70,17 @@ type Options struct {
 	// returned; they may run concurrently (each touches one shard only).
 	// Nil runs them in order.
 	Parallel func(n int, f func(i int))
+	// Recall makes every site's invariant checker keep its last events, so
+	// that a violation's report shows the events that led to it. Without
+	// it (the runner's way: writing them costs a city's run a few percent)
+	// Run replays a run that a violation stopped, with Recall set, and
+	// reports the replay's violation. A world with an Observer recalls:
+	// an observer must not see a run twice.
+	Recall bool
+
+	// inject, when set, is called on every world New builds with these
+	// options (the replay's too): tests plant faults with it.
+	inject func(*World)
 }
 
 // shard is a block of a world's sites with its own engine, streams and
@@ -341,6 +352,9 @@ func New(sc *scenarios.Scenario, opts Options) (*World, error) {
 		}
 		sh.kpi.start()
 	}
+	if opts.inject != nil {
+		opts.inject(w)
+	}
 	return w, nil
 }
 
@@ -435,6 +449,7 @@ func (w *shard) buildSite(idx int, sp scenarios.Site, cat *allocator.Catalog) (*
 	s.compKPI = make([]compartmentKPI, inv.Len())
 	s.checker = controller.NewChecker(controller.CodeLimits{})
 	s.checker.Rehash = false // unsealed: sequence numbers are still checked
+	s.checker.Recall = w.opts.Recall || w.opts.Observer != nil
 	s.checker.OnViolation = func(v *controller.Violation) {
 		w.fail(fmt.Errorf("site %s: %w", sp.ID, v))
 	}
@@ -542,7 +557,7 @@ func (w *shard) fail(err error) {
 // replication's results.
 func (w *World) Run() (*Result, error) {
 	if _, err := w.RunUntil(time.Duration(w.end)); err != nil {
-		return nil, err
+		return nil, w.recall(err)
 	}
 	for _, s := range w.sites {
 		if err := controller.CheckCore(s.core); err != nil {
@@ -550,6 +565,27 @@ func (w *World) Run() (*Result, error) {
 		}
 	}
 	return w.result(), nil
+}
+
+// recall replays a run that a violation stopped, its checkers recalling
+// their last events, and returns the replay's error: the same violation,
+// with the events that led to it. A replay that does not stop on a
+// violation says that the run is not deterministic.
+func (w *World) recall(err error) error {
+	var v *controller.Violation
+	if !errors.As(err, &v) || w.opts.Recall || w.opts.Observer != nil {
+		return err
+	}
+	opts := w.opts
+	opts.Recall = true
+	replay, nerr := New(w.sc, opts)
+	if nerr != nil {
+		return err
+	}
+	if _, rerr := replay.RunUntil(time.Duration(replay.end)); errors.As(rerr, &v) {
+		return rerr
+	}
+	return fmt.Errorf("%w\n(a replay to recall the events before it did not stop there: the run is not deterministic)", err)
 }
 
 // RunUntil simulates up to virtual time t (from the start of the run) and

@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lockertwin/lockertwin/controller"
 	"github.com/lockertwin/lockertwin/scenarios"
+	"github.com/lockertwin/lockertwin/sim"
 	"github.com/stretchr/testify/require"
 )
 
@@ -279,6 +281,62 @@ func TestShardsRunTheSameWhateverRunsThem(t *testing.T) {
 				require.Equal(t, s.checker.Deposited, s.checker.InLocker()+s.checker.PickedUp+s.checker.Returned+s.checker.Removed)
 			}
 			require.Equal(t, w.Events(), sideBySide.Events)
+		})
+	}
+}
+
+// TestAViolationIsReportedWithTheEventsBeforeIt: a run's checkers do not
+// keep their last events (Recall), so a run that a violation stops is
+// replayed with them kept, and the report is the replay's: the same
+// violation, at the same simulated time, with the 16 events before it. A
+// replay that does not stop there says the run is not deterministic.
+func TestAViolationIsReportedWithTheEventsBeforeIt(t *testing.T) {
+	sc, _, err := scenarios.LoadShipped("residential-tower.yaml")
+	require.NoError(t, err)
+	sc.Duration = scenarios.Duration(2 * 24 * time.Hour)
+	for _, tt := range []struct {
+		name          string
+		replayForges  bool
+		deterministic bool
+	}{
+		{"the replay stops at the same event", true, true},
+		{"the replay does not", false, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var built, forged int
+			var recalled []bool
+			inject := func(w *World) {
+				built++
+				s := w.shards[0].own[0]
+				recalled = append(recalled, s.checker.Recall)
+				if built > 1 && !tt.replayForges {
+					return
+				}
+				w.shards[0].eng.AtFunc(sim.FromDuration(30*time.Hour), func() {
+					forged++
+					s.checker.Check(&controller.Event{Kind: controller.DoorOpened, Seq: 1, Cabinet: 0, Compartment: 1, Command: "forged"})
+				})
+			}
+			w, err := New(sc, Options{Seed: 7, inject: inject})
+			require.NoError(t, err)
+			_, err = w.Run()
+			var v *controller.Violation
+			require.ErrorAs(t, err, &v)
+			require.Contains(t, err.Error(), "at simulated 1d06:00:00.000")
+			require.Equal(t, []bool{false, true}, recalled, "the run did not recall, its replay did")
+			if !tt.deterministic {
+				require.Equal(t, 1, forged)
+				require.Empty(t, v.Recent)
+				require.Contains(t, err.Error(), "the run is not deterministic")
+				return
+			}
+			require.Equal(t, 2, forged)
+			require.Len(t, v.Recent, 16)
+			require.Contains(t, err.Error(), "events before it:")
+			require.NotContains(t, err.Error(), "not deterministic")
+			for _, e := range v.Recent {
+				require.LessOrEqual(t, e.At, Epoch.Add(30*time.Hour).UnixNano())
+			}
 		})
 	}
 }

@@ -18,7 +18,9 @@ type SimSource struct {
 
 // NewSimSource builds the world of a scenario's replication 0.
 func NewSimSource(sc *scenarios.Scenario) (*SimSource, error) {
-	w, err := world.New(sc, world.Options{Seed: runner.ReplicationSeed(sc.Seed, 0)})
+	// Stepped, not Run, so it cannot replay a violation to recall the
+	// events before it: its checkers recall them from the start.
+	w, err := world.New(sc, world.Options{Seed: runner.ReplicationSeed(sc.Seed, 0), Recall: true})
 	if err != nil {
 		return nil, err
 	}
