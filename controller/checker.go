@@ -38,9 +38,9 @@ type Checker struct {
 	// city's run, a few percent of its time.
 	Recall bool
 
-	// What every event reads comes first, the ring of recent events last:
-	// the checker is read once per event, each time from far away in
-	// memory, and the fields read together should share cache lines.
+	// What every event reads comes first: the checker is read once per
+	// event, each time from far away in memory, and the fields read
+	// together should share cache lines.
 	alarmDue bool
 	chain    Chain
 	nRecent  int
@@ -55,7 +55,7 @@ type Checker struct {
 	rejects map[int32][]int64
 	limits  CodeLimits
 	err     *Violation
-	recent  [recentEvents]recentEvent // a ring
+	recent  *[recentEvents]recentEvent // a ring, made when first written (Recall)
 }
 
 // compSlot is what the checker knows of one compartment: the parcel
@@ -233,7 +233,7 @@ func (k *Checker) fail(e *Event, format string, args ...any) {
 		return
 	}
 	var recent []Event
-	for i := max(0, k.nRecent-recentEvents); i < k.nRecent; i++ {
+	for i := max(0, k.nRecent-recentEvents); i < k.nRecent && k.recent != nil; i++ {
 		recent = append(recent, k.recent[i%recentEvents].event())
 	}
 	k.err = &Violation{Invariant: fmt.Sprintf(format, args...), Event: *e, Recent: recent}
@@ -409,6 +409,9 @@ func (k *Checker) Check(e *Event) {
 			k.Deposited, k.inLocker, k.PickedUp, k.Returned, k.Removed)
 	}
 	if k.Recall {
+		if k.recent == nil {
+			k.recent = new([recentEvents]recentEvent)
+		}
 		k.recent[k.nRecent%recentEvents] = recentEvent{seq: e.Seq, cabinetSeq: e.CabinetSeq, at: e.At, num: e.Num, num2: e.Num2,
 			parcel: e.Parcel, command: e.Command, text: e.Text, cabinet: e.Cabinet, comp: e.Compartment, kind: e.Kind}
 		k.nRecent++
