@@ -569,8 +569,8 @@ func (w *World) Run() (*Result, error) {
 
 // recall replays a run that a violation stopped, its checkers recalling
 // their last events, and returns the replay's error: the same violation,
-// with the events that led to it. A replay that does not stop on a
-// violation says that the run is not deterministic.
+// with the events that led to it. A replay that does not stop on the same
+// violation of the same event says that the run is not deterministic.
 func (w *World) recall(err error) error {
 	var v *controller.Violation
 	if !errors.As(err, &v) || w.opts.Recall || w.opts.Observer != nil {
@@ -582,7 +582,9 @@ func (w *World) recall(err error) error {
 	if nerr != nil {
 		return err
 	}
-	if _, rerr := replay.RunUntil(time.Duration(replay.end)); errors.As(rerr, &v) {
+	var again *controller.Violation
+	if _, rerr := replay.RunUntil(time.Duration(replay.end)); errors.As(rerr, &again) &&
+		again.Invariant == v.Invariant && again.Event.Seq == v.Event.Seq && again.Event.At == v.Event.At {
 		return rerr
 	}
 	return fmt.Errorf("%w\n(a replay to recall the events before it did not stop there: the run is not deterministic)", err)
