@@ -630,7 +630,7 @@ func (c *Core) arm(at int64) {
 	ct := &c.timers[k]
 	d := time.Duration(at - c.now())
 	if r, ok := ct.t.(twin.ResettableTimer); ok {
-		r.Reset(d) // one timer for the core's life, set or fired
+		r.Reset(d) // each timer is made once, then reset, set or fired
 	} else {
 		if ct.set {
 			ct.t.Stop()
