@@ -482,8 +482,8 @@ func (c *Core) openLimit(openedAt int64) int64 { return openedAt + int64(c.set.D
 func (c *Core) schedule(d deadline) {
 	q := &c.deadlines
 	ref := q.push(d)
-	if !c.armed || d.at < c.armedAt {
-		c.rearmDue = true // else the timer is early enough for it
+	if !c.armedBy(d.at) {
+		c.rearmDue = true // else a timer is early enough for it
 	}
 	if d.p != nil && d.kind <= dlExpiry {
 		d.p.dls[d.kind-1] = ref // finish drops it
@@ -586,7 +586,7 @@ func (c *Core) rearm() {
 	}
 	c.rearmDue = false
 	first := c.deadlines.peek()
-	if first == nil || c.armed && c.armedAt <= first.at {
+	if first == nil || c.armedBy(first.at) {
 		return // armed early enough; stale deadlines are dropped when it fires
 	}
 	for first != nil && c.stale(first) {
@@ -597,11 +597,10 @@ func (c *Core) rearm() {
 	if first == nil {
 		return
 	}
-	next := first.at
-	if c.armed && c.armedAt <= next {
+	if c.armedBy(first.at) {
 		return
 	}
-	c.arm(next)
+	c.arm(first.at)
 }
 
 // coreTimer is one of the core's two timers.
@@ -638,14 +637,17 @@ func (c *Core) arm(at int64) {
 		ct.t = c.cfg.Clock.AfterFunc(d, ct.wake)
 	}
 	ct.at, ct.set = at, true
-	c.armed, c.armedAt = true, at
+}
+
+// armedBy reports whether a timer is set to wake the core by at.
+func (c *Core) armedBy(at int64) bool {
+	t := &c.timers
+	return t[0].set && t[0].at <= at || t[1].set && t[1].at <= at
 }
 
 // fired is timer k's call: it is no longer set, and the core wakes.
 func (c *Core) fired(k int) {
 	c.timers[k].set = false
-	o := &c.timers[1-k]
-	c.armed, c.armedAt = o.set, o.at
 	c.wake()
 }
 

@@ -299,11 +299,9 @@ type Core struct {
 	hooks      []Hook
 	depth      int // nested emits (scratch)
 	timers     [2]coreTimer
-	armed      bool // a timer will wake the core at armedAt, the earliest set
-	rearmDue   bool // a deadline before armedAt (or none armed) was scheduled since rearm
+	rearmDue   bool // a deadline before the earliest set timer (or with none set) was scheduled since rearm
 	replaying  bool
 	waking     bool
-	armedAt    int64
 	cabinets   []cabinet
 	comps      []compartment
 	parcels    map[string]*parcel
