@@ -1,18 +1,16 @@
 package controller
 
 import (
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/binary"
-	"hash"
 	"math"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/lockertwin/lockertwin/internal/hmacsha"
 	"github.com/lockertwin/lockertwin/twin"
 )
 
@@ -114,13 +112,12 @@ func (CryptoRand) Uint64() uint64 {
 
 // coder issues and checks codes and QR payloads with one key.
 type coder struct {
-	mac hash.Hash
+	mac *hmacsha.Key
 	buf []byte
-	sum [32]byte
 }
 
 func newCoder(key []byte) *coder {
-	return &coder{mac: hmac.New(sha256.New, key), buf: make([]byte, 0, 128)}
+	return &coder{mac: hmacsha.New(key), buf: make([]byte, 0, 128)}
 }
 
 // drawCode returns a code for the compartment at slot (1-based) of its
@@ -200,9 +197,7 @@ func (c *coder) sumOf(parts ...string) [32]byte {
 		}
 		c.buf = append(c.buf, p...)
 	}
-	c.mac.Reset()
-	c.mac.Write(c.buf)
-	return [32]byte(c.mac.Sum(c.sum[:0]))
+	return c.mac.Sum(c.buf)
 }
 
 // digest binds a code to its cabinet and parcel.
