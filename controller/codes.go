@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lockertwin/lockertwin/internal/hmacsha"
+	"github.com/lockertwin/lockertwin/internal/digest"
 	"github.com/lockertwin/lockertwin/twin"
 )
 
@@ -112,12 +112,12 @@ func (CryptoRand) Uint64() uint64 {
 
 // coder issues and checks codes and QR payloads with one key.
 type coder struct {
-	mac *hmacsha.Key
+	mac *digest.HMAC
 	buf []byte
 }
 
 func newCoder(key []byte) *coder {
-	return &coder{mac: hmacsha.New(key), buf: make([]byte, 0, 128)}
+	return &coder{mac: digest.NewHMAC(key), buf: make([]byte, 0, 128)}
 }
 
 // drawCode returns a code for the compartment at slot (1-based) of its

@@ -1,10 +1,11 @@
 package controller
 
 import (
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/lockertwin/lockertwin/internal/digest"
 )
 
 // Kind is the type of a domain event.
@@ -247,7 +248,7 @@ func (c *Chain) Link(e *Event) {
 func (c *Chain) hashOf(e *Event) [32]byte {
 	c.buf = append(c.buf[:0], e.Prev[:]...)
 	c.buf = e.AppendCanonical(c.buf)
-	return sha256.Sum256(c.buf) // one call: no hash.Hash state to reset, write and copy out
+	return digest.Sum256(c.buf)
 }
 
 // ErrChainBroken is what Verify reports for any altered, removed or

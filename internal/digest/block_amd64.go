@@ -1,6 +1,6 @@
 //go:build amd64 && !purego
 
-package hmacsha
+package digest
 
 import "golang.org/x/sys/cpu"
 
