@@ -80,7 +80,7 @@ test-go:
 test: setup fmt-check vet test-go
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./sim/ ./allocator/ ./controller/ ./twin/
+	$(GO) test -run '^$$' -bench . -benchmem ./sim/ ./allocator/ ./controller/ ./internal/digest/ ./twin/
 	$(GO) test -run '^$$' -bench . -benchtime 20000x ./twin/broker/
 	$(GO) test -run '^$$' -bench . -benchtime 2000x ./controller/store/sqlite/
 	$(GO) test -run '^$$' -bench Flows -benchtime 8000x ./controller/service/
