@@ -15,7 +15,7 @@ func stdHMAC(key, msg []byte) []byte {
 	return m.Sum(nil)
 }
 
-// ramp returns n bytes that differ from one another.
+// ramp returns n bytes, each 7 more than the one before.
 func ramp(n int, seed byte) []byte {
 	b := make([]byte, n)
 	for i := range b {
@@ -24,11 +24,11 @@ func ramp(n int, seed byte) []byte {
 	return b
 }
 
-// paths are the two ways this package computes: the SHA-NI one where this machine
-// has it, and crypto/hmac.
+// paths are the two ways this package computes: with SHA-NI where this
+// machine has it, and through the standard library.
 func paths(t testing.TB) []bool {
 	if !haveSHANI {
-		t.Log("this CPU or build has no SHA-NI: only the crypto/hmac path is tested")
+		t.Log("this CPU or build has no SHA-NI: only the standard library path is tested")
 		return []bool{false}
 	}
 	return []bool{true, false}
