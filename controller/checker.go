@@ -233,7 +233,7 @@ func (k *Checker) fail(e *Event, format string, args ...any) {
 		return
 	}
 	var recent []Event
-	for i := max(0, k.nRecent-recentEvents); i < k.nRecent && k.recent != nil; i++ {
+	for i := max(0, k.nRecent-recentEvents); i < k.nRecent; i++ { // nRecent counts only what the ring took
 		recent = append(recent, k.recent[i%recentEvents].event())
 	}
 	k.err = &Violation{Invariant: fmt.Sprintf(format, args...), Event: *e, Recent: recent}

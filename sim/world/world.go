@@ -449,7 +449,7 @@ func (w *shard) buildSite(idx int, sp scenarios.Site, cat *allocator.Catalog) (*
 	s.compKPI = make([]compartmentKPI, inv.Len())
 	s.checker = controller.NewChecker(controller.CodeLimits{})
 	s.checker.Rehash = false // unsealed: sequence numbers are still checked
-	s.checker.Recall = w.opts.Recall || w.opts.Observer != nil
+	s.checker.Recall = w.opts.recalls()
 	s.checker.OnViolation = func(v *controller.Violation) {
 		w.fail(fmt.Errorf("site %s: %w", sp.ID, v))
 	}
@@ -567,13 +567,17 @@ func (w *World) Run() (*Result, error) {
 	return w.result(), nil
 }
 
+// recalls reports whether the checkers keep their last events from the
+// start: asked to, or watched by an Observer (which must not see a run twice).
+func (o Options) recalls() bool { return o.Recall || o.Observer != nil }
+
 // recall replays a run that a violation stopped, its checkers recalling
 // their last events, and returns the replay's error: the same violation,
 // with the events that led to it. A replay that does not stop on the same
 // violation of the same event says that the run is not deterministic.
 func (w *World) recall(err error) error {
 	var v *controller.Violation
-	if !errors.As(err, &v) || w.opts.Recall || w.opts.Observer != nil {
+	if !errors.As(err, &v) || w.opts.recalls() {
 		return err
 	}
 	opts := w.opts
