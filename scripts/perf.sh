@@ -23,10 +23,13 @@ go test -c -o "$tmp/controller.test" ./controller
 # field NAME FILE: the number after "NAME": in a JSON file.
 field() { sed -n "s/.*\"$1\": *\([0-9.]*\).*/\1/p" "$2" | head -1; }
 
+TIMEFORMAT='%U %S' # what `time` prints: user and system CPU seconds
 printf '%-8s %12s %12s %16s\n' round city_wall_s city_cpu_s lifecycle_ns
 for i in $(seq "$runs"); do
-	TIMEFORMAT='%U %S'
-	{ time "$tmp/lockersim" run scenarios/city-network.yaml -json >"$tmp/city.json" 2>/dev/null; } 2>"$tmp/cpu"
+	if ! { time "$tmp/lockersim" run scenarios/city-network.yaml -json >"$tmp/city.json" 2>"$tmp/err"; } 2>"$tmp/cpu"; then
+		cat "$tmp/err" >&2
+		exit 1
+	fi
 	wall=$(field wall_seconds "$tmp/city.json")
 	cpu=$(awk '{printf "%.2f", $1 + $2}' "$tmp/cpu")
 	ns=$("$tmp/controller.test" -test.run '^$' -test.bench '^BenchmarkLifecycle$/^unsealed$' |
