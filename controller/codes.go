@@ -200,8 +200,8 @@ func (c *coder) sumOf(parts ...string) [32]byte {
 	return c.mac.Sum(c.buf)
 }
 
-// digest binds a code to its cabinet and parcel.
-func (c *coder) digest(cabinet, parcel, code string) [32]byte {
+// bind is the digest that binds a code to its cabinet and parcel.
+func (c *coder) bind(cabinet, parcel, code string) [32]byte {
 	return c.sumOf(cabinet, parcel, code)
 }
 

@@ -737,7 +737,7 @@ func (c *Core) Pickup(cabName, code string) (PickupResult, error) {
 	if p != nil {
 		holder = p.id
 	}
-	if sum := c.codes.digest(cab.name, holder, norm); p == nil || !equalDigest(&p.digest, &sum) {
+	if sum := c.codes.bind(cab.name, holder, norm); p == nil || !equalDigest(&p.digest, &sum) {
 		return PickupResult{}, c.reject(ci)
 	}
 	if p.state != StateAwaitingPickup {
@@ -1036,7 +1036,7 @@ func (c *Core) issueCode(p *parcel, kind NotificationKind) error {
 	cab := &c.cabinets[comp.Cabinet]
 	code := formatCode(drawCode(c.cfg.Rand, comp.Slot))
 	e := c.parcelEvent(CodeIssued, p)
-	e.Digest = c.codes.digest(cab.name, p.id, code)
+	e.Digest = c.codes.bind(cab.name, p.id, code)
 	now := c.now()
 	if kind == NotifyArrival {
 		window := c.set.PickupWindow
