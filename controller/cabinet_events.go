@@ -9,8 +9,12 @@ import (
 )
 
 // HandleEvent takes one event a cabinet sent. Invalid events, events of an
-// unknown cabinet or compartment, and duplicates (a sequence number already
-// seen) are refused with a typed error and change nothing.
+// unknown cabinet or compartment, and duplicates are refused with a typed
+// error and change nothing. A duplicate has a sequence number already seen
+// (a message delivered twice), or an id that one of the cabinet's last
+// idWindowLen events or an event held for a gap had (an event sent again
+// under a new number). A rebuilt core knows no ids until events come: the
+// log keeps what the events did, not the cabinets' ids for them.
 func (c *Core) HandleEvent(cabName string, ev twin.Event) error {
 	ci, ok := c.cabinetIndex(cabName)
 	if !ok {
@@ -31,6 +35,10 @@ func (c *Core) HandleEvent(cabName string, ev twin.Event) error {
 	if ev.Seq <= cab.lastSeq {
 		return fmt.Errorf("%w: cabinet %s sequence %d, last %d", ErrDuplicateEvent, cabName, ev.Seq, cab.lastSeq)
 	}
+	fp := idPrint(ev.ID)
+	if cab.ids.has(fp) || len(cab.held) > 0 && cab.heldID(fp) != 0 {
+		return fmt.Errorf("%w: cabinet %s event id %q (sequence %d) %s", ErrDuplicateEvent, cabName, ev.ID, ev.Seq, cab.repeated(fp))
+	}
 	if cab.resync {
 		// First event after a rebuild: lastSeq is only what the log
 		// recorded, so a jump is expected, not a gap.
@@ -48,7 +56,7 @@ func (c *Core) HandleEvent(cabName string, ev twin.Event) error {
 		if cab.held == nil {
 			cab.held = map[uint64]heldEvent{}
 		}
-		cab.held[ev.Seq] = heldEvent{ev: ev, comp: comp}
+		cab.held[ev.Seq] = heldEvent{ev: ev, comp: comp, fp: fp}
 		if cab.flush == nil {
 			cab.flush = c.cfg.Clock.AfterFunc(c.set.ReorderWait, func() {
 				cab.flush = nil
@@ -57,7 +65,7 @@ func (c *Core) HandleEvent(cabName string, ev twin.Event) error {
 		}
 		return nil
 	}
-	if err := c.dispatch(ci, comp, &ev); err != nil {
+	if err := c.dispatch(ci, comp, &ev, fp); err != nil {
 		return err
 	}
 	// Handle what was held behind this one.
@@ -67,7 +75,7 @@ func (c *Core) HandleEvent(cabName string, ev twin.Event) error {
 			break
 		}
 		delete(cab.held, cab.lastSeq+1)
-		if err := c.dispatch(ci, next.comp, &next.ev); err != nil {
+		if err := c.dispatch(ci, next.comp, &next.ev, next.fp); err != nil {
 			return err
 		}
 	}
@@ -78,12 +86,33 @@ func (c *Core) HandleEvent(cabName string, ev twin.Event) error {
 	return nil
 }
 
+// heldID is the sequence number of the held event whose id has fingerprint
+// fp, 0 if none (held events' ids differ: HandleEvent sees to it).
+func (cab *cabinet) heldID(fp uint64) uint64 {
+	for seq, h := range cab.held {
+		if h.fp == fp {
+			return seq
+		}
+	}
+	return 0
+}
+
+// repeated says which earlier event an event whose id has fingerprint fp
+// repeats: one of the last handled, or one held for a gap.
+func (cab *cabinet) repeated(fp uint64) string {
+	if seq := cab.heldID(fp); seq != 0 {
+		return fmt.Sprintf("repeats the id of held event %d", seq)
+	}
+	return fmt.Sprintf("repeats the id of one of the last %d events", idWindowLen)
+}
+
 // maxHeld bounds the reorder buffer of a cabinet.
 const maxHeld = 64
 
 type heldEvent struct {
 	ev   twin.Event
 	comp allocator.CompartmentID
+	fp   uint64 // idPrint(ev.ID)
 }
 
 // flushHeld gives up waiting for missing events: it raises a sequence-gap
@@ -107,15 +136,16 @@ func (c *Core) flushHeld(ci int32) {
 	for _, s := range seqs {
 		h := cab.held[s]
 		delete(cab.held, s)
-		_ = c.dispatch(ci, h.comp, &h.ev)
+		_ = c.dispatch(ci, h.comp, &h.ev, h.fp)
 	}
 }
 
-// dispatch handles one in-order cabinet event.
-func (c *Core) dispatch(ci int32, comp allocator.CompartmentID, ev *twin.Event) error {
+// dispatch handles one in-order cabinet event; fp is its id's idPrint.
+func (c *Core) dispatch(ci int32, comp allocator.CompartmentID, ev *twin.Event, fp uint64) error {
 	cab := &c.cabinets[ci]
 	cabName := cab.name
 	cab.lastSeq = ev.Seq
+	cab.ids.add(fp)
 	switch ev.Type {
 	case twin.EvtAck:
 		return c.onAck(ci, ev)

@@ -199,7 +199,8 @@ type Config struct {
 type cabinet struct {
 	shadow  twin.Shadow
 	name    string
-	lastSeq uint64 // the last event handled, in order
+	lastSeq uint64   // the last event handled, in order
+	ids     idWindow // the ids of the last events handled
 	// loggedSeq is the last sequence number a logged event carries: what
 	// survives a restart. Events that change nothing (a heartbeat) are not
 	// logged, so a rebuilt core knows lastSeq only as this lower bound and

@@ -349,6 +349,11 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"duplicate cabinet event", func() error {
 			return r.core.HandleEvent("a1", twin.Event{V: 1, ID: "x2", Seq: r.seq["a1"], Type: twin.EvtDoorOpened, Compartment: 1, At: r.clock.Now()})
 		}, ErrDuplicateEvent},
+		{"cabinet event resent under a new number", func() error {
+			// The door-opened event of p1's deposit again: handled, it would
+			// log an uncommanded opening and its alarm.
+			return r.core.HandleEvent("a1", twin.Event{V: 1, ID: "a1-e2", Seq: r.seq["a1"] + 1, Type: twin.EvtDoorOpened, Compartment: 1, At: r.clock.Now()})
+		}, ErrDuplicateEvent},
 		{"out-of-order cabinet event", func() error {
 			return r.core.HandleEvent("a1", twin.Event{V: 1, ID: "x3", Seq: 1, Type: twin.EvtHeartbeat, At: r.clock.Now()})
 		}, ErrDuplicateEvent},

@@ -76,7 +76,7 @@ func TestCommitReloadRebuild(t *testing.T) {
 	seq := uint64(0)
 	send := func(ev twin.Event) {
 		seq++
-		ev.V, ev.Seq, ev.ID, ev.At = 1, seq, "e", clock.Now()
+		ev.V, ev.Seq, ev.ID, ev.At = 1, seq, "a1-e"+strconv.FormatUint(seq, 10), clock.Now()
 		require.NoError(t, core.HandleEvent("a1", ev))
 		require.NoError(t, log.Commit())
 	}

@@ -1,0 +1,80 @@
+package controller
+
+import "math/bits"
+
+// idWindowLen is how many of a cabinet's latest events idWindow remembers.
+//
+// The protocol numbers a cabinet's events one by one and gives each a
+// unique id; a message the broker delivers twice repeats both, and the
+// sequence number alone finds it. The ids find the other kind of
+// duplicate: an event the cabinet sent again under a new sequence number
+// (firmware that resends what it thinks was lost). That resend follows the
+// original closely, a few events later at most, so a short window finds it.
+const idWindowLen = 16
+
+// idWindow remembers the ids of a cabinet's last idWindowLen handled events
+// as 64-bit fingerprints (idPrint): 136 bytes per cabinet whatever the
+// ids' length, and a check that reads two cache lines and hashes no map.
+// Two different ids share a fingerprint with probability about 2⁻⁶⁴ per
+// pair: 16 pairs per event, so once in 10¹⁸ events. The fingerprint is a
+// fixed function of the id, so a run repeats exactly.
+type idWindow struct {
+	prints [idWindowLen]uint64 // 0: empty
+	next   uint8
+}
+
+// has reports whether an id with fingerprint f is in the window.
+func (w *idWindow) has(f uint64) bool {
+	for _, p := range &w.prints {
+		if p == f {
+			return true
+		}
+	}
+	return false
+}
+
+// add puts f in the window in place of the oldest.
+func (w *idWindow) add(f uint64) {
+	w.prints[w.next] = f
+	w.next = (w.next + 1) % idWindowLen
+}
+
+// idPrint is a 64-bit fingerprint of an event id, never 0: the id read
+// eight bytes at a time (a short tail read as overlapping words, as wyhash
+// does), each word folded in by a 64×64→128-bit multiply. It is not a
+// defence against chosen collisions; an attacker who can forge a cabinet's
+// events has easier ways to disturb it.
+func idPrint(s string) uint64 {
+	const k0, k1 = 0x9e3779b97f4a7c15, 0xbf58476d1ce4e5b9
+	n := len(s)
+	h := uint64(n) * k0
+	var w uint64
+	switch {
+	case n >= 8:
+		for t := s; len(t) > 8; t = t[8:] {
+			hi, lo := bits.Mul64(h^le64(t), k1)
+			h = hi ^ lo
+		}
+		w = le64(s[n-8:]) // the last eight bytes, overlapping the word before if need be
+	case n >= 4:
+		w = uint64(le32(s))<<32 | uint64(le32(s[n-4:]))
+	case n > 0:
+		w = uint64(s[0])<<16 | uint64(s[n>>1])<<8 | uint64(s[n-1])
+	}
+	hi, lo := bits.Mul64(h^w^k0, k1)
+	if h = hi ^ lo; h == 0 {
+		return 1
+	}
+	return h
+}
+
+func le64(s string) uint64 {
+	_ = s[7]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+func le32(s string) uint32 {
+	_ = s[3]
+	return uint32(s[0]) | uint32(s[1])<<8 | uint32(s[2])<<16 | uint32(s[3])<<24
+}

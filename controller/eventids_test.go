@@ -1,0 +1,88 @@
+package controller
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/lockertwin/lockertwin/twin"
+)
+
+// TestRepeatedEventIDs: an event whose id one of the cabinet's last
+// idWindowLen events had, or an event held for a gap has, is a duplicate
+// whatever its sequence number, and changes nothing.
+func TestRepeatedEventIDs(t *testing.T) {
+	r := newRig(t, testSettings())
+	send := func(seq uint64, id string) error {
+		return r.core.HandleEvent("a2", twin.Event{V: twin.ProtocolVersion, ID: id, Seq: seq, Type: twin.EvtHeartbeat, At: r.clock.Now()})
+	}
+	for i := uint64(1); i <= 20; i++ {
+		require.NoError(t, send(i, "h"+itoa(i)))
+	}
+	before, n := r.core.Snapshot(), r.log.Len()
+	tests := []struct {
+		name string
+		seq  uint64
+		id   string
+		want error
+	}{
+		{"the last event's id, next number", 21, "h20", ErrDuplicateEvent},
+		{"the oldest id in the window", 21, "h" + itoa(20-idWindowLen+1), ErrDuplicateEvent},
+		{"the last event's id, a later number (a gap)", 25, "h20", ErrDuplicateEvent},
+		{"the last event's number, a new id", 20, "h99", ErrDuplicateEvent},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.ErrorIs(t, send(tt.seq, tt.id), tt.want)
+			require.Equal(t, n, r.log.Len(), "nothing logged")
+			require.Equal(t, before, r.core.Snapshot(), "nothing changed")
+		})
+	}
+
+	// An id older than the window is a new event: the window is bounded.
+	require.NoError(t, send(21, "h"+itoa(20-idWindowLen)))
+
+	// Held for a gap (22 missing), an event's id is taken: neither a later
+	// event nor the missing one may carry it.
+	require.NoError(t, send(23, "g23"))
+	require.ErrorIs(t, send(24, "g23"), ErrDuplicateEvent)
+	require.ErrorIs(t, send(22, "g23"), ErrDuplicateEvent)
+	require.NoError(t, send(22, "g22"), "the missing event fills the gap")
+	require.NoError(t, send(24, "g24"), "23 was handled behind 22, so 24 is next")
+	r.clock.Advance(time.Minute)
+	require.Zero(t, r.core.Alarms()["sequence_gap"], "the gap filled in time")
+	require.ErrorIs(t, send(25, "g23"), ErrDuplicateEvent, "the held event's id, now handled")
+	r.healthy()
+}
+
+// TestIDPrint: the fingerprint is a fixed function of the id (a run
+// repeats), never 0 (an empty slot), and tells apart the ids cabinets make.
+func TestIDPrint(t *testing.T) {
+	require.Equal(t, idPrint("a1-e1"), idPrint("a1-e"+strconv.Itoa(1)))
+	seen := map[uint64]string{}
+	add := func(id string) {
+		f := idPrint(id)
+		require.NotZero(t, f, id)
+		prev, dup := seen[f]
+		require.False(t, dup, "%q and %q share a fingerprint", prev, id)
+		seen[f] = id
+	}
+	for i := range 200_000 {
+		add("lobby-a1-e" + strconv.Itoa(i))
+	}
+	long := make([]byte, twin.MaxIDLen)
+	for i := range long {
+		long[i] = 'x'
+	}
+	for n := 1; n <= twin.MaxIDLen; n++ { // every length, and one byte changed at every place
+		add(string(long[:n]))
+		for i := range n {
+			b := append([]byte(nil), long[:n]...)
+			b[i] = 'y'
+			add(string(b))
+		}
+	}
+	require.Len(t, seen, 200_000+twin.MaxIDLen+twin.MaxIDLen*(twin.MaxIDLen+1)/2)
+}
