@@ -2,6 +2,7 @@ package controller
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -123,6 +124,7 @@ func (c *Core) apply(e *Event) {
 		p := c.parcelOf(e)
 		p.digest, p.codeLive = e.Digest, true // a new code replaces the old
 		p.codeGen++
+		p.codeFails, p.codeLocked = 0, 0 // and starts with no failures
 		p.deadline, p.reminderAt, p.state = e.Num, e.Num2, StateAwaitingPickup
 		c.scheduleWaiting(p)
 	case Notified:
@@ -143,8 +145,19 @@ func (c *Core) apply(e *Event) {
 			}
 		}
 		cab.fails = append(keep, e.At)
+		// A guess that named a live code counts against it, unless the
+		// code is locked already.
+		if e.Parcel != "" {
+			if p := c.parcelOf(e); p != nil && e.At >= p.codeLocked && p.codeFails < math.MaxUint8 {
+				p.codeFails++
+			}
+		}
 	case LockedOut:
-		c.cabinets[e.Cabinet].lockedUntil = e.Num
+		if e.Parcel == "" {
+			c.cabinets[e.Cabinet].lockedUntil = e.Num
+		} else if p := c.parcelOf(e); p != nil {
+			p.codeLocked, p.codeFails = e.Num, 0
+		}
 	case PickedUp:
 		p := c.parcelOf(e)
 		must(c.inv.Vacate(p.comp))

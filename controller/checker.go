@@ -3,6 +3,7 @@ package controller
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/lockertwin/lockertwin/allocator"
 )
@@ -14,12 +15,14 @@ import (
 //   - a parcel is in at most one compartment and a compartment holds at most one parcel;
 //   - every door opening is matched by one live, unexpired command, or alarmed;
 //   - a command id opens at most once;
-//   - a code opens only its own parcel's compartment, once, before its expiry;
+//   - a code opens only its own parcel's compartment, once, before its expiry,
+//     and not while it is locked;
 //   - every state change is logged once and the hash chain verifies;
 //   - parcels are conserved: deposited = in locker + picked up + returned + removed;
 //   - each notifiable event is notified exactly once;
 //   - a cabinet's sequence numbers never go backwards;
-//   - keypad failures stay within the lockout limits.
+//   - keypad failures stay within the lockout limits, a code locks after its
+//     limit of wrong guesses (and takes no more), and no lockout outlasts its limit.
 //
 // Attach it with Core.AddHook. The first violation is kept (Err) and passed
 // to OnViolation, with the events that led to it.
@@ -88,7 +91,9 @@ type checkedParcel struct {
 	loc                                 int32 // compartment held (hasLoc)
 	authz                               int32 // compartment a pickup is authorised to open (hasAuthz)
 	code                                int64 // expiry of the live code, 0 for none (hasCode)
+	codeLocked                          int64 // the live code is locked until then
 	notified                            uint8 // notification kinds seen (bits)
+	codeFails                           uint8 // wrong guesses at the live code since issued or locked
 	hasLoc, hasAuthz, hasCode, inLocker bool
 }
 
@@ -208,11 +213,9 @@ func (r *recentEvent) event() Event {
 }
 
 // NewChecker returns a checker for a core with the given code limits (zero:
-// the defaults).
+// the defaults, as the core takes them).
 func NewChecker(limits CodeLimits) *Checker {
-	if limits == (CodeLimits{}) {
-		limits = DefaultCodeLimits
-	}
+	limits = limits.withDefaults()
 	return &Checker{
 		Rehash: true, Recall: true, limits: limits, chain: *NewChain(),
 		parcels: map[string]checkedRef{},
@@ -361,6 +364,7 @@ func (k *Checker) Check(e *Event) {
 	case CodeIssued:
 		p := k.parcel(e)
 		p.code, p.hasCode = e.Num, true
+		p.codeFails, p.codeLocked = 0, 0
 	case Notified:
 		bit := notifBit(e.Text)
 		p := k.parcel(e)
@@ -380,6 +384,9 @@ func (k *Checker) Check(e *Event) {
 		if p.code > 0 && e.At >= p.code {
 			k.fail(e, "a code opens only before expiry (%s)", e.Parcel)
 		}
+		if e.Text == "code" && e.At < p.codeLocked {
+			k.fail(e, "a locked code opens nothing (%s)", e.Parcel)
+		}
 		p.hasCode = false
 		p.authz, p.hasAuthz = p.loc, p.hasLoc
 		k.tidy(e.Parcel, p)
@@ -390,6 +397,9 @@ func (k *Checker) Check(e *Event) {
 		}
 	case CodeRejected:
 		k.checkRejects(e)
+		k.checkCodeRejects(e)
+	case LockedOut:
+		k.checkCodeLockout(e)
 	case PickedUp:
 		k.PickedUp++
 		k.leave(e)
@@ -560,6 +570,47 @@ func (k *Checker) checkRejects(e *Event) {
 	if short > k.limits.ShortMax || long > k.limits.LongMax {
 		k.fail(e, "keypad failures stay within limits (%d in %v, %d in %v)", short, k.limits.ShortWindow, long, k.limits.LongWindow)
 	}
+}
+
+// checkCodeRejects counts a wrong guess against the live code it named.
+func (k *Checker) checkCodeRejects(e *Event) {
+	if e.Parcel == "" {
+		return
+	}
+	p := k.find(e)
+	if p == nil || !p.hasCode {
+		k.fail(e, "a rejected guess names only a live code (%s has none)", e.Parcel)
+		return
+	}
+	if e.At < p.codeLocked {
+		return // the keypad counts it; the locked code does not
+	}
+	if p.codeFails++; int(p.codeFails) > k.limits.CodeMax {
+		k.fail(e, "a code locks after %d wrong guesses (%s took %d)", k.limits.CodeMax, e.Parcel, p.codeFails)
+	}
+}
+
+// checkCodeLockout checks a lockout: of one code, after its limit of wrong
+// guesses and for no longer than CodeLockout; of the keypad, for no longer
+// than a window.
+func (k *Checker) checkCodeLockout(e *Event) {
+	if e.Parcel == "" {
+		if e.Num-e.At > int64(max(k.limits.ShortLockout, k.limits.LongWindow)) {
+			k.fail(e, "a keypad lockout lasts at most %v (%v)", max(k.limits.ShortLockout, k.limits.LongWindow), time.Duration(e.Num-e.At))
+		}
+		return
+	}
+	p := k.find(e)
+	switch {
+	case p == nil || !p.hasCode:
+		k.fail(e, "only a live code locks (%s has none)", e.Parcel)
+		return
+	case int(p.codeFails) < k.limits.CodeMax:
+		k.fail(e, "a code locks only after %d wrong guesses (%s had %d)", k.limits.CodeMax, e.Parcel, p.codeFails)
+	case e.Num-e.At > int64(k.limits.CodeLockout):
+		k.fail(e, "a code lockout lasts at most %v (%v)", k.limits.CodeLockout, time.Duration(e.Num-e.At))
+	}
+	p.codeLocked, p.codeFails = e.Num, 0
 }
 
 // CheckCore checks the core's state for consistency between parcels,

@@ -31,7 +31,20 @@ import (
 // Each lockout raises an alarm. QR codes and app openings still work while
 // the keypad is locked, so an attacker cannot lock recipients out.
 //
-// The arithmetic the limits rest on: an attacker at one cabinet can make at
+// Limits per code: a wrong code that names a compartment holding a live
+// code counts against that code as well, and the third such failure locks
+// the code for an hour (an alarm too): the right code is then refused with
+// a LockoutError until the hour has passed, and wrong ones are wrong codes
+// as ever (counted by the keypad, not again by the locked code). So one
+// parcel's code faces at most 3 guesses an hour, however the keypad limits
+// are set. The attacker is told "wrong code" on the third guess too: the
+// answer that locks a code is the answer for an empty compartment.
+// (Its time is not: it logs the lockout. An attacker who spends three of
+// the keypad's ten daily guesses on one compartment can learn that it is
+// full; the codes' secrecy does not rest on hiding that.)
+//
+// The arithmetic the limits rest on (the keypad's; the per-code limit only
+// takes guesses away): an attacker at one cabinet can make at
 // most 10 wrong guesses in any 24 hours, so at most 10 × ⌈30⌉ = 300 in a
 // 30-day month (310 in a 31-day one). A guess names one compartment and
 // opens it only if it equals that compartment's live code, whose secret is
@@ -59,19 +72,38 @@ const (
 // (this fails to compile otherwise).
 const _ uint = -(codeSpace % codeSlots)
 
-// CodeLimits are the per-cabinet attempt limits.
+// CodeLimits are the attempt limits: per cabinet (the keypad) and per code.
 type CodeLimits struct {
 	ShortWindow  time.Duration // 15 min
 	ShortMax     int           // 5 failures in ShortWindow → lockout
 	ShortLockout time.Duration // 15 min
 	LongWindow   time.Duration // 24 h
 	LongMax      int           // 10 failures in LongWindow → lockout until the window clears
+	CodeMax      int           // 3 failures naming one live code → that code locks (zero: 3; at most 255)
+	CodeLockout  time.Duration // 1 h, how long (zero: 1 h)
 }
 
 // DefaultCodeLimits are the limits the bound in the package doc assumes.
 var DefaultCodeLimits = CodeLimits{
 	ShortWindow: 15 * time.Minute, ShortMax: 5, ShortLockout: 15 * time.Minute,
 	LongWindow: 24 * time.Hour, LongMax: 10,
+	CodeMax: 3, CodeLockout: time.Hour,
+}
+
+// withDefaults is l with zero limits replaced by DefaultCodeLimits' (all of
+// them if l is zero; else only the per-code ones, which came later).
+func (l CodeLimits) withDefaults() CodeLimits {
+	if l == (CodeLimits{}) {
+		return DefaultCodeLimits
+	}
+	if l.CodeMax <= 0 {
+		l.CodeMax = DefaultCodeLimits.CodeMax
+	}
+	l.CodeMax = min(l.CodeMax, 255) // a parcel counts them in a byte
+	if l.CodeLockout <= 0 {
+		l.CodeLockout = DefaultCodeLimits.CodeLockout
+	}
+	return l
 }
 
 // MaxFailures bounds the wrong guesses one cabinet accepts in a period.

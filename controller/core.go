@@ -143,7 +143,7 @@ type Settings struct {
 	DoorOpenLimit       time.Duration // alarm if a door stays open longer; default 120 s
 	ReorderWait         time.Duration // how long an event waits for a missing earlier one; default 2 s
 	PinMaxAge           time.Duration // a keypad code typed longer ago than this is not acted on; default 5 min
-	Limits              CodeLimits    // zero: DefaultCodeLimits
+	Limits              CodeLimits    // zero: DefaultCodeLimits (see CodeLimits for each field)
 }
 
 func (s *Settings) defaults() {
@@ -165,9 +165,7 @@ func (s *Settings) defaults() {
 	if s.PinMaxAge <= 0 {
 		s.PinMaxAge = 5 * time.Minute
 	}
-	if s.Limits == (CodeLimits{}) {
-		s.Limits = DefaultCodeLimits
-	}
+	s.Limits = s.Limits.withDefaults()
 	if s.ChilledPickupWindow == 0 {
 		s.ChilledPickupWindow = s.PickupWindow
 	}
@@ -240,7 +238,8 @@ type parcel struct {
 	chilled       bool
 	reminded      bool
 	codeLive      bool
-	done          bool // finished: no longer among the active parcels
+	done          bool  // finished: no longer among the active parcels
+	codeFails     uint8 // wrong guesses that named the live code (see CodeLimits.CodeMax)
 	codeGen       uint32
 
 	cabinet int32
@@ -256,6 +255,7 @@ type parcel struct {
 	digest      [32]byte
 	announcedAt int64
 	depositedAt int64
+	codeLocked  int64 // the live code is refused until then (CodeLimits.CodeLockout)
 }
 
 // announcement is a parcel and its spec in one allocation.
@@ -729,7 +729,7 @@ func (c *Core) Pickup(cabName, code string) (PickupResult, error) {
 	}
 	norm, ok := normalizeCode(code)
 	if !ok {
-		return PickupResult{}, c.reject(ci)
+		return PickupResult{}, c.reject(ci, nil)
 	}
 	// Hashed whether or not the compartment holds a parcel, so that the
 	// time a wrong code takes does not tell which compartments are full.
@@ -739,7 +739,10 @@ func (c *Core) Pickup(cabName, code string) (PickupResult, error) {
 		holder = p.id
 	}
 	if sum := c.codes.bind(cab.name, holder, norm); p == nil || !equalDigest(&p.digest, &sum) {
-		return PickupResult{}, c.reject(ci)
+		return PickupResult{}, c.reject(ci, p)
+	}
+	if now < p.codeLocked {
+		return PickupResult{}, &LockoutError{Cabinet: cab.name, Parcel: p.id, Until: unixTime(p.codeLocked)}
 	}
 	if p.state != StateAwaitingPickup {
 		return PickupResult{}, &StateError{Parcel: p.id, State: p.state, Op: "pick up"}
@@ -813,10 +816,12 @@ func (c *Core) authorize(p *parcel, how string) (PickupResult, error) {
 	return PickupResult{Parcel: p.id, Cabinet: d.Cabinet, Compartment: d.Compartment}, nil
 }
 
-// reject counts a failed code at a cabinet and locks the keypad when a limit
-// is reached. It returns ErrWrongCode, or a *LockoutError if this failure
-// started a lockout.
-func (c *Core) reject(ci int32) error {
+// reject counts a failed code at a cabinet, and against p's live code if the
+// code named p's compartment (p not nil), and locks the code or the keypad
+// when a limit is reached. It returns ErrWrongCode, or a *LockoutError if
+// this failure locked the keypad: a code that locks is not told apart from
+// a wrong code for an empty compartment (see the package doc).
+func (c *Core) reject(ci int32, p *parcel) error {
 	cab := &c.cabinets[ci]
 	now := c.now()
 	lim := c.set.Limits
@@ -829,10 +834,23 @@ func (c *Core) reject(ci int32) error {
 			}
 		}
 	}
-	e := c.noRef(CodeRejected)
+	var e *Event
+	if p != nil {
+		e = c.parcelEvent(CodeRejected, p)
+	} else {
+		e = c.noRef(CodeRejected)
+	}
 	e.Cabinet, e.Num, e.Num2 = ci, int64(short), int64(long)
 	if err := c.emit(e); err != nil {
 		return err
+	}
+	if p != nil && int(p.codeFails) >= lim.CodeMax { // apply counted this one
+		lo := c.parcelEvent(LockedOut, p)
+		lo.Num = now + int64(lim.CodeLockout)
+		if err := c.emit(lo); err != nil {
+			return err
+		}
+		c.alarm("code_lockout", ci, int32(p.comp), "")
 	}
 	var until int64
 	switch {

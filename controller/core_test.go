@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -421,6 +422,111 @@ func TestWrongCodesLockTheKeypad(t *testing.T) {
 	r.clock.Advance(15 * time.Minute)
 	_, err = r.core.Pickup("a1", good)
 	require.NoError(t, err)
+	r.healthy()
+}
+
+// sameSlotWrong is a wrong code naming the same compartment as code: the
+// secret is one more.
+func sameSlotWrong(t *testing.T, code string) string {
+	n, err := strconv.ParseUint(code, 10, 64)
+	require.NoError(t, err)
+	return formatCode((n + codeSlots) % codeSpace)
+}
+
+// TestWrongCodesLockTheCode: the third wrong guess at one live code locks
+// that code for an hour. The guesser is told "wrong code" as for an empty
+// compartment; the recipient's right code is refused with the time it
+// unlocks; the QR still opens; and guesses while it is locked count for
+// the keypad only.
+func TestWrongCodesLockTheCode(t *testing.T) {
+	r := newRig(t, testSettings())
+	r.deposit("p1", "S")
+	r.deposit("p2", "S")
+	good1, good2 := r.out.codes["p1"], r.out.codes["p2"]
+	wrong1 := sameSlotWrong(t, good1)
+	require.Equal(t, codeSlot(good1), codeSlot(wrong1))
+	lockouts := func() (n int) {
+		for _, e := range r.log.Events() {
+			if e.Kind == LockedOut {
+				n++
+			}
+		}
+		return n
+	}
+	for i := 1; i <= 3; i++ {
+		_, err := r.core.Pickup("a1", wrong1)
+		require.ErrorIs(t, err, ErrWrongCode, "guess %d", i)
+		require.NotErrorIs(t, err, ErrLockedOut, "guess %d: the guesser is not told", i)
+		require.Equal(t, i/3, lockouts(), "guess %d", i)
+	}
+	last := r.log.Events()[r.log.Len()-2] // the lockout, then its alarm
+	require.Equal(t, LockedOut, last.Kind)
+	require.Equal(t, "p1", last.Parcel)
+	require.Equal(t, r.clock.Now().Add(time.Hour).UnixNano(), last.Num)
+	require.Equal(t, 1, r.core.Alarms()["code_lockout"])
+	require.Zero(t, r.core.Alarms()["keypad_lockout"], "3 failures are under the keypad's 5")
+
+	n := r.log.Len()
+	_, err := r.core.Pickup("a1", good1)
+	var lock *LockoutError
+	require.ErrorAs(t, err, &lock, "the right code waits out the hour")
+	require.Equal(t, LockoutError{Cabinet: "a1", Parcel: "p1", Until: r.clock.Now().Add(time.Hour)}, *lock)
+	require.ErrorIs(t, err, ErrLockedOut)
+	require.Equal(t, n, r.log.Len(), "refusing the right code logs nothing")
+	require.Equal(t, StateAwaitingPickup, r.state("p1"))
+	_, err = r.core.Pickup("a1", good2)
+	require.NoError(t, err, "another parcel's code still opens")
+	r.doorCycle(false)
+
+	rebuiltSnapshot := func() Snapshot {
+		cfg := r.cfg
+		cfg.Inventory = testInventory(t)
+		pol, err := allocator.New("first-fit", cfg.Inventory.Catalog(), allocator.Config{})
+		require.NoError(t, err)
+		cfg.Policy, cfg.Log = pol, &MemoryLog{}
+		cfg.Clock = twin.NewManualClock(r.clock.Now())
+		rebuilt, err := Rebuild(cfg, r.log.Events())
+		require.NoError(t, err)
+		return rebuilt.Snapshot()
+	}
+	require.Equal(t, r.core.Snapshot(), rebuiltSnapshot(), "the lock is in the log")
+
+	r.clock.Advance(20 * time.Minute) // out of the keypad's short window
+	_, err = r.core.Pickup("a1", wrong1)
+	require.ErrorIs(t, err, ErrWrongCode, "a wrong guess at a locked code is a wrong code")
+	require.Equal(t, 1, lockouts())
+	r.clock.Advance(41 * time.Minute) // the hour is over
+	for range 2 {
+		_, err = r.core.Pickup("a1", wrong1)
+		require.ErrorIs(t, err, ErrWrongCode)
+	}
+	require.Equal(t, 1, lockouts(), "the guess while locked did not count: 2 since, not 3")
+	require.Equal(t, r.core.Snapshot(), rebuiltSnapshot())
+	_, err = r.core.Pickup("a1", good1)
+	require.NoError(t, err)
+	r.doorCycle(false)
+	require.Equal(t, StatePickedUp, r.state("p1"))
+	r.healthy()
+
+	// The QR opens while the code is locked; a new code starts afresh.
+	r.deposit("p3", "S")
+	wrong3 := sameSlotWrong(t, r.out.codes["p3"])
+	r.clock.Advance(20 * time.Minute)
+	for range 3 {
+		_, err = r.core.Pickup("a1", wrong3)
+		require.ErrorIs(t, err, ErrWrongCode)
+	}
+	_, err = r.core.Pickup("a1", r.out.codes["p3"])
+	require.ErrorIs(t, err, ErrLockedOut)
+	qr, err := r.core.IssueQR("p3")
+	require.NoError(t, err)
+	_, err = r.core.PickupQR("a1", qr)
+	require.NoError(t, err)
+	r.doorCycle(true) // left inside: a new code, not locked
+	_, err = r.core.Pickup("a1", r.out.codes["p3"])
+	require.NoError(t, err)
+	r.doorCycle(false)
+	require.Equal(t, 2, r.core.Alarms()["code_lockout"])
 	r.healthy()
 }
 

@@ -61,13 +61,18 @@ func (e *RefusedError) Error() string {
 
 func (e *RefusedError) Unwrap() error { return ErrNoCapacity }
 
-// LockoutError is ErrLockedOut with the time the keypad unlocks.
+// LockoutError is ErrLockedOut with the time the keypad, or one parcel's
+// code, unlocks.
 type LockoutError struct {
 	Cabinet string
+	Parcel  string // set when one parcel's code is locked, not the keypad
 	Until   time.Time
 }
 
 func (e *LockoutError) Error() string {
+	if e.Parcel != "" {
+		return fmt.Sprintf("cabinet %s: the code of parcel %s is %v until %s (too many wrong guesses at it)", e.Cabinet, e.Parcel, ErrLockedOut, e.Until.UTC().Format(time.RFC3339))
+	}
 	return fmt.Sprintf("cabinet %s: %v until %s", e.Cabinet, ErrLockedOut, e.Until.UTC().Format(time.RFC3339))
 }
 

@@ -51,9 +51,12 @@ const (
 	Notified
 	// PickupAuthorized: Parcel, Text = "code" or "qr".
 	PickupAuthorized
-	// CodeRejected: Cabinet, Num = rejections in the short window, Num2 = in the long window.
+	// CodeRejected: Cabinet, Num = rejections in the short window, Num2 =
+	// in the long window; Parcel and Compartment if the code named a
+	// compartment whose parcel has a live code (counted against it).
 	CodeRejected
-	// LockedOut: Cabinet, Num = keypad locked until.
+	// LockedOut: Cabinet, Num = keypad locked until; or, with Parcel (and
+	// Compartment), that parcel's code locked until Num.
 	LockedOut
 	// PickedUp: Parcel, Compartment.
 	PickedUp

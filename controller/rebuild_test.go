@@ -86,12 +86,19 @@ func chaos(t *testing.T, r *rig, seed uint64, steps int) {
 				id := pick(l)
 				p := r.core.parcels[id]
 				code := r.out.codes[id]
-				if rng.IntN(4) == 0 {
-					code = "000000000001"
+				tries := 1
+				switch rng.IntN(8) {
+				case 0, 1:
+					code = "000000000001" // names slot 2, whoever is in it
+				case 2:
+					code = sameSlotWrong(t, code) // guesses at this parcel's code
+					tries += rng.IntN(3)
 				}
-				_, err := r.core.Pickup(r.core.cabinets[p.cabinet].name, code)
-				if err != nil && !errors.Is(err, ErrWrongCode) && !errors.Is(err, ErrLockedOut) && !errors.Is(err, ErrCodeExpired) {
-					require.NoError(t, err)
+				for range tries {
+					_, err := r.core.Pickup(r.core.cabinets[p.cabinet].name, code)
+					if err != nil && !errors.Is(err, ErrWrongCode) && !errors.Is(err, ErrLockedOut) && !errors.Is(err, ErrCodeExpired) {
+						require.NoError(t, err)
+					}
 				}
 			}
 		case 5:
@@ -152,11 +159,16 @@ func TestRebuildReproducesTheCoreExactly(t *testing.T) {
 		events := r.log.Events()
 		require.Greater(t, len(events), 1000)
 		kinds := map[Kind]bool{}
+		codeLocks := 0
 		for _, e := range events {
 			kinds[e.Kind] = true
+			if e.Kind == LockedOut && e.Parcel != "" {
+				codeLocks++
+			}
 		}
+		require.Positive(t, codeLocks, "seed %d: the history should lock a code", seed)
 		for _, k := range []Kind{Refused, ReservationLapsed, CommandRetried, CommandFailed, Deposited, DepositAborted,
-			PickedUp, PickupAborted, Expired, Returned, ExceptionRaised, ExceptionResolved, AlarmRaised, OutOfService, CodeRejected} {
+			PickedUp, PickupAborted, Expired, Returned, ExceptionRaised, ExceptionResolved, AlarmRaised, OutOfService, CodeRejected, LockedOut} {
 			require.True(t, kinds[k], "seed %d: the history should exercise %v", seed, k)
 		}
 
@@ -330,6 +342,8 @@ func TestCheckerInvariants(t *testing.T) {
 	authorize := Event{Kind: PickupAuthorized, Parcel: "p1", Cabinet: 0, Compartment: loc, At: at, Text: "code"}
 	pickupCmd := Event{Kind: DoorCommanded, Parcel: "p1", Cabinet: 0, Compartment: loc, Command: "x1", At: at, Num: at + int64(time.Minute), Text: "pickup"}
 	rejected := Event{Kind: CodeRejected, Cabinet: 0, Compartment: -1, At: at}
+	guessed := Event{Kind: CodeRejected, Parcel: "p1", Cabinet: 0, Compartment: loc, At: at}
+	codeLock := Event{Kind: LockedOut, Parcel: "p1", Cabinet: 0, Compartment: loc, At: at, Num: at + int64(time.Hour)}
 	tests := []struct {
 		name   string
 		forged []Event
@@ -366,6 +380,12 @@ func TestCheckerInvariants(t *testing.T) {
 		{"deposited twice", []Event{{Kind: Deposited, Parcel: "p1", Cabinet: 0, Compartment: loc, At: at}}, "parcels are conserved"},
 		{"cabinet sequence backwards", []Event{{Kind: OccupancyChanged, Cabinet: 0, Compartment: loc, CabinetSeq: cabSeq, At: at, Num: 1}}, "never go backwards"},
 		{"keypad past its limit", []Event{rejected, rejected, rejected, rejected, rejected, rejected}, "keypad failures stay within limits"},
+		{"code guessed past its limit", []Event{guessed, guessed, guessed, guessed}, "a code locks after 3 wrong guesses"},
+		{"code locked too soon", []Event{guessed, guessed, codeLock}, "a code locks only after 3 wrong guesses"},
+		{"code locked too long", []Event{guessed, guessed, guessed, {Kind: LockedOut, Parcel: "p1", Cabinet: 0, Compartment: loc, At: at, Num: at + int64(2*time.Hour)}}, "a code lockout lasts at most 1h0m0s"},
+		{"locked code opens", []Event{guessed, guessed, guessed, codeLock, authorize}, "a locked code opens nothing"},
+		{"guess at no live code", []Event{{Kind: CodeRejected, Parcel: "p9", Cabinet: 0, Compartment: other, At: at}}, "a rejected guess names only a live code"},
+		{"keypad locked too long", []Event{{Kind: LockedOut, Cabinet: 0, Compartment: -1, At: at, Num: at + int64(25*time.Hour)}}, "a keypad lockout lasts at most 24h0m0s"},
 		{"lapse of nothing", []Event{{Kind: ReservationLapsed, Parcel: "p7", Cabinet: 0, Compartment: other, At: at}}, "releases only a compartment it holds"},
 		{"reservation of no compartment", []Event{{Kind: Reserved, Parcel: "p3", Cabinet: 0, Compartment: -1, At: at}}, "names a compartment that exists"},
 		{"absurd compartment", []Event{{Kind: Reserved, Parcel: "p3", Cabinet: 0, Compartment: 1 << 30, At: at}}, "names a compartment that exists"},
