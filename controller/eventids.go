@@ -13,18 +13,44 @@ import "math/bits"
 const idWindowLen = 16
 
 // idWindow remembers the ids of a cabinet's last idWindowLen handled events
-// as 64-bit fingerprints (idPrint): 136 bytes per cabinet whatever the
-// ids' length, and a check that reads two cache lines and hashes no map.
-// Two different ids share a fingerprint with probability about 2⁻⁶⁴ per
-// pair: 16 pairs per event, so once in 10¹⁸ events. The fingerprint is a
-// fixed function of the id, so a run repeats exactly.
+// as 64-bit fingerprints (idPrint): 168 bytes per cabinet whatever the
+// ids' length. Two different ids share a fingerprint with probability
+// about 2⁻⁶⁴ per pair: 16 pairs per event, so once in 10¹⁸ events. The
+// fingerprint is a fixed function of the id, so a run repeats exactly.
+//
+// Every event a cabinet sends is checked, so the check is made cheap: each
+// fingerprint also has a 16-bit tag, four to a word, and the four words
+// are compared with a new event's tag a whole word at a time (SWAR). Only
+// when a tag matches (a repeat, or by chance once in 2,000 events) are the
+// fingerprints compared.
 type idWindow struct {
-	prints [idWindowLen]uint64 // 0: empty
+	tags   [idWindowLen / 4]uint64 // tag i in bits 16(i%4)… of word i/4; 0: empty
+	prints [idWindowLen]uint64
 	next   uint8
 }
 
+const (
+	lanes16 = 0x0001_0001_0001_0001 // 1 in each 16-bit lane
+	highs16 = 0x8000_8000_8000_8000 // the top bit of each lane
+)
+
+// tagOf is a fingerprint's tag: its top 15 bits and a 1, so never 0.
+func tagOf(f uint64) uint64 { return f>>48 | 1 }
+
 // has reports whether an id with fingerprint f is in the window.
 func (w *idWindow) has(f uint64) bool {
+	t := tagOf(f) * lanes16
+	var hit uint64
+	for _, word := range &w.tags {
+		// A lane of x is 0 where the tags match; (x-1)&^x sets the top bit
+		// of such a lane (and maybe of lanes above it, which only sends us
+		// to the exact comparison).
+		x := word ^ t
+		hit |= (x - lanes16) &^ x & highs16
+	}
+	if hit == 0 {
+		return false
+	}
 	for _, p := range &w.prints {
 		if p == f {
 			return true
@@ -35,8 +61,11 @@ func (w *idWindow) has(f uint64) bool {
 
 // add puts f in the window in place of the oldest.
 func (w *idWindow) add(f uint64) {
-	w.prints[w.next] = f
-	w.next = (w.next + 1) % idWindowLen
+	i := w.next % idWindowLen
+	w.prints[i] = f
+	word, shift := i/4, 16*(i%4)
+	w.tags[word] = w.tags[word]&^(0xffff<<shift) | tagOf(f)<<shift
+	w.next = i + 1
 }
 
 // idPrint is a 64-bit fingerprint of an event id, never 0: the id read

@@ -1,6 +1,8 @@
 package controller
 
 import (
+	"math/rand/v2"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -85,4 +87,38 @@ func TestIDPrint(t *testing.T) {
 		}
 	}
 	require.Len(t, seen, 200_000+twin.MaxIDLen+twin.MaxIDLen*(twin.MaxIDLen+1)/2)
+}
+
+// TestIDWindowIsExact: the window answers as a list of the last 16 prints
+// would, for repeats inside it and just outside it, and for prints whose
+// tags match but which differ (the tag is only a filter).
+func TestIDWindowIsExact(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	var w idWindow
+	var last []uint64 // the reference: the last idWindowLen added
+	for step := range 20_000 {
+		var f uint64
+		switch rng.IntN(4) {
+		case 0: // anything
+			f = rng.Uint64() | 1
+		case 1, 2: // a recent one, in the window or up to 8 past it
+			if len(last) > 0 {
+				f = last[max(0, len(last)-1-rng.IntN(idWindowLen+8))]
+			} else {
+				f = 1
+			}
+		case 3: // the same tag as a recent one, another print
+			if len(last) > 0 {
+				f = last[len(last)-1-rng.IntN(min(len(last), idWindowLen))] ^ 1<<(1+rng.IntN(47))
+			} else {
+				f = 3
+			}
+		}
+		want := slices.Contains(last[max(0, len(last)-idWindowLen):], f)
+		require.Equal(t, want, w.has(f), "step %d", step)
+		if !want {
+			w.add(f)
+			last = append(last, f)
+		}
+	}
 }
