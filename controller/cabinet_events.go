@@ -400,10 +400,7 @@ func (c *Core) onOccupancy(ci int32, comp allocator.CompartmentID, ev *twin.Even
 
 func (c *Core) onFault(ci int32, comp allocator.CompartmentID, ev *twin.Event) error {
 	switch ev.Fault {
-	case twin.FaultJam:
-		if comp < 0 {
-			return fmt.Errorf("%w: a jam needs a compartment", ErrBadRequest)
-		}
+	case twin.FaultJam: // Validate saw to its compartment
 		if cmd := c.comps[comp].cmd; cmd != nil {
 			if err := c.failCommand(cmd, "jam"); err != nil {
 				return err

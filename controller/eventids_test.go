@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"errors"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -121,4 +122,57 @@ func TestIDWindowIsExact(t *testing.T) {
 			last = append(last, f)
 		}
 	}
+}
+
+// FuzzCabinetEvents: what cabinets send is outside input. Any sequence of
+// events (any type, repeated or reused ids, sequence numbers that repeat,
+// go back or skip, compartments that do not exist, commands that are not
+// live, wrong occupancy) never makes the core panic or break an invariant;
+// an event refused is refused with a typed error and changes nothing.
+func FuzzCabinetEvents(f *testing.F) {
+	f.Add([]byte{0, 1, 0, 1, 1, 1, 2, 2, 1, 2, 2, 3, 3, 3, 9, 0})
+	f.Add([]byte{1, 0, 0, 0, 1, 0, 0, 0, 2, 200, 5, 7, 7, 7, 7, 7})
+	f.Add([]byte{8, 1, 1, 1, 8, 1, 1, 1, 8, 0, 1, 1, 8, 255, 1, 1})
+	types := []twin.EventType{twin.EvtAck, twin.EvtNack, twin.EvtDoorOpened, twin.EvtDoorClosed, twin.EvtOccupancy,
+		twin.EvtTemp, twin.EvtFault, twin.EvtPin, twin.EvtHeartbeat}
+	faults := []string{twin.FaultJam, twin.FaultDoorLeftOpen, twin.FaultSensor, twin.FaultUncommanded, twin.FaultPowerRestored, "boom"}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		if len(in) > 4*64 {
+			in = in[:4*64]
+		}
+		r := newRig(t, testSettings())
+		r.deposit("p1", "S")
+		r.startDeposit("p2", "M") // a live command to ack, open or refuse
+		seq := r.seq["a1"]
+		for ; len(in) >= 4; in = in[4:] {
+			kind, step, id, x := in[0], in[1], in[2], in[3]
+			seq = uint64(int64(seq) + int64(step%8) - 2) // repeats, goes back, skips
+			ev := twin.Event{V: twin.ProtocolVersion, Seq: seq, At: r.clock.Now(), ID: "a1-" + strconv.Itoa(int(id%24)),
+				Type: types[int(kind)%len(types)], Compartment: int(x % 12)}
+			if x&0x10 != 0 && len(r.out.sent) > 0 {
+				ev.Command = r.out.last().cmd.ID
+			} else if x&0x20 != 0 {
+				ev.Command = "c-forged"
+			}
+			ev.Occupied = ptr(x&0x40 != 0)
+			ev.Reason, ev.Fault = twin.NackJammed, faults[int(x>>4)%len(faults)]
+			ev.TempC = ptr(float64(x%100) - 20)
+			ev.Code = r.out.codes["p1"]
+			if x&0x80 != 0 {
+				ev.Code = sameSlotWrong(t, ev.Code)
+			}
+			before, n := r.core.Snapshot(), r.log.Len()
+			err := r.core.HandleEvent("a1", ev)
+			if err != nil {
+				require.True(t, errors.Is(err, ErrBadRequest) || errors.Is(err, ErrDuplicateEvent) || errors.Is(err, ErrUnknownCompartment), "%v", err)
+				require.Equal(t, n, r.log.Len(), "a refused event logs nothing: %v", err)
+				require.Equal(t, before, r.core.Snapshot(), "a refused event changes nothing: %v", err)
+			}
+			r.clock.Advance(time.Duration(x%32) * time.Second)
+		}
+		r.clock.Advance(time.Hour)
+		require.NoError(t, r.checker.Err())
+		require.NoError(t, CheckCore(r.core))
+		require.NoError(t, Verify(r.log.Events()))
+	})
 }

@@ -321,6 +321,9 @@ func (e *Event) Validate() error {
 		if e.Fault == "" {
 			return invalid("event", "fault needs a fault kind")
 		}
+		if e.Fault == FaultJam {
+			return needCompartment() // a jam is one compartment's door
+		}
 	case EvtPin:
 		if len(e.Code) < 4 || len(e.Code) > 32 {
 			return invalid("event", "pin_entered needs a code of 4 to 32 characters")

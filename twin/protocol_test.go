@@ -86,6 +86,7 @@ func TestEventValidation(t *testing.T) {
 		{"temperature without value", Event{Type: EvtTemp, Compartment: 1}, "temp_c"},
 		{"temperature absurd", Event{Type: EvtTemp, Compartment: 1, TempC: &hot}, "temp_c"},
 		{"fault without kind", Event{Type: EvtFault}, "fault kind"},
+		{"jam without compartment", Event{Type: EvtFault, Fault: FaultJam}, "fault needs a compartment"},
 		{"pin too short", Event{Type: EvtPin, Code: "12"}, "code of 4"},
 		{"unknown type", Event{Type: "explode"}, "unknown type"},
 		{"negative compartment", Event{Type: EvtHeartbeat, Compartment: -1}, "out of range"},
@@ -104,6 +105,8 @@ func TestEventValidation(t *testing.T) {
 		{Type: EvtPin, Code: "123456789012"},
 		{Type: EvtHeartbeat},
 		{Type: EvtNack, Command: "c1", Reason: NackExpired},
+		{Type: EvtFault, Fault: FaultJam, Compartment: 2},
+		{Type: EvtFault, Fault: FaultPowerRestored}, // a cabinet's fault, not a compartment's
 	} {
 		ok.V, ok.ID, ok.Seq, ok.At = 1, "a1-9", 9, t0
 		require.NoError(t, ok.Validate(), ok.Type)
