@@ -1117,6 +1117,8 @@ type ParcelInfo struct {
 	Class       string
 	Deadline    time.Time
 	Exception   string
+	// CodeLockedUntil is set while wrong guesses keep its code locked.
+	CodeLockedUntil time.Time
 }
 
 // Parcel returns a parcel's state.
@@ -1139,6 +1141,9 @@ func (c *Core) Parcel(id string) (ParcelInfo, error) {
 	}
 	if p.deadline > 0 {
 		info.Deadline = unixTime(p.deadline)
+	}
+	if p.codeLive && p.codeLocked > c.now() {
+		info.CodeLockedUntil = unixTime(p.codeLocked)
 	}
 	return info, nil
 }

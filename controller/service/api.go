@@ -464,6 +464,9 @@ func (s *Service) getParcel(w http.ResponseWriter, r *http.Request) {
 	if !info.Deadline.IsZero() {
 		view["deadline"] = info.Deadline.Format(time.RFC3339)
 	}
+	if !info.CodeLockedUntil.IsZero() {
+		view["code_locked_until"] = info.CodeLockedUntil.Format(time.RFC3339)
+	}
 	writeJSON(w, 200, view)
 }
 

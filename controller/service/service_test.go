@@ -372,6 +372,47 @@ func TestLockoutOverHTTP(t *testing.T) {
 	require.NotEmpty(t, resp.Header.Get("Retry-After"))
 }
 
+// TestCodeLockoutOverHTTP: three wrong guesses at one parcel's code lock
+// that code: each guess is a 401 like any wrong code; the right code is
+// then a 429 that says for how long; the parcel's view shows the lock.
+func TestCodeLockoutOverHTTP(t *testing.T) {
+	box := newInbox()
+	h := start(t, t.TempDir(), box)
+	defer h.stop()
+	h.attachCabinet()
+	code, res := h.call("POST", "/v1/sites/lobby/parcels", h.courier, map[string]any{"id": "p1", "class": "S", "recipient": "ana@example.org"})
+	require.Equal(t, http.StatusCreated, code, res)
+	code, res = h.call("POST", "/v1/sites/lobby/parcels/p1/deposit", h.courier, nil)
+	require.Equal(t, http.StatusAccepted, code, res)
+	_, slot := h.doors.await(t)
+	h.cab.Do(func(c *twin.Cabinet) { require.NoError(t, c.Place(slot)); require.NoError(t, c.Close(slot)) })
+	note := box.await(t, "p1", controller.NotifyArrival)
+	h.eventually("p1", "awaiting_pickup")
+
+	n, err := strconv.ParseUint(note.Code, 10, 64)
+	require.NoError(t, err)
+	wrong := fmt.Sprintf("%012d", (n+twin.MaxCompartments)%1_000_000_000_000) // the same compartment, another secret
+	for i := 1; i <= 3; i++ {
+		code, res = h.call("POST", "/v1/sites/lobby/pickup", "", map[string]any{"cabinet": "c1", "code": wrong})
+		require.Equal(t, http.StatusUnauthorized, code, "guess %d: %v", i, res)
+		require.Equal(t, "wrong_code", res["code"])
+	}
+	req, _ := http.NewRequest("POST", h.base+"/v1/sites/lobby/pickup", strings.NewReader(`{"cabinet":"c1","code":"`+note.Code+`"}`))
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusTooManyRequests, resp.StatusCode, string(body))
+	wait, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+	require.NoError(t, err)
+	require.InDelta(t, 3600, wait, 60, "the code unlocks in an hour")
+	require.Contains(t, string(body), "parcel p1")
+	code, res = h.call("GET", "/v1/sites/lobby/parcels/p1", h.courier, nil)
+	require.Equal(t, 200, code, res)
+	require.NotEmpty(t, res["code_locked_until"])
+	require.Equal(t, "awaiting_pickup", res["state"])
+}
+
 func TestEventStream(t *testing.T) {
 	h := start(t, t.TempDir(), newInbox())
 	defer h.stop()
