@@ -932,7 +932,8 @@ func (c *Core) ReturnToService(cabName string, slot int) error {
 // door the controller saw open, reported locked by a report made after the
 // opening, has closed, and the report's occupancy is what its lost
 // door_closed event would have said; the operation is settled from it. A
-// stale report is refused (twin.ErrStaleState) and changes nothing.
+// stale report is refused (ErrDuplicateEvent and twin.ErrStaleState) and
+// changes nothing.
 func (c *Core) HandleState(cabName string, st twin.State) error {
 	ci, ok := c.cabinetIndex(cabName)
 	if !ok {
@@ -951,7 +952,7 @@ func (c *Core) HandleState(cabName string, st twin.State) error {
 	diffs, err := c.cabinets[ci].shadow.Reconcile(st, want, c.cfg.Clock.Now())
 	if err != nil {
 		if errors.Is(err, twin.ErrStaleState) {
-			return err
+			return fmt.Errorf("%w: %w", ErrDuplicateEvent, err) // typed, and still twin.ErrStaleState
 		}
 		return fmt.Errorf("%w: %v", ErrBadRequest, err)
 	}

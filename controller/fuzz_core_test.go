@@ -12,7 +12,8 @@ import (
 )
 
 // FuzzCoreOperations drives a core with any interleaving of API calls (with
-// good and bad arguments), cabinet events and the passing of time. The
+// good and bad arguments), cabinet events and state reports, and the
+// passing of time. The
 // checker watches every event; after every call the core is consistent;
 // and a refused call is refused with a typed error and changes nothing,
 // except that a wrong code counts toward the keypad's and the code's
@@ -32,7 +33,7 @@ func FuzzCoreOperations(f *testing.F) {
 		r := newRig(t, testSettings())
 		seqs := map[string]uint64{}
 		for ; len(in) >= 3; in = in[3:] {
-			op, a, b := in[0]%14, in[1], in[2]
+			op, a, b := in[0]%15, in[1], in[2]
 			id, cab := ids[int(a)%len(ids)], cabs[int(b)%len(cabs)]
 			before, n := r.core.Snapshot(), r.log.Len()
 			var err error
@@ -97,6 +98,13 @@ func FuzzCoreOperations(f *testing.F) {
 				r.clock.Advance(time.Duration(a) * time.Duration(b) * time.Minute) // up to 45 days
 			case 13:
 				r.clock.Advance(time.Duration(a) * time.Second)
+			case 14: // a state report, right or wrong, fresh or stale
+				st := twin.State{V: twin.ProtocolVersion, Cabinet: cab, Version: uint64(a % 8), Seq: seqs[cab] - uint64(b%3), At: r.clock.Now(), Firmware: "fz"}
+				for i := range int(a % 9) {
+					door := []twin.DoorState{twin.DoorLocked, twin.DoorOpen, twin.DoorJammed, "ajar"}[(int(b)+i)%4]
+					st.Compartments = append(st.Compartments, twin.CompartmentState{Compartment: i + 1, Door: door, Occupied: (int(b)>>i)&1 == 1})
+				}
+				err = r.core.HandleState(cab, st)
 			}
 			require.NoError(t, r.checker.Err())
 			require.NoError(t, CheckCore(r.core))
