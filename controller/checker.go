@@ -399,7 +399,7 @@ func (k *Checker) Check(e *Event) {
 		k.checkRejects(e)
 		k.checkCodeRejects(e)
 	case LockedOut:
-		k.checkCodeLockout(e)
+		k.checkLockout(e)
 	case PickedUp:
 		k.PickedUp++
 		k.leave(e)
@@ -590,10 +590,10 @@ func (k *Checker) checkCodeRejects(e *Event) {
 	}
 }
 
-// checkCodeLockout checks a lockout: of one code, after its limit of wrong
+// checkLockout checks a lockout: of one code, after its limit of wrong
 // guesses and for no longer than CodeLockout; of the keypad, for no longer
 // than a window.
-func (k *Checker) checkCodeLockout(e *Event) {
+func (k *Checker) checkLockout(e *Event) {
 	if e.Parcel == "" {
 		if e.Num-e.At > int64(max(k.limits.ShortLockout, k.limits.LongWindow)) {
 			k.fail(e, "a keypad lockout lasts at most %v (%v)", max(k.limits.ShortLockout, k.limits.LongWindow), time.Duration(e.Num-e.At))

@@ -482,11 +482,7 @@ func TestWrongCodesLockTheCode(t *testing.T) {
 	r.doorCycle(false)
 
 	rebuiltSnapshot := func() Snapshot {
-		cfg := r.cfg
-		cfg.Inventory = testInventory(t)
-		pol, err := allocator.New("first-fit", cfg.Inventory.Catalog(), allocator.Config{})
-		require.NoError(t, err)
-		cfg.Policy, cfg.Log = pol, &MemoryLog{}
+		cfg := r.rebuildConfig()
 		cfg.Clock = twin.NewManualClock(r.clock.Now())
 		rebuilt, err := Rebuild(cfg, r.log.Events())
 		require.NoError(t, err)
@@ -914,12 +910,9 @@ func TestResendWhenCabinetComesOnline(t *testing.T) {
 	require.NoError(t, r.core.CabinetOnline("a1", true))
 	require.Equal(t, []sentCommand{sent[1]}, r.out.sent, "the same command: id, compartment, issue and expiry")
 
-	cfg := r.cfg
-	cfg.Inventory = testInventory(t)
-	pol, err := allocator.New("first-fit", cfg.Inventory.Catalog(), allocator.Config{})
-	require.NoError(t, err)
+	cfg := r.rebuildConfig()
 	out := &recorder{codes: map[string]string{}, byKind: map[NotificationKind]int{}}
-	cfg.Policy, cfg.Log, cfg.Out = pol, &MemoryLog{}, out
+	cfg.Out = out
 	rebuilt, err := Rebuild(cfg, r.log.Events())
 	require.NoError(t, err)
 	require.Empty(t, out.sent, "rebuilding sends nothing")
@@ -1048,11 +1041,8 @@ func TestLostDoorClosedIsSettledByTheReportedState(t *testing.T) {
 			r.healthy()
 
 			// The log alone rebuilds the same core.
-			cfg := r.cfg
-			cfg.Inventory = testInventory(t)
-			pol, err := allocator.New("first-fit", cfg.Inventory.Catalog(), allocator.Config{})
-			require.NoError(t, err)
-			cfg.Policy, cfg.Log, cfg.Clock = pol, &MemoryLog{}, twin.NewManualClock(r.clock.Now())
+			cfg := r.rebuildConfig()
+			cfg.Clock = twin.NewManualClock(r.clock.Now())
 			rebuilt, err := Rebuild(cfg, events)
 			require.NoError(t, err)
 			require.Equal(t, r.core.Snapshot(), rebuilt.Snapshot())

@@ -172,15 +172,10 @@ func TestRebuildReproducesTheCoreExactly(t *testing.T) {
 			require.True(t, kinds[k], "seed %d: the history should exercise %v", seed, k)
 		}
 
-		cfg := r.cfg
-		cfg.Inventory = testInventory(t)
-		pol, err := allocator.New("first-fit", cfg.Inventory.Catalog(), allocator.Config{})
-		require.NoError(t, err)
-		cfg.Policy = pol
+		cfg := r.rebuildConfig()
 		clock2 := twin.NewManualClock(r.clock.Now())
 		cfg.Clock = clock2
-		log2 := &MemoryLog{}
-		cfg.Log = log2
+		log2 := cfg.Log.(*MemoryLog)
 		out2 := &recorder{codes: map[string]string{}, byKind: map[NotificationKind]int{}}
 		cfg.Out = out2
 		rebuilt, err := Rebuild(cfg, events)
@@ -297,11 +292,7 @@ func TestRebuiltCoreResyncsCabinetSequences(t *testing.T) {
 	for range 3 { // heartbeats change nothing, so nothing of them is logged
 		require.NoError(t, r.evt("a1", twin.Event{Type: twin.EvtHeartbeat}))
 	}
-	cfg := r.cfg
-	cfg.Inventory = testInventory(t)
-	pol, err := allocator.New("first-fit", cfg.Inventory.Catalog(), allocator.Config{})
-	require.NoError(t, err)
-	cfg.Policy, cfg.Log = pol, &MemoryLog{}
+	cfg := r.rebuildConfig()
 	rebuilt, err := Rebuild(cfg, r.log.Events())
 	require.NoError(t, err)
 	require.Equal(t, r.core.Snapshot(), rebuilt.Snapshot(), "the snapshot holds what the log holds")

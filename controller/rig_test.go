@@ -155,6 +155,18 @@ func (r *rig) deposit(id, class string) {
 	require.Equal(r.t, StateAwaitingPickup, r.state(id))
 }
 
+// rebuildConfig is the rig's configuration for a core rebuilt from its
+// log: a fresh inventory, policy and log; the clock, keys, settings and
+// outputs are the rig's unless the caller sets others.
+func (r *rig) rebuildConfig() Config {
+	cfg := r.cfg
+	cfg.Inventory = testInventory(r.t)
+	pol, err := allocator.New("first-fit", cfg.Inventory.Catalog(), allocator.Config{})
+	require.NoError(r.t, err)
+	cfg.Policy, cfg.Log = pol, &MemoryLog{}
+	return cfg
+}
+
 func (r *rig) healthy() {
 	r.t.Helper()
 	require.NoError(r.t, r.checker.Err())
