@@ -18,7 +18,7 @@ OUT       ?= out/residential-tower
 SETUP_PKGS := pkg-config libgl1-mesa-dev libxcursor-dev libxi-dev libxinerama-dev \
               libxrandr-dev libxxf86vm-dev libasound2-dev xvfb xauth mosquitto-clients chromium
 
-.PHONY: help setup build test test-go fmt-check vet bench perf soak run lint clean view view-web
+.PHONY: help setup build test test-go fmt-check vet bench perf count soak run lint clean view view-web
 
 help:
 	@echo "make run    - the main job on a shipped scenario ($(SCENARIO))"
@@ -26,6 +26,7 @@ help:
 	@echo "make build  - build the binaries into $(BIN)/"
 	@echo "make bench  - the benchmarks (engine, allocator, ...)"
 	@echo "make perf   - the city month and the lifecycle benchmark against their goals, RUNS=10 rounds"
+	@echo "make count  - the lifecycle's instructions under valgrind: a figure that repeats, for A/B of a change"
 	@echo "make soak   - long checks: city memory bounded over 8 simulated days (~20 s)"
 	@echo "make setup  - install missing system packages with apt-get"
 	@echo "make view   - the live view of a scenario (desktop); make view-web - its browser build"
@@ -92,6 +93,14 @@ bench:
 RUNS ?= 10
 perf:
 	scripts/perf.sh $(RUNS)
+
+# The lifecycle counted in instructions (valgrind, installed if missing):
+# repeats to within 0.1 %, where a timing drifts by a third. TOP=N also
+# lists the N functions with the most.
+TOP ?= 0
+count:
+	@$(MAKE) --no-print-directory setup SETUP_PKGS=valgrind
+	scripts/count.sh $(TOP)
 
 # Long checks kept out of make test: the city network's memory stays bounded
 # by its live state over 8 simulated days (about 20 s).

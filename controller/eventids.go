@@ -12,6 +12,10 @@ import "math/bits"
 // original closely, a few events later at most, so a short window finds it.
 const idWindowLen = 16
 
+// has reads the window's tags as exactly four words: this fails to compile
+// if idWindowLen changes without it.
+var _ = [1]struct{}{}[idWindowLen/4-4]
+
 // idWindow remembers the ids of a cabinet's last idWindowLen handled events
 // as 64-bit fingerprints (idPrint): 168 bytes per cabinet whatever the
 // ids' length. Two different ids share a fingerprint with probability
@@ -39,15 +43,13 @@ func tagOf(f uint64) uint64 { return f>>48 | 1 }
 
 // has reports whether an id with fingerprint f is in the window.
 func (w *idWindow) has(f uint64) bool {
+	// A lane of x is 0 where the tags match; (x-1)&^x sets the top bit of
+	// such a lane (and maybe of lanes above it, which only sends us to the
+	// exact comparison). The four words are written out: as a loop, they
+	// cost twice the instructions.
 	t := tagOf(f) * lanes16
-	var hit uint64
-	for _, word := range &w.tags {
-		// A lane of x is 0 where the tags match; (x-1)&^x sets the top bit
-		// of such a lane (and maybe of lanes above it, which only sends us
-		// to the exact comparison).
-		x := word ^ t
-		hit |= (x - lanes16) &^ x & highs16
-	}
+	x0, x1, x2, x3 := w.tags[0]^t, w.tags[1]^t, w.tags[2]^t, w.tags[3]^t
+	hit := ((x0-lanes16)&^x0 | (x1-lanes16)&^x1 | (x2-lanes16)&^x2 | (x3-lanes16)&^x3) & highs16
 	if hit == 0 {
 		return false
 	}

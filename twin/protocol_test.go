@@ -288,8 +288,8 @@ func TestIDCounterMakesAppendIDsIDs(t *testing.T) {
 }
 
 // TestValidIDAgreesWithItsPattern puts every byte at every place of ids of
-// 1 to 9 characters (the four-at-a-time loop and its tail) and checks the
-// verdict against the documented pattern; and the length bounds.
+// 1 to 9 characters and checks the verdict against the documented
+// pattern; and the length bounds.
 func TestValidIDAgreesWithItsPattern(t *testing.T) {
 	pattern := regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
 	for n := 1; n <= 9; n++ {
