@@ -12,9 +12,9 @@ import "math/bits"
 // original closely, a few events later at most, so a short window finds it.
 const idWindowLen = 16
 
-// has reads the window's tags as exactly four words: this fails to compile
-// if idWindowLen changes without it.
-var _ = [1]struct{}{}[idWindowLen/4-4]
+// has reads the window's tags as exactly four words: with fewer, its
+// constant indexes fail to compile, and with more, this does.
+const _ uint = 4 - idWindowLen/4
 
 // idWindow remembers the ids of a cabinet's last idWindowLen handled events
 // as 64-bit fingerprints (idPrint): 168 bytes per cabinet whatever the
