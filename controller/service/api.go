@@ -459,8 +459,23 @@ func (s *Service) getParcel(w http.ResponseWriter, r *http.Request) {
 		}
 		history = append(history, h)
 	}
-	view := map[string]any{"parcel": info.ID, "state": info.State.String(), "cabinet": info.Cabinet,
-		"compartment": info.Compartment, "class": info.Class, "exception": info.Exception, "history": history}
+	if info.Cabinet == "" {
+		// A finished parcel is no longer in the core: where it was picked
+		// up or returned from is in its history.
+		if e := lastDeparture(events); e != nil {
+			if err := st.call(r.Context(), func() error {
+				info.Cabinet, info.Compartment, info.Class = st.place(e)
+				return nil
+			}); err != nil {
+				writeCoreError(w, err)
+				return
+			}
+		}
+	}
+	view := map[string]any{"parcel": info.ID, "state": info.State.String(), "exception": info.Exception, "history": history}
+	if info.Cabinet != "" { // a refused or cancelled parcel was never in one
+		view["cabinet"], view["compartment"], view["class"] = info.Cabinet, info.Compartment, info.Class
+	}
 	if !info.Deadline.IsZero() {
 		view["deadline"] = info.Deadline.Format(time.RFC3339)
 	}
@@ -512,15 +527,34 @@ type Observation struct {
 	Detail      string `json:"detail,omitempty"`
 }
 
-func (st *site) observation(e *controller.Event) Observation {
-	o := Observation{Site: st.id, Seq: e.Seq, At: time.Unix(0, e.At).UTC().Format(time.RFC3339Nano), Kind: e.Kind.String(), Parcel: e.Parcel}
+// lastDeparture is the event in which a parcel left its compartment for
+// good (picked up or returned), or nil.
+func lastDeparture(events []controller.Event) *controller.Event {
+	for i := len(events) - 1; i >= 0; i-- {
+		if k := events[i].Kind; k == controller.PickedUp || k == controller.Returned {
+			return &events[i]
+		}
+	}
+	return nil
+}
+
+// place names the cabinet and compartment an event refers to, and the
+// compartment's class ("" and 0 for those it names none of). On the
+// site's goroutine: the inventory is the core's.
+func (st *site) place(e *controller.Event) (cabinet string, slot int, class string) {
 	inv := st.core.Inventory()
 	if e.Cabinet >= 0 && int(e.Cabinet) < len(inv.Cabinets()) {
-		o.Cabinet = inv.Cabinets()[e.Cabinet].Name
+		cabinet = inv.Cabinets()[e.Cabinet].Name
 	}
 	if c, ok := inv.Compartment(allocator.CompartmentID(e.Compartment)); ok && e.Compartment >= 0 {
-		o.Compartment = c.Slot
+		slot, class = c.Slot, inv.Catalog().Class(c.Class).Name
 	}
+	return cabinet, slot, class
+}
+
+func (st *site) observation(e *controller.Event) Observation {
+	o := Observation{Site: st.id, Seq: e.Seq, At: time.Unix(0, e.At).UTC().Format(time.RFC3339Nano), Kind: e.Kind.String(), Parcel: e.Parcel}
+	o.Cabinet, o.Compartment, _ = st.place(e)
 	switch e.Kind {
 	case controller.AlarmRaised, controller.ExceptionRaised, controller.Refused, controller.OutOfService, controller.CabinetStatus, controller.Notified:
 		o.Detail = e.Text

@@ -235,6 +235,11 @@ func TestEndToEnd(t *testing.T) {
 	require.Equal(t, "announced", kinds[0])
 	require.Equal(t, "picked_up", kinds[len(kinds)-1])
 	require.NotContains(t, strings.Join(kinds, ","), note.Code)
+	// Finished, it is no longer in the core: where it was picked up from
+	// is read from its history.
+	require.Equal(t, "c1", res["cabinet"])
+	require.EqualValues(t, slot, res["compartment"])
+	require.Equal(t, "S", res["class"])
 	code, res = h.call("GET", "/v1/sites/lobby", h.courier, nil)
 	require.Equal(t, 200, code)
 	require.Len(t, res["compartments"], 5)
@@ -516,8 +521,13 @@ func TestSilentCabinetIsTakenOfflineAfterTheGrace(t *testing.T) {
 		code, res := announce()
 		return code == 409 && res["code"] == "no_capacity"
 	}, wait, 20*time.Millisecond, "the only cabinet never reported: nothing may be reserved in it")
+	code, res := h.call("GET", fmt.Sprintf("/v1/sites/lobby/parcels/p%d", n), h.courier, nil)
+	require.Equal(t, 200, code)
+	require.Equal(t, "refused", res["state"])
+	require.NotContains(t, res, "cabinet", "a refused parcel was never in a compartment")
+	require.NotContains(t, res, "compartment")
 
-	code, res := h.call("GET", "/v1/sites/lobby", h.courier, nil)
+	code, res = h.call("GET", "/v1/sites/lobby", h.courier, nil)
 	require.Equal(t, 200, code)
 	require.Equal(t, []any{map[string]any{"cabinet": "c1", "online": false}}, res["cabinets"], "the site view says why")
 
@@ -598,5 +608,35 @@ func TestCompartmentStatus(t *testing.T) {
 		{"out-of-service", controller.StateAwaitingReturn, "out-of-service"},
 	} {
 		require.Equal(t, tc.want, compartmentStatus(tc.inv, tc.parcel), "%s holding %s", tc.inv, tc.parcel)
+	}
+}
+
+// TestLastDeparture: a finished parcel's place is where it was picked up
+// or returned from; a parcel reserved and then cancelled or lapsed never
+// left a compartment.
+func TestLastDeparture(t *testing.T) {
+	ev := func(k controller.Kind, comp int32) controller.Event {
+		return controller.Event{Kind: k, Cabinet: 0, Compartment: comp}
+	}
+	for _, tc := range []struct {
+		name    string
+		history []controller.Event
+		want    int32 // compartment, -1: none
+	}{
+		{"picked up", []controller.Event{ev(controller.Announced, -1), ev(controller.Reserved, 3), ev(controller.Deposited, 3), ev(controller.PickedUp, 3)}, 3},
+		{"returned after a pickup aborted", []controller.Event{ev(controller.Deposited, 4), ev(controller.PickupAborted, 4), ev(controller.Expired, 4), ev(controller.Returned, 4)}, 4},
+		{"cancelled", []controller.Event{ev(controller.Announced, -1), ev(controller.Reserved, 2), ev(controller.Cancelled, 2)}, -1},
+		{"refused", []controller.Event{ev(controller.Announced, -1), ev(controller.Refused, -1)}, -1},
+		{"no history", nil, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := lastDeparture(tc.history)
+			if tc.want < 0 {
+				require.Nil(t, got)
+				return
+			}
+			require.NotNil(t, got)
+			require.Equal(t, tc.want, got.Compartment)
+		})
 	}
 }
