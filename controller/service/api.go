@@ -105,9 +105,13 @@ func (s *Service) authorize(w http.ResponseWriter, r *http.Request, need role) b
 	case ok && need == roleCourier && eq(tok, s.tokens.Courier):
 		return true
 	case !ok:
+		w.Header().Set("WWW-Authenticate", "Bearer")
 		writeError(w, http.StatusUnauthorized, "unauthenticated", "a bearer token is required")
-	default:
+	case eq(tok, s.tokens.Courier): // known, but this needs the admin's
 		writeError(w, http.StatusForbidden, "forbidden", "this token may not do that")
+	default: // RFC 6750: an unknown token is not authenticated, not forbidden
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		writeError(w, http.StatusUnauthorized, "unauthenticated", "the bearer token is not valid here")
 	}
 	return false
 }

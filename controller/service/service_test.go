@@ -304,7 +304,8 @@ func TestBadRequestsAre4xx(t *testing.T) {
 		code                      string
 	}{
 		{"no token", "POST", "/v1/sites/lobby/parcels", "", map[string]any{"id": "x", "class": "S", "recipient": "r"}, 401, "unauthenticated"},
-		{"wrong token", "POST", "/v1/sites/lobby/parcels", "nope", map[string]any{"id": "x", "class": "S", "recipient": "r"}, 403, "forbidden"},
+		{"wrong token", "POST", "/v1/sites/lobby/parcels", "nope", map[string]any{"id": "x", "class": "S", "recipient": "r"}, 401, "unauthenticated"},
+		{"wrong token, admin route", "GET", "/v1/audit/verify", "nope", nil, 401, "unauthenticated"},
 		{"courier cannot audit", "GET", "/v1/audit/verify", "courier", nil, 403, "forbidden"},
 		{"unknown site", "POST", "/v1/sites/nowhere/parcels", "courier", map[string]any{"id": "x", "class": "S", "recipient": "r"}, 404, "unknown_site"},
 		{"unknown field", "POST", "/v1/sites/lobby/parcels", "courier", map[string]any{"id": "x", "class": "S", "recipient": "r", "size": 3}, 400, "bad_request"},
