@@ -477,7 +477,7 @@ func (s *Service) getParcel(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	view := map[string]any{"parcel": info.ID, "state": info.State.String(), "exception": info.Exception, "history": history}
-	if info.Cabinet != "" { // a refused or cancelled parcel was never in one
+	if info.Cabinet != "" { // none: refused, cancelled, or its reservation lapsed
 		view["cabinet"], view["compartment"], view["class"] = info.Cabinet, info.Compartment, info.Class
 	}
 	if !info.Deadline.IsZero() {
