@@ -87,6 +87,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
+// role is what a token may do; a higher role may do all a lower one may.
 type role uint8
 
 const (
@@ -96,24 +97,29 @@ const (
 
 // authorize checks a bearer token; the admin token may do what a courier may.
 func (s *Service) authorize(w http.ResponseWriter, r *http.Request, need role) bool {
-	h := r.Header.Get("Authorization")
-	tok, ok := strings.CutPrefix(h, "Bearer ")
-	eq := func(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
-	switch {
-	case ok && eq(tok, s.tokens.Admin):
-		return true
-	case ok && need == roleCourier && eq(tok, s.tokens.Courier):
-		return true
-	case !ok:
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
 		w.Header().Set("WWW-Authenticate", "Bearer")
 		writeError(w, http.StatusUnauthorized, "unauthenticated", "a bearer token is required")
-	case eq(tok, s.tokens.Courier): // known, but this needs the admin's
-		writeError(w, http.StatusForbidden, "forbidden", "this token may not do that")
+		return false
+	}
+	eq := func(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
+	var has role // the token's role, each token compared once
+	switch {
+	case eq(tok, s.tokens.Admin):
+		has = roleAdmin
+	case eq(tok, s.tokens.Courier):
+		has = roleCourier
 	default: // RFC 6750: an unknown token is not authenticated, not forbidden
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 		writeError(w, http.StatusUnauthorized, "unauthenticated", "the bearer token is not valid here")
+		return false
 	}
-	return false
+	if has < need { // the courier's token on an admin route
+		writeError(w, http.StatusForbidden, "forbidden", "this token may not do that")
+		return false
+	}
+	return true
 }
 
 func (s *Service) routes() http.Handler {
