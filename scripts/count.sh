@@ -10,8 +10,11 @@
 # (`make perf` shows the spread); the count repeats to within 0.1 %. The
 # collector is off (GOGC=off) so that its timing adds nothing, and
 # asynchronous preemption too, whose signals valgrind's call graphs do not
-# survive. A change that saves 2 % of a lifecycle is lost in the noise of
-# `make perf` and plain here.
+# survive. RDTSCP is off as well: valgrind 3.19 cannot decode it, and the
+# runtime reads the clock with it when a lock is contended (sysmon against
+# the benchmark), which killed one run in a few with SIGILL; with it off the
+# runtime uses LFENCE+RDTSC, which valgrind runs. A change that saves 2 % of
+# a lifecycle is lost in the noise of `make perf` and plain here.
 #
 # The count is not the time: it weighs a cache miss or a slow instruction
 # like any other. And valgrind hides the CPU's SHA extensions, so the
@@ -38,7 +41,7 @@ lo=10000 hi=30000
 # profile VARIANT N: cachegrind's per-function counts for N lifecycles, as
 # "count function" lines.
 profile() {
-	GOGC=off GODEBUG=asyncpreemptoff=1 valgrind --tool=cachegrind --cache-sim=no \
+	GOGC=off GODEBUG=asyncpreemptoff=1,cpu.rdtscp=off valgrind --tool=cachegrind --cache-sim=no \
 		--cachegrind-out-file="$tmp/cg.$1.$2" "$tmp/controller.test" -test.run '^$' \
 		-test.bench "^BenchmarkLifecycle\$/^$1\$" -test.benchtime "$2x" -test.cpu 1 \
 		>"$tmp/log.$1.$2" 2>&1 || { cat "$tmp/log.$1.$2" >&2; exit 1; }
