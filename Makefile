@@ -48,7 +48,9 @@ setup:
 	fi
 	@$(GO) mod download
 
-build:
+# The view links Ebiten through cgo and needs setup's X11 headers; the
+# other binaries need nothing but Go.
+build: setup
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/ $(CMDS)
 	$(GO) build -o $(BIN)/ $(VIEW_CMD)
@@ -109,7 +111,7 @@ soak:
 
 # The live view on the desktop (needs a display), and its browser build,
 # which lockerd serves with -view bin/view.
-view:
+view: setup
 	$(GO) run ./visualize/cmd/lockerview -scenario $(SCENARIO)
 
 view-web:
@@ -119,8 +121,11 @@ view-web:
 	@echo "serve it: bin/lockerd -view $(BIN)/view, then open http://127.0.0.1:8080/view/?scenario=city-network.yaml"
 
 # The main job: simulate a shipped scenario with the real controller and
-# write its KPIs, time series and report.
-run: build
+# write its KPIs, time series and report. It needs only lockersim, which is
+# pure Go: no system packages, no root.
+run:
+	@mkdir -p $(BIN)
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./sim/cmd/lockersim
 	$(BIN)/lockersim run $(SCENARIO) -out $(OUT)
 	@echo "report: $(OUT)/report.html (open it in a browser; it needs no network)"
 
