@@ -42,7 +42,7 @@ func occupancyPlot(out *runner.Output, rows []world.HourRow) (*plot.Plot, error)
 	p := plot.New()
 	p.Title.Text = "Utilisation per class over time (mean of replications)"
 	p.X.Label.Text = "day of the measured horizon"
-	p.Y.Label.Text = "occupied share of compartments"
+	p.Y.Label.Text = "occupied share of the class" // longer is cut off at 9 cm
 	p.Y.Min, p.Y.Max = 0, 1
 	caps := capacities(out)
 	shown := 0
