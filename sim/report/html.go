@@ -225,6 +225,9 @@ func utilisationPlot(out *runner.Output) (*plot.Plot, error) {
 	}
 	p.Add(eb)
 	p.NominalX(classes...)
+	// Half a slot either side, so that the outer classes' names (L-cold)
+	// are not cut off at the edges.
+	p.X.Min, p.X.Max = -0.5, float64(len(classes))-0.5
 	return p, nil
 }
 
