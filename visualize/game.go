@@ -194,8 +194,12 @@ func (g *Game) Draw(screen *ebiten.Image) {
 	sc := g.Scene
 	cell := g.cell()
 	// Depot and vans.
+	// The depot, unless a site's cabinets are drawn over it (a store's
+	// own back room), where it would show through the gaps between cells.
 	dx, dy := g.view.ToScreen(sc.Depot[0], sc.Depot[1])
-	rect(screen, dx-5, dy-5, 10, 10, ColorDepot)
+	if i, _ := g.pick(dx, dy); i < 0 || cell < 2 {
+		rect(screen, dx-5, dy-5, 10, 10, ColorDepot)
+	}
 	for _, c := range sc.Couriers {
 		x, y := sc.CourierPosition(c)
 		px, py := g.view.ToScreen(x, y)
@@ -239,7 +243,7 @@ func (g *Game) Draw(screen *ebiten.Image) {
 			}
 			off += float64(cols)*cell + cell
 		}
-		if cell >= 6 && len(sc.Sites) <= 50 {
+		if cell >= LabelCell && len(sc.Sites) <= LabelledSites {
 			ebitenutil.DebugPrintAt(screen, s.ID, int(left), int(top+h+2))
 		}
 	}

@@ -332,13 +332,12 @@ func (sc *Scene) CourierPosition(c Courier) (float64, float64) {
 // Viewport maps metres to screen pixels: fit to a rectangle, then zoom and
 // pan. Y grows upward on the map and downward on the screen.
 type Viewport struct {
-	W, H         float64 // screen area in pixels
-	Left, Top    float64 // where the map area starts on screen
-	minX, minY   float64
-	scale        float64
-	Zoom         float64
-	PanX, PanY   float64 // pixels
-	spanX, spanY float64
+	W, H       float64 // screen area in pixels
+	Left, Top  float64 // where the map area starts on screen
+	cx, cy     float64 // the map point (metres) at the centre of the area
+	scale      float64
+	Zoom       float64
+	PanX, PanY float64 // pixels
 	// BaseCell is a compartment's size in pixels at zoom 1: as large as it
 	// can be without neighbouring sites overlapping.
 	BaseCell float64
@@ -347,8 +346,20 @@ type Viewport struct {
 // MaxCell caps a compartment's drawn size in pixels.
 const MaxCell = 18.0
 
+// Site names are drawn under their boxes, in the view's 6×16 pixel font,
+// while there are at most LabelledSites sites and a compartment is at least
+// LabelCell pixels.
+const (
+	LabelledSites = 50
+	LabelCell     = 4.0
+	labelCharW    = 6.0
+	labelH        = 18.0 // the 16-pixel line and the 2 above it
+)
+
 // Fit returns a viewport showing every site in a w×h area at (left, top),
-// with a margin (the depot is drawn if it falls inside).
+// with a margin: each site's cabinets and name, not only its position (the
+// depot is drawn if it falls inside). Compartments are as large as they can
+// be while no two sites' boxes overlap.
 func (sc *Scene) Fit(left, top, w, h float64) Viewport {
 	minX, minY, maxX, maxY := math.Inf(1), math.Inf(1), math.Inf(-1), math.Inf(-1)
 	for _, s := range sc.Sites {
@@ -360,24 +371,88 @@ func (sc *Scene) Fit(left, top, w, h float64) Viewport {
 	}
 	// A small campus still gets a few hundred metres of room around it.
 	spanX, spanY := math.Max(maxX-minX, 200), math.Max(maxY-minY, 200)
-	minX -= (spanX - (maxX - minX)) / 2
-	minY -= (spanY - (maxY - minY)) / 2
 	const margin = 0.1
-	scale := math.Min(w*(1-2*margin)/spanX, h*(1-2*margin)/spanY)
-	v := Viewport{W: w, H: h, Left: left, Top: top, minX: minX, minY: minY, scale: scale, Zoom: 1, spanX: spanX, spanY: spanY}
-	// Cells: the widest site box must fit in the spacing to its nearest
-	// neighbour (or in the viewport, for one site).
+	availW, availH := w*(1-2*margin), h*(1-2*margin)
+	v := Viewport{W: w, H: h, Left: left, Top: top, cx: (minX + maxX) / 2, cy: (minY + maxY) / 2, Zoom: 1,
+		scale: math.Min(availW/spanX, availH/spanY)}
+	// The boxes grow with the scale (their cells are sized by the spacing
+	// of sites on screen), so shrink the scale until they fit: each round's
+	// cell is no larger than the last, and a few rounds settle it.
+	for range 16 {
+		v.BaseCell = sc.baseCell(v.scale, w, h)
+		x0, y0, x1, y1 := sc.extent(v.scale, v.BaseCell)
+		v.cx, v.cy = (x0+x1)/2/v.scale, -(y0+y1)/2/v.scale
+		f := math.Min(availW/(x1-x0), availH/(y1-y0))
+		if f >= 1-1e-9 {
+			break
+		}
+		v.scale *= f
+	}
+	return v
+}
+
+// box is a site's drawn rectangle about its position, in pixels: its
+// cabinets at a cell size, and its name beneath when names are drawn.
+func (sc *Scene) box(s *Site, cell float64) (left, right, up, down float64) {
+	bw, bh := SiteBox(s, cell)
+	left, right, up, down = bw/2, bw/2, bh/2, bh/2
+	if len(sc.Sites) <= LabelledSites && cell >= LabelCell {
+		right = math.Max(right, float64(len(s.ID))*labelCharW-bw/2)
+		down += labelH
+	}
+	return left, right, up, down
+}
+
+// extent is the screen rectangle every site's box takes at a scale and cell
+// size, in pixels from the map's origin (y down).
+func (sc *Scene) extent(scale, cell float64) (x0, y0, x1, y1 float64) {
+	x0, y0, x1, y1 = math.Inf(1), math.Inf(1), math.Inf(-1), math.Inf(-1)
+	for i := range sc.Sites {
+		s := &sc.Sites[i]
+		l, r, u, d := sc.box(s, cell)
+		px, py := s.X*scale, -s.Y*scale
+		x0, x1 = math.Min(x0, px-l), math.Max(x1, px+r)
+		y0, y1 = math.Min(y0, py-u), math.Max(y1, py+d)
+	}
+	if len(sc.Sites) == 0 {
+		return 0, 0, 1, 1
+	}
+	return x0, y0, x1, y1
+}
+
+// pairwiseSites is the most sites for which baseCell keeps every pair
+// apart; a larger network (a city) is sized by its typical spacing, and at
+// the scale that shows all of it each site is a square anyway.
+const pairwiseSites = 200
+
+// baseCell is the largest cell (capped at MaxCell) at which the widest site
+// fits in the w×h area and no two sites' boxes overlap, with a cell's gap
+// between them and room for the upper one's name.
+func (sc *Scene) baseCell(scale, w, h float64) float64 {
 	cols, rows := 1.0, 1.0
 	for i := range sc.Sites {
 		bw, bh := SiteBox(&sc.Sites[i], 1)
 		cols, rows = math.Max(cols, bw), math.Max(rows, bh)
 	}
-	room := math.Min(w, h) * 0.8
-	if len(sc.Sites) > 1 {
-		room = math.Min(room, nearestSpacing(sc.Sites)*scale*0.85)
+	cell := math.Min(MaxCell, math.Min(w, h)*0.8/math.Max(cols, rows))
+	if len(sc.Sites) > pairwiseSites {
+		return math.Min(cell, nearestSpacing(sc.Sites)*scale*0.85/cols)
 	}
-	v.BaseCell = math.Min(MaxCell, math.Min(room/cols, math.Min(w, h)*0.8/rows))
-	return v
+	for i := range sc.Sites {
+		a := &sc.Sites[i]
+		aw, ah := SiteBox(a, 1)
+		for j := i + 1; j < len(sc.Sites); j++ {
+			b := &sc.Sites[j]
+			bw, bh := SiteBox(b, 1)
+			dx, dy := math.Abs(a.X-b.X)*scale, math.Abs(a.Y-b.Y)*scale
+			// Apart side by side, or one above the other with the
+			// upper's name between them: whichever allows the larger cell.
+			side := dx / ((aw+bw)/2 + 1)
+			stacked := (dy - labelH) / ((ah+bh)/2 + 1)
+			cell = math.Min(cell, math.Max(side, stacked))
+		}
+	}
+	return math.Max(cell, 0)
 }
 
 // nearestSpacing is the median distance from a site to its nearest
@@ -400,8 +475,8 @@ func nearestSpacing(sites []Site) float64 {
 
 // ToScreen maps a point in metres to pixels.
 func (v Viewport) ToScreen(x, y float64) (float64, float64) {
-	cx := v.Left + v.W/2 + ((x-v.minX)-v.spanX/2)*v.scale*v.Zoom + v.PanX
-	cy := v.Top + v.H/2 - ((y-v.minY)-v.spanY/2)*v.scale*v.Zoom + v.PanY
+	cx := v.Left + v.W/2 + (x-v.cx)*v.scale*v.Zoom + v.PanX
+	cy := v.Top + v.H/2 - (y-v.cy)*v.scale*v.Zoom + v.PanY
 	return cx, cy
 }
 

@@ -95,23 +95,65 @@ func TestSiteUtilizationAndCouriers(t *testing.T) {
 	require.Empty(t, sc.Couriers, "back at the depot")
 }
 
+// campusLayout is university-campus's shape: a small lending locker 233 m
+// from a three-cabinet site, on a campus 1,150 m tall.
+func campusLayout() world.Layout {
+	cab := func(n int) []world.CabinetLayout {
+		return []world.CabinetLayout{{Name: "c1", Compartments: make([]world.CompartmentLayout, n)}}
+	}
+	three := append(append(cab(72), cab(72)...), cab(72)...)
+	return world.Layout{Depot: [2]float64{4000, -3000}, Classes: []string{"S"}, Sites: []world.SiteLayout{
+		{ID: "student-union", X: 0, Y: 0, Cabinets: three},
+		{ID: "north-halls", X: 350, Y: 600, Cabinets: append(cab(72), cab(72)...)},
+		{ID: "south-halls", X: -300, Y: -550, Cabinets: append(cab(72), cab(72)...)},
+		{ID: "library-lending", X: 120, Y: 200, Cabinets: cab(24)},
+	}}
+}
+
 func TestViewportFitsEverySite(t *testing.T) {
-	sc := NewScene(testLayout())
-	v := sc.Fit(0, 0, 980, 800)
-	for _, s := range sc.Sites {
-		x, y := v.ToScreen(s.X, s.Y)
-		require.True(t, x > 0 && x < 980 && y > 0 && y < 800, "site %s at %v,%v", s.ID, x, y)
+	one := testLayout()
+	one.Sites = one.Sites[:1]
+	tests := []struct {
+		name   string
+		layout world.Layout
+	}{{"two sites", testLayout()}, {"one site", one}, {"campus with a close pair", campusLayout()}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sc := NewScene(tt.layout)
+			v := sc.Fit(0, 0, 980, 800)
+			cell := v.Cell()
+			require.Greater(t, cell, 2.0, "cabinets are drawn, not squares")
+			type box struct{ x0, y0, x1, y1 float64 }
+			boxes := make([]box, len(sc.Sites))
+			for i := range sc.Sites {
+				s := &sc.Sites[i]
+				x, y := v.ToScreen(s.X, s.Y)
+				l, r, u, d := sc.box(s, cell)
+				b := box{x - l, y - u, x + r, y + d}
+				require.True(t, b.x0 >= 0 && b.y0 >= 0 && b.x1 <= 980 && b.y1 <= 800,
+					"site %s's box and name %+v leave the 980×800 area", s.ID, b)
+				boxes[i] = b
+			}
+			// No two sites' cabinets overlap (a name may reach under the
+			// neighbour's box, not into it).
+			for i := range sc.Sites {
+				for j := i + 1; j < len(sc.Sites); j++ {
+					wa, ha := SiteBox(&sc.Sites[i], cell)
+					wb, hb := SiteBox(&sc.Sites[j], cell)
+					xa, ya := v.ToScreen(sc.Sites[i].X, sc.Sites[i].Y)
+					xb, yb := v.ToScreen(sc.Sites[j].X, sc.Sites[j].Y)
+					apart := math.Abs(xa-xb) >= (wa+wb)/2 || math.Abs(ya-yb) >= (ha+hb)/2
+					require.True(t, apart, "%s and %s overlap", sc.Sites[i].ID, sc.Sites[j].ID)
+				}
+			}
+		})
 	}
 	// North is up.
+	sc := NewScene(testLayout())
+	v := sc.Fit(0, 0, 980, 800)
 	_, ya := v.ToScreen(0, 0)
 	_, yb := v.ToScreen(0, 300)
 	require.Less(t, yb, ya)
-	// Neighbouring sites' boxes do not overlap at zoom 1.
-	wa, _ := SiteBox(&sc.Sites[0], v.Cell())
-	wb, _ := SiteBox(&sc.Sites[1], v.Cell())
-	xa, _ := v.ToScreen(0, 0)
-	xb, _ := v.ToScreen(400, 300)
-	require.Less(t, wa/2+wb/2, math.Hypot(xb-xa, yb-ya)+1)
 	// Zooming about a point keeps it where it is.
 	px, py := v.ToScreen(400, 300)
 	v.ZoomAt(px, py, 3)
