@@ -40,10 +40,18 @@ func TestShippedScenariosRunSound(t *testing.T) {
 			}
 			offered, accepted, refused := get("offered"), get("accepted"), get("refused")
 			require.Positive(t, offered)
-			// Parcels still on their way at the end (in a wave, at a door) are
-			// neither accepted nor refused yet.
-			require.LessOrEqual(t, accepted+refused, offered+get("redirected"))
-			require.Greater(t, accepted+refused, 0.9*offered)
+			// Every parcel offered is accepted, refused or lost at a door
+			// (counts missing from a result are zero), once, or is still on
+			// its way at the end: waiting for a wave, on a redirect, at a
+			// door. Those are at most a wave's worth, here under 3 %.
+			failed, ok := r.Get("deposit_door_failures")
+			if !ok {
+				failed = 0
+			}
+			onTheWay := offered - accepted - refused - failed
+			t.Logf("offered %v: accepted %v, refused %v, lost at a door %v, on the way %v", offered, accepted, refused, failed, onTheWay)
+			require.GreaterOrEqual(t, onTheWay, 0.0, "a parcel counted twice")
+			require.Less(t, onTheWay, 0.03*offered)
 			require.InDelta(t, refused/offered, get("overflow_rate"), 1e-12)
 			require.LessOrEqual(t, get("picked_up"), accepted+100) // warm-up parcels picked up in the horizon
 			for _, c := range r.Classes {
