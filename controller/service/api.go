@@ -255,8 +255,13 @@ func (s *Service) getSite(w http.ResponseWriter, r *http.Request) {
 	}
 	var view []compartmentView
 	var cabView []cabinetView
+	var classes []string
 	err := st.call(r.Context(), func() error {
 		inv := st.core.Inventory()
+		cat := inv.Catalog()
+		for id := range cat.Len() {
+			classes = append(classes, cat.Class(allocator.ClassID(id)).Name)
+		}
 		cabs := inv.Cabinets()
 		for _, cb := range cabs {
 			cabView = append(cabView, cabinetView{Cabinet: cb.Name, Online: inv.CabinetOnline(cb.ID)})
@@ -278,7 +283,7 @@ func (s *Service) getSite(w http.ResponseWriter, r *http.Request) {
 		writeCoreError(w, err)
 		return
 	}
-	writeJSON(w, 200, map[string]any{"site": st.id, "cabinets": cabView, "compartments": view})
+	writeJSON(w, 200, map[string]any{"site": st.id, "classes": classes, "cabinets": cabView, "compartments": view})
 }
 
 type announceRequest struct {

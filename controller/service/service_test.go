@@ -243,6 +243,7 @@ func TestEndToEnd(t *testing.T) {
 	code, res = h.call("GET", "/v1/sites/lobby", h.courier, nil)
 	require.Equal(t, 200, code)
 	require.Len(t, res["compartments"], 5)
+	require.Equal(t, []any{"S", "M"}, res["classes"], "the scenario's order")
 	require.Equal(t, []any{map[string]any{"cabinet": "c1", "online": true}}, res["cabinets"])
 	code, res = h.call("GET", "/v1/audit/verify", h.admin, nil)
 	require.Equal(t, 200, code, res)

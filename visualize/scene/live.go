@@ -38,7 +38,8 @@ type initialState struct {
 }
 
 type siteView struct {
-	Site         string `json:"site"`
+	Site         string   `json:"site"`
+	Classes      []string `json:"classes"` // the scenario's order
 	Compartments []struct {
 		Cabinet     string `json:"cabinet"`
 		Compartment int    `json:"compartment"`
@@ -71,6 +72,14 @@ func NewLiveSource(ctx context.Context, base, token string) (*LiveSource, error)
 			return nil, err
 		}
 		sl := world.SiteLayout{ID: id, X: float64(i%cols) * spacing, Y: -float64(i/cols) * spacing}
+		// Classes in the scenario's order (smallest first in a zone), then any
+		// other a compartment names.
+		for _, c := range v.Classes {
+			if !classes[c] {
+				classes[c] = true
+				s.layout.Classes = append(s.layout.Classes, c)
+			}
+		}
 		byCab := map[string]int{}
 		for _, c := range v.Compartments {
 			j, ok := byCab[c.Cabinet]

@@ -44,6 +44,9 @@ func TestLiveSourceFollowsLockerd(t *testing.T) {
 	defer src.Close()
 	l := src.Layout()
 	require.Len(t, l.Sites, 1)
+	// The panel lists classes as the scenario does, not in the order the
+	// first cabinet's compartments happen to name them.
+	require.Equal(t, []string{"S", "M", "L", "M-cold", "L-cold"}, l.Classes)
 	require.Len(t, l.Sites[0].Cabinets, 2)
 	require.True(t, l.Sites[0].Cabinets[0].Compartments[len(l.Sites[0].Cabinets[0].Compartments)-1].Chilled || anyChilled(l))
 	scene := NewScene(l)

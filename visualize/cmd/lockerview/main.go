@@ -1,6 +1,7 @@
-// Command lockerview shows a locker network live: the simulator running a
-// scenario in-process, drawn with Ebiten. -screenshot writes a PNG after N
-// ticks and exits (deterministic for a scenario and seed).
+// Command lockerview shows a locker network live, drawn with Ebiten: the
+// simulator running a scenario in-process, or a running lockerd followed
+// over its API (-url). -screenshot writes a PNG after N ticks and exits
+// (deterministic for a scenario and seed).
 package main
 
 import (
@@ -33,8 +34,15 @@ func run() int {
 	if err := fs.Parse(programArgs()); err != nil {
 		return 2
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if err := checkFlags(set); err != nil {
+		fmt.Fprintln(os.Stderr, "lockerview:", err)
+		return 2
+	}
+	shot := shotOptions{path: *screenshot, after: *after, measure: *measure}
 	if *liveURL != "" {
-		return live(*liveURL, *token, *measure)
+		return live(*liveURL, *token, shot)
 	}
 	load := func() (*scenarios.Scenario, scenarios.Problems, error) { return scenarios.Load(*scenarioFile) }
 	if *shipped != "" {
@@ -53,17 +61,51 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "lockerview:", err)
 		return 1
 	}
-	g := visualize.NewGame(src, *speed)
+	return play(visualize.NewGame(src, *speed), "lockertwin — "+sc.Name, shot)
+}
+
+// checkFlags refuses flags that do nothing together, rather than ignoring
+// one: following a lockerd shows its own time and state, so a scenario, a
+// seed or a speed has no meaning there, and a token only goes with -url.
+func checkFlags(set map[string]bool) error {
+	if set["url"] {
+		for _, name := range []string{"scenario", "shipped", "seed", "speed"} {
+			if set[name] {
+				return fmt.Errorf("-%s is for simulating a scenario; -url follows a running lockerd in its own time", name)
+			}
+		}
+		return nil
+	}
+	if set["token"] {
+		return fmt.Errorf("-token goes with -url (a lockerd to follow)")
+	}
+	if set["scenario"] && set["shipped"] {
+		return fmt.Errorf("-scenario and -shipped both name a scenario: give one")
+	}
+	return nil
+}
+
+// shotOptions are the flags that end a view by themselves: a screenshot
+// after some ticks, or a measurement of the frame rate.
+type shotOptions struct {
+	path    string
+	after   int
+	measure time.Duration
+}
+
+// play runs the game in a window until it is closed, or until its
+// screenshot is written or its measurement taken.
+func play(g *visualize.Game, title string, shot shotOptions) int {
 	ebiten.SetWindowSize(visualize.ScreenW, visualize.ScreenH)
-	ebiten.SetWindowTitle("lockertwin — " + sc.Name)
+	ebiten.SetWindowTitle(title)
 	ebiten.SetTPS(visualize.TPS)
-	if *screenshot != "" {
-		g.ScreenshotAfter(*screenshot, *after)
+	if shot.path != "" {
+		g.ScreenshotAfter(shot.path, shot.after)
 		// Deterministic frames: every tick is one fixed step, drawn.
 		ebiten.SetVsyncEnabled(false)
 	}
-	if *measure > 0 {
-		g.MeasureFor(*measure)
+	if shot.measure > 0 {
+		g.MeasureFor(shot.measure)
 	}
 	if err := ebiten.RunGame(g); err != nil {
 		fmt.Fprintln(os.Stderr, "lockerview:", err)
@@ -73,8 +115,8 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "lockerview:", err)
 		return 1
 	}
-	if *screenshot != "" {
-		fmt.Fprintln(os.Stderr, "wrote", *screenshot)
+	if shot.path != "" {
+		fmt.Fprintln(os.Stderr, "wrote", shot.path)
 	}
 	if m := g.Measured(); m != "" {
 		fmt.Println(m)
@@ -83,7 +125,7 @@ func run() int {
 }
 
 // live follows a running lockerd in real time.
-func live(url, token string, measure time.Duration) int {
+func live(url, token string, shot shotOptions) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	src, err := scene.NewLiveSource(ctx, url, token)
@@ -94,17 +136,5 @@ func live(url, token string, measure time.Duration) int {
 	defer src.Close()
 	g := visualize.NewGame(src, 0)
 	src.Apply(g.Scene)
-	ebiten.SetWindowSize(visualize.ScreenW, visualize.ScreenH)
-	ebiten.SetWindowTitle("lockertwin — live " + url)
-	if measure > 0 {
-		g.MeasureFor(measure)
-	}
-	if err := ebiten.RunGame(g); err != nil {
-		fmt.Fprintln(os.Stderr, "lockerview:", err)
-		return 1
-	}
-	if m := g.Measured(); m != "" {
-		fmt.Println(m)
-	}
-	return 0
+	return play(g, "lockertwin — live "+url, shot)
 }
