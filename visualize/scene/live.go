@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -114,9 +115,10 @@ func NewLiveSource(ctx context.Context, base, token string) (*LiveSource, error)
 		return nil, fmt.Errorf("event stream: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
+		msg := apiMessage(resp)
 		resp.Body.Close()
 		cancel()
-		return nil, fmt.Errorf("event stream: %s", resp.Status)
+		return nil, fmt.Errorf("event stream: %s%s", resp.Status, msg)
 	}
 	go s.read(resp)
 	return s, nil
@@ -134,9 +136,21 @@ func (s *LiveSource) get(ctx context.Context, path string, v any) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", path, resp.Status)
+		return fmt.Errorf("GET %s: %s%s", path, resp.Status, apiMessage(resp))
 	}
 	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// apiMessage is lockerd's explanation of a refusal (its error body's
+// message), as ": message", or "" when the body has none.
+func apiMessage(resp *http.Response) string {
+	var e struct {
+		Message string `json:"message"`
+	}
+	if json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&e) != nil || e.Message == "" {
+		return ""
+	}
+	return ": " + e.Message
 }
 
 // read turns the event stream into observations.

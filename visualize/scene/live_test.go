@@ -150,3 +150,16 @@ func TestLiveSourceResyncsAfterAGap(t *testing.T) {
 		}
 	}
 }
+
+func TestLiveSourceSaysWhyLockerdRefused(t *testing.T) {
+	sc, _, err := scenarios.LoadShipped("residential-tower.yaml")
+	require.NoError(t, err)
+	layouts, err := service.LayoutsFromScenario(sc)
+	require.NoError(t, err)
+	svc, err := service.New(service.Config{DataDir: t.TempDir(), Sites: layouts})
+	require.NoError(t, err)
+	require.NoError(t, svc.Start())
+	defer svc.Shutdown(context.Background())
+	_, err = NewLiveSource(context.Background(), "http://"+svc.HTTPAddr(), "not-a-token")
+	require.EqualError(t, err, "GET /v1/sites: 401 Unauthorized: the bearer token is not valid here")
+}
