@@ -132,14 +132,24 @@ func dwellPlot(out *runner.Output) (*plot.Plot, error) {
 }
 
 // dwellHistogram bins dwell times by the hour range each bar spans, from
-// 0 to a whole number of half days past the 99th percentile; the last bar
-// also holds every longer dwell.
+// 0 to a whole number of half days past the 99th percentile, in at most 48
+// bars of a round width (half an hour, 1, 2, 3, 4, 6 or 12 hours, so that
+// the axis reads "35 h or more", not "35.25"); the last bar also holds
+// every longer dwell.
 func dwellHistogram(dwell *world.Sketch) *plotter.Histogram {
+	const maxBins = 48
 	upper := math.Max(24, math.Ceil(dwell.Quantile(0.99)/12)*12)
-	const bins = 48
+	width := 12.0
+	for _, w := range []float64{0.5, 1, 2, 3, 4, 6, 12} {
+		if upper/w <= maxBins {
+			width = w
+			break
+		}
+	}
+	upper = math.Ceil(upper/width) * width // past 24 days the bars are 12 h and may add some
+	bins := int(math.Round(upper / width))
 	counts := dwell.Histogram(upper, bins)
 	total := float64(dwell.Count())
-	width := upper / bins
 	h := &plotter.Histogram{Bins: make([]plotter.HistogramBin, bins), Width: width, FillColor: palette[0], LineStyle: plotter.DefaultLineStyle}
 	h.LineStyle.Color = color.White
 	for i, v := range counts {

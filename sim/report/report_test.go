@@ -87,3 +87,31 @@ func TestDwellHistogramBinsAreHourRanges(t *testing.T) {
 	}
 	require.InDelta(t, 1, total, 1e-9)
 }
+
+// TestDwellBarsHaveRoundWidths: the bars are as narrow as 48 of them
+// allow, in a width the axis can name (grocery's 36 h are 36 one-hour
+// bars, not 48 of 0.75 h).
+func TestDwellBarsHaveRoundWidths(t *testing.T) {
+	tests := []struct {
+		p99         float64 // hours
+		width, last float64 // the bar width, and where the last bar starts
+		bins        int
+	}{
+		{5, 0.5, 23.5, 48}, // at least a day
+		{30, 1, 35, 36},    // 36 h
+		{89, 2, 94, 48},    // 96 h
+		{100, 3, 105, 36},  // 108 h
+		{150, 4, 152, 39},  // 156 h
+		{600, 12, 588, 50}, // 600 h: beyond 48 bars of 12 h
+	}
+	for _, tt := range tests {
+		s := world.NewSketch()
+		for i := range 1000 {
+			s.Add(tt.p99 * float64(i) / 990) // 1 % above p99
+		}
+		h := dwellHistogram(s)
+		require.Equal(t, tt.width, h.Width, "p99 %v h", tt.p99)
+		require.Len(t, h.Bins, tt.bins, "p99 %v h", tt.p99)
+		require.InDelta(t, tt.last, h.Bins[len(h.Bins)-1].Min, 1e-9, "p99 %v h", tt.p99)
+	}
+}
