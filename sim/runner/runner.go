@@ -189,7 +189,29 @@ func Interval(name string, vals []float64) Stat {
 	if isShare(name) && s.High > 1 {
 		s.High = 1
 	}
+	if isQuantile(name) {
+		// Each replication's quantile is read from a sketch bucket: the
+		// interval also spans that resolution, so that replications
+		// agreeing to within a bucket do not claim an exact figure.
+		s.Low /= world.QuantileResolution
+		s.High *= world.QuantileResolution
+	}
 	return s
+}
+
+// isQuantile names the KPIs read from a sketch's quantiles (dwell_hours_p90,
+// door_rtt_ms_p99, ...).
+func isQuantile(name string) bool {
+	i := strings.LastIndex(name, "_p")
+	if i < 0 || i+2 == len(name) {
+		return false
+	}
+	for _, c := range name[i+2:] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // DiffInterval is the mean and 95 % t-interval of values (Student's t

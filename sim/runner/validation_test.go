@@ -143,6 +143,16 @@ func TestIntervalEdgeCases(t *testing.T) {
 	require.Less(t, neg.Low, -1.0)
 	share := Interval("utilization", []float64{0.99, 0.5, 0.98})
 	require.Equal(t, 1.0, share.High, "a share is at most 1")
+	// A quantile from the sketch is known to half a bucket either way:
+	// replications in one bucket do not make an interval of zero width.
+	q := Interval("dwell_hours_p50", []float64{8.71, 8.71})
+	require.Equal(t, 8.71, q.Mean)
+	require.InDelta(t, 8.71/math.Sqrt(1.01), q.Low, 1e-12)
+	require.InDelta(t, 8.71*math.Sqrt(1.01), q.High, 1e-12)
+	for name, want := range map[string]bool{"door_rtt_ms_p99": true, "pickup_delay_hours_p90": true,
+		"dwell_hours_mean": false, "alarms_total": false, "x_p": false, "utilization_p1x": false} {
+		require.Equal(t, want, Interval(name, []float64{2, 2}).Low < 2, name)
+	}
 
 	// Differences are not counts: all three positive, and still an
 	// interval that spans 0, symmetric about the mean.

@@ -18,6 +18,11 @@ type Sketch struct {
 
 const sketchGamma = 1.01
 
+// QuantileResolution is how far a sketch's quantile may be from the
+// sample's, as a factor either way: the square root of a bucket's width
+// (its quantile is the bucket's geometric middle), about 0.5 %.
+var QuantileResolution = math.Sqrt(sketchGamma)
+
 var logGamma = math.Log(sketchGamma)
 
 // NewSketch returns an empty sketch.
