@@ -198,8 +198,43 @@ func refusalsPlot(rows []world.HourRow) (*plot.Plot, error) {
 		top = max(top, v)
 	}
 	p.Y.Min, p.Y.Max = 0, max(1, top*1.3) // room above the bars for the legend
+	p.Y.Tick.Marker = groupedTicks{}
 	p.X.Tick.Marker = dayTicks(days)
 	return p, nil
+}
+
+// groupedTicks are gonum's default ticks with their labels' thousands
+// grouped (a city's 160,000 parcels a day, not 160000).
+type groupedTicks struct{}
+
+func (groupedTicks) Ticks(min, max float64) []plot.Tick {
+	ticks := plot.DefaultTicks{}.Ticks(min, max)
+	for i := range ticks {
+		if ticks[i].Label != "" {
+			ticks[i].Label = grouped(ticks[i].Value)
+		}
+	}
+	return ticks
+}
+
+// grouped formats a whole number with commas between groups of three
+// digits, and any other number as num does.
+func grouped(v float64) string {
+	if v != math.Trunc(v) || math.Abs(v) >= 1e15 {
+		return num(v)
+	}
+	digits := strconv.FormatInt(int64(math.Abs(v)), 10)
+	var b strings.Builder
+	if v < 0 {
+		b.WriteByte('-')
+	}
+	for i, d := range digits {
+		if i > 0 && (len(digits)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(d)
+	}
+	return b.String()
 }
 
 func utilisationPlot(out *runner.Output) (*plot.Plot, error) {

@@ -115,3 +115,14 @@ func TestDwellBarsHaveRoundWidths(t *testing.T) {
 		require.InDelta(t, tt.last, h.Bins[len(h.Bins)-1].Min, 1e-9, "p99 %v h", tt.p99)
 	}
 }
+
+func TestGroupedThousands(t *testing.T) {
+	tests := []struct {
+		v    float64
+		want string
+	}{{0, "0"}, {80, "80"}, {999, "999"}, {1000, "1,000"}, {80000, "80,000"}, {160000, "160,000"},
+		{1234567, "1,234,567"}, {-4000, "-4,000"}, {2.5, "2.5"}}
+	for _, tt := range tests {
+		require.Equal(t, tt.want, grouped(tt.v), "%v", tt.v)
+	}
+}
