@@ -2,8 +2,10 @@ package cli
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -120,9 +122,16 @@ func TestRunWritesTheThreeFiles(t *testing.T) {
 		require.True(t, len(data) > 2 && data[0] == 0x1f && data[1] == 0x8b, "a gzipped pprof profile: %s", f)
 	}
 
-	code, out, _ = run("run", "../../scenarios/grocery-chilled.yaml", "-duration", "2d", "-replications", "1", "-json")
+	code, out, _ = run("run", "../../scenarios/grocery-chilled.yaml", "-duration", "2d", "-replications", "1", "-json", "-workers", "0")
 	require.Equal(t, ExitOK, code)
 	require.True(t, strings.HasPrefix(strings.TrimSpace(out), "{"), "-json prints summary.json")
+	var sum struct {
+		Engine struct {
+			Workers int `json:"workers"`
+		} `json:"engine"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &sum))
+	require.Equal(t, runtime.GOMAXPROCS(0), sum.Engine.Workers, "-workers 0 is one per core, and the summary says how many")
 }
 
 func TestRunRefusesBadInputBeforeRunning(t *testing.T) {
@@ -141,6 +150,8 @@ func TestRunRefusesBadInputBeforeRunning(t *testing.T) {
 		{"unwritable out", []string{"run", "../../scenarios/bopis-store.yaml", "-out", filepath.Join(blocker, "sub")}, ExitProblem, "output directory"},
 		{"bad duration", []string{"run", "../../scenarios/bopis-store.yaml", "-duration", "soon"}, ExitProblem, "-duration"},
 		{"bad replications", []string{"run", "../../scenarios/bopis-store.yaml", "-replications", "-3"}, ExitProblem, "-replications"},
+		{"negative workers", []string{"run", "../../scenarios/bopis-store.yaml", "-workers", "-1"}, ExitProblem, "-workers must be 0 (one per core) or more"},
+		{"compare negative workers", []string{"compare", "../../scenarios/bopis-store.yaml", "-policies", "best-fit,first-fit", "-workers", "-2"}, ExitProblem, "-workers"},
 		{"unwritable profile", []string{"run", "../../scenarios/bopis-store.yaml", "-cpuprofile", filepath.Join(blocker, "cpu.prof")}, ExitProblem, "-cpuprofile"},
 		{"unwritable allocation profile", []string{"run", "../../scenarios/bopis-store.yaml", "-memprofile", filepath.Join(blocker, "mem.prof")}, ExitProblem, "-memprofile"},
 		{"two scenarios", []string{"run", "a.yaml", "b.yaml"}, ExitUsage, "Usage: lockersim run"},

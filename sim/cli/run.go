@@ -35,7 +35,7 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	})
 	fs.IntVar(&f.replications, "replications", 0, "override the scenario's number of replications")
 	fs.StringVar(&f.duration, "duration", "", "override the measured horizon (e.g. 14d)")
-	fs.IntVar(&f.workers, "workers", runtime.GOMAXPROCS(0), "replications run in parallel")
+	fs.IntVar(&f.workers, "workers", runtime.GOMAXPROCS(0), "replications run in parallel (0: one per core)")
 }
 
 // load reads the scenario, applies overrides and checks everything before
@@ -51,6 +51,13 @@ func (f *runFlags) load(file string, stderr io.Writer) (*scenarios.Scenario, []b
 	}
 	if f.seedSet {
 		s.Seed = f.seed
+	}
+	if f.workers < 0 {
+		fmt.Fprintln(stderr, "lockersim: -workers must be 0 (one per core) or more")
+		return nil, nil, false
+	}
+	if f.workers == 0 {
+		f.workers = runtime.GOMAXPROCS(0) // as the runner does, and summary.json says so
 	}
 	if f.replications < 0 || f.replications > 10_000 {
 		fmt.Fprintln(stderr, "lockersim: -replications must be between 1 and 10000")

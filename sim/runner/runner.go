@@ -200,8 +200,12 @@ func Interval(name string, vals []float64) Stat {
 }
 
 // isQuantile names the KPIs read from a sketch's quantiles (dwell_hours_p90,
-// door_rtt_ms_p99, ...).
+// door_rtt_ms_p99, ...): not a class's utilisation, whatever the class is
+// called.
 func isQuantile(name string) bool {
+	if isShare(name) {
+		return false
+	}
 	i := strings.LastIndex(name, "_p")
 	if i < 0 || i+2 == len(name) {
 		return false

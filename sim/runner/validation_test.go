@@ -150,7 +150,7 @@ func TestIntervalEdgeCases(t *testing.T) {
 	require.InDelta(t, 8.71/math.Sqrt(1.01), q.Low, 1e-12)
 	require.InDelta(t, 8.71*math.Sqrt(1.01), q.High, 1e-12)
 	for name, want := range map[string]bool{"door_rtt_ms_p99": true, "pickup_delay_hours_p90": true,
-		"dwell_hours_mean": false, "alarms_total": false, "x_p": false, "utilization_p1x": false} {
+		"dwell_hours_mean": false, "alarms_total": false, "x_p": false, "utilization_p1x": false, "utilization_p90": false} {
 		require.Equal(t, want, Interval(name, []float64{2, 2}).Low < 2, name)
 	}
 

@@ -379,16 +379,24 @@ func (sc *Scene) Fit(left, top, w, h float64) Viewport {
 	// of sites on screen), so shrink the scale until they fit: each round's
 	// cell is no larger than the last, and a few rounds settle it.
 	for range 16 {
-		v.BaseCell = sc.baseCell(v.scale, w, h)
-		x0, y0, x1, y1 := sc.extent(v.scale, v.BaseCell)
-		v.cx, v.cy = (x0+x1)/2/v.scale, -(y0+y1)/2/v.scale
-		f := math.Min(availW/(x1-x0), availH/(y1-y0))
+		f := v.settle(sc, availW, availH)
 		if f >= 1-1e-9 {
-			break
+			return v
 		}
 		v.scale *= f
 	}
+	v.settle(sc, availW, availH) // the cell and centre of the last scale
 	return v
+}
+
+// settle sizes the cells for the viewport's scale and centres the sites'
+// boxes, and returns the factor by which the scale must change for them
+// to fit availW×availH (≥ 1 when they do).
+func (v *Viewport) settle(sc *Scene, availW, availH float64) float64 {
+	v.BaseCell = sc.baseCell(v.scale, v.W, v.H)
+	x0, y0, x1, y1 := sc.extent(v.scale, v.BaseCell)
+	v.cx, v.cy = (x0+x1)/2/v.scale, -(y0+y1)/2/v.scale
+	return math.Min(availW/(x1-x0), availH/(y1-y0))
 }
 
 // box is a site's drawn rectangle about its position, in pixels: its
@@ -425,9 +433,15 @@ func (sc *Scene) extent(scale, cell float64) (x0, y0, x1, y1 float64) {
 // the scale that shows all of it each site is a square anyway.
 const pairwiseSites = 200
 
+// minVisibleCell is the smallest cell at which cabinets are drawn (below
+// it, a site is a square).
+const minVisibleCell = 2.0
+
 // baseCell is the largest cell (capped at MaxCell) at which the widest site
 // fits in the w×h area and no two sites' boxes overlap, with a cell's gap
-// between them and room for the upper one's name.
+// between them and room for the upper one's name. A pair too close to be
+// kept apart at a visible size (two sites in one building) is let overlap
+// rather than shrink every site to a square: zooming in parts them.
 func (sc *Scene) baseCell(scale, w, h float64) float64 {
 	cols, rows := 1.0, 1.0
 	for i := range sc.Sites {
@@ -449,10 +463,12 @@ func (sc *Scene) baseCell(scale, w, h float64) float64 {
 			// upper's name between them: whichever allows the larger cell.
 			side := dx / ((aw+bw)/2 + 1)
 			stacked := (dy - labelH) / ((ah+bh)/2 + 1)
-			cell = math.Min(cell, math.Max(side, stacked))
+			if apart := math.Max(side, stacked); apart >= minVisibleCell {
+				cell = math.Min(cell, apart)
+			}
 		}
 	}
-	return math.Max(cell, 0)
+	return cell
 }
 
 // nearestSpacing is the median distance from a site to its nearest

@@ -163,6 +163,19 @@ func TestViewportFitsEverySite(t *testing.T) {
 	require.InDelta(t, math.Min(MaxCell, v.BaseCell*3), v.Cell(), 1e-9)
 }
 
+// TestSitesInOneBuildingDoNotShrinkTheRest: two sites at one position
+// cannot be kept apart at any size; they overlap, and every site is still
+// drawn as cabinets rather than squares.
+func TestSitesInOneBuildingDoNotShrinkTheRest(t *testing.T) {
+	l := campusLayout()
+	twin := l.Sites[0]
+	twin.ID = "student-union-annex"
+	l.Sites = append(l.Sites, twin)
+	v := NewScene(l).Fit(0, 0, 980, 800)
+	require.Greater(t, v.Cell(), minVisibleCell)
+	require.InDelta(t, NewScene(campusLayout()).Fit(0, 0, 980, 800).Cell(), v.Cell(), 1, "the other pairs decide, as without the annex")
+}
+
 func TestCompartmentGrid(t *testing.T) {
 	tests := []struct{ n, k, col, row int }{
 		{5, 4, 0, 4}, {20, 12, 1, 0}, {60, 59, 4, 11}, {100, 17, 1, 1},
