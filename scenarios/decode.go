@@ -99,6 +99,7 @@ type nodeDecoder interface {
 // column, and decoding goes on so that one pass finds every problem.
 type decoder struct {
 	file     string
+	top      string // what the document is, in messages about its top level: "" is "the scenario"
 	problems Problems
 	pos      map[string]Pos
 	failed   map[string]bool // paths whose value could not be decoded
@@ -248,7 +249,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		if isNull(n) {
 			return
 		}
-		d.errorf(n, path, "%s: expected a mapping, got %s", orTop(path), describe(n))
+		d.errorf(n, path, "%s: expected a mapping, got %s", d.orTop(path), describe(n))
 		return
 	}
 	fs := fieldsOf(v.Type())
@@ -273,18 +274,21 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 			for j, ff := range fs {
 				keys[j] = ff.key
 			}
-			d.errorf(k, joinPath(path, key), "unknown key %q in %s%s", key, orTop(path), suggest(key, keys))
+			d.errorf(k, joinPath(path, key), "unknown key %q in %s%s", key, d.orTop(path), suggest(key, keys))
 			continue
 		}
 		d.decode(val, v.Field(f.index), joinPath(path, key))
 	}
 }
 
-func orTop(path string) string {
-	if path == "" {
-		return "the scenario"
+func (d *decoder) orTop(path string) string {
+	switch {
+	case path != "":
+		return path
+	case d.top != "":
+		return d.top
 	}
-	return path
+	return "the scenario"
 }
 
 // suggest returns ` (did you mean "x"?)` for the closest known name within a
@@ -373,7 +377,8 @@ func (o Ordered[V]) Get(key string) (V, bool) {
 // DecodeStrict decodes one YAML document into v (a pointer to a struct with
 // `yaml` tags) the way scenarios are decoded: unknown and duplicate keys and
 // type mismatches are problems located as file:line:col, all reported at
-// once. Other lockertwin configuration files (lockerd's) use it.
+// once. Other lockertwin configuration files (lockerd's) use it, so the
+// top level is "the file" in its messages, not "the scenario".
 func DecodeStrict(file string, data []byte, v any) Problems {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
@@ -386,7 +391,7 @@ func DecodeStrict(file string, data []byte, v any) Problems {
 	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
 		doc = doc.Content[0]
 	}
-	d := &decoder{file: file, pos: map[string]Pos{}, failed: map[string]bool{}}
+	d := &decoder{file: file, top: "the file", pos: map[string]Pos{}, failed: map[string]bool{}}
 	d.decode(doc, reflect.ValueOf(v).Elem(), "")
 	d.problems.Sort()
 	return d.problems

@@ -305,7 +305,8 @@ func TestDecodeStrictForOtherConfigs(t *testing.T) {
 	ps := DecodeStrict("lockerd.yaml", []byte("http: :8080\nport: eighty\nhttps: x\ntags: [a]\n"), &cfg)
 	require.Len(t, ps, 2)
 	require.Equal(t, `lockerd.yaml:2:7: port: expected a whole number, got "eighty"`, ps[0].String())
-	require.Contains(t, ps[1].String(), `lockerd.yaml:3:1: unknown key "https"`)
+	require.Contains(t, ps[1].String(), `lockerd.yaml:3:1: unknown key "https" in the file`, "a configuration is not a scenario")
 	require.Equal(t, ":8080", cfg.HTTP)
 	require.Empty(t, DecodeStrict("empty.yaml", nil, &cfg))
+	require.Equal(t, `list.yaml:1:1: the file: expected a mapping, got a list`, DecodeStrict("list.yaml", []byte("[1, 2]\n"), &cfg)[0].String())
 }
