@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sync/atomic"
 	"time"
 
@@ -32,14 +33,25 @@ type webhookMsg struct {
 	Notification controller.Notification `json:"notification"`
 }
 
-// NewWebhook starts a webhook sender; Close stops it.
-func NewWebhook(url string, log *slog.Logger) *Webhook {
+// NewWebhook starts a webhook sender to an http or https URL; Close stops
+// it. A URL that could never be posted to is refused here, not found out
+// at the first notification.
+func NewWebhook(target string, log *slog.Logger) (*Webhook, error) {
+	u, err := url.Parse(target)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("webhook URL: %w", err)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, fmt.Errorf("webhook URL %q: want http:// or https://", target)
+	case u.Host == "":
+		return nil, fmt.Errorf("webhook URL %q names no host", target)
+	}
 	if log == nil {
 		log = slog.Default()
 	}
-	w := &Webhook{URL: url, client: &http.Client{Timeout: 5 * time.Second}, queue: make(chan webhookMsg, 4096), log: log, done: make(chan struct{})}
+	w := &Webhook{URL: target, client: &http.Client{Timeout: 5 * time.Second}, queue: make(chan webhookMsg, 4096), log: log, done: make(chan struct{})}
 	go w.run()
-	return w
+	return w, nil
 }
 
 // Notify queues a notification (Notifier).

@@ -24,7 +24,8 @@ func TestWebhookDeliversAndRetries(t *testing.T) {
 		got <- m
 	}))
 	defer srv.Close()
-	wh := NewWebhook(srv.URL, nil)
+	wh, err := NewWebhook(srv.URL, nil)
+	require.NoError(t, err)
 	wh.Notify("lobby", controller.Notification{Kind: controller.NotifyArrival, Parcel: "p1", Code: "123456789012"})
 	wh.Close()
 	m := <-got
@@ -32,4 +33,20 @@ func TestWebhookDeliversAndRetries(t *testing.T) {
 	require.Equal(t, "123456789012", m.Notification.Code)
 	require.Equal(t, int64(1), wh.Sent.Load())
 	require.Equal(t, int64(2), calls.Load())
+}
+
+func TestWebhookRefusesAURLItCannotPostTo(t *testing.T) {
+	tests := []struct{ url, want string }{
+		{"not a url", "want http:// or https://"},
+		{"ftp://example.org/hook", "want http:// or https://"},
+		{"http://", "names no host"},
+		{"https://exa mple.org/", "webhook URL"},
+		{"example.org/hook", "want http:// or https://"},
+	}
+	for _, tt := range tests {
+		wh, err := NewWebhook(tt.url, nil)
+		require.Error(t, err, tt.url)
+		require.Nil(t, wh)
+		require.Contains(t, err.Error(), tt.want, tt.url)
+	}
 }

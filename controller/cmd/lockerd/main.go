@@ -105,7 +105,11 @@ func run() int {
 		}
 	}
 	if *webhook != "" {
-		wh := service.NewWebhook(*webhook, log)
+		wh, err := service.NewWebhook(*webhook, log)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "lockerd:", err)
+			return 1
+		}
 		defer wh.Close()
 		cfg.Notifier = wh
 	}
