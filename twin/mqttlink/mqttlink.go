@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,6 +38,26 @@ type Config struct {
 	// OutboxSize bounds events waiting to be published; default 1,024.
 	OutboxSize int
 	Logger     *slog.Logger
+	// OnConnectError, if set, hears every failed connection attempt (the
+	// runner retries every second): lockerfleet says why it is waiting.
+	OnConnectError func(error)
+}
+
+// brokerSchemes are the URL schemes autopaho connects with.
+var brokerSchemes = map[string]bool{"mqtt": true, "tcp": true, "ws": true, "wss": true, "tls": true, "ssl": true, "mqtts": true}
+
+// ParseBroker checks a broker URL: a scheme the client speaks and a host.
+func ParseBroker(broker string) (*url.URL, error) {
+	u, err := url.Parse(broker)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("mqttlink: broker URL %q: want mqtt://, tcp://, tls://, ws:// or wss:// and a host (%w)", broker, err)
+	case !brokerSchemes[strings.ToLower(u.Scheme)]:
+		return nil, fmt.Errorf("mqttlink: broker URL %q: want mqtt://, tcp://, tls://, ws:// or wss:// and a host", broker)
+	case u.Host == "":
+		return nil, fmt.Errorf("mqttlink: broker URL %q names no host", broker)
+	}
+	return u, nil
 }
 
 // Stats are a runner's counters.
@@ -72,14 +93,15 @@ type Runner struct {
 	log    *slog.Logger
 
 	published, retries, received, invalid, dropped, conns atomic.Int64
+	lastConnErr                                           atomic.Pointer[error]
 }
 
 // Start connects a new virtual cabinet; it returns once the first connection
 // is up (or ctx ends).
 func Start(ctx context.Context, cfg Config, cab twin.CabinetConfig, streams twin.Streams, obs twin.Observer) (*Runner, error) {
-	u, err := url.Parse(cfg.Broker)
+	u, err := ParseBroker(cfg.Broker)
 	if err != nil {
-		return nil, fmt.Errorf("mqttlink: broker URL: %w", err)
+		return nil, err
 	}
 	if cfg.KeepAlive <= 0 {
 		cfg.KeepAlive = 30 * time.Second
@@ -145,7 +167,13 @@ func Start(ctx context.Context, cfg Config, cab twin.CabinetConfig, streams twin
 			r.connMu.Unlock()
 			return true
 		},
-		OnConnectError: func(err error) { r.log.Debug("connect failed", "cabinet", user, "err", err) },
+		OnConnectError: func(err error) {
+			r.lastConnErr.Store(&err)
+			r.log.Debug("connect failed", "cabinet", user, "err", err)
+			if cfg.OnConnectError != nil {
+				cfg.OnConnectError(err)
+			}
+		},
 		ClientConfig: paho.ClientConfig{
 			ClientID: user,
 			OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
@@ -179,6 +207,9 @@ func Start(ctx context.Context, cfg Config, cab twin.CabinetConfig, streams twin
 		return r, nil
 	case <-ctx.Done():
 		r.Close(context.Background())
+		if last := r.lastConnErr.Load(); last != nil {
+			return nil, fmt.Errorf("mqttlink: cabinet %s did not connect: %w (the last attempt: %v)", user, ctx.Err(), *last)
+		}
 		return nil, fmt.Errorf("mqttlink: cabinet %s did not connect: %w", user, ctx.Err())
 	}
 }

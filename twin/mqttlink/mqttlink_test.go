@@ -133,7 +133,31 @@ func TestStartFailsWithWrongCredentials(t *testing.T) {
 	_, err = Start(ctx, Config{Broker: "mqtt://" + b.Addr(), Site: "lobby", Cabinet: "a1", Secret: "not-the-secret-at-all"},
 		twin.CabinetConfig{Compartments: make([]twin.CompartmentSpec, 1)}, streams, nil)
 	require.ErrorContains(t, err, "did not connect")
+	require.ErrorContains(t, err, "the last attempt:", "says why, not only that time ran out")
 	_, err = Start(context.Background(), Config{Broker: "::bad url", Site: "lobby", Cabinet: "a1"},
 		twin.CabinetConfig{Compartments: make([]twin.CompartmentSpec, 1)}, streams, nil)
 	require.Error(t, err)
+}
+
+func TestParseBroker(t *testing.T) {
+	tests := []struct{ url, want string }{
+		{"mqtt://127.0.0.1:1883", ""},
+		{"tcp://broker:1883", ""},
+		{"ws://127.0.0.1:8083/mqtt", ""},
+		{"WSS://broker.example.org/mqtt", ""},
+		{"tls://broker:8883", ""},
+		{"tcp//x", "want mqtt://"},
+		{"127.0.0.1:1883", "want mqtt://"},
+		{"http://broker:1883", "want mqtt://"},
+		{"mqtt://", "names no host"},
+		{"::bad url", "broker URL"},
+	}
+	for _, tt := range tests {
+		_, err := ParseBroker(tt.url)
+		if tt.want == "" {
+			require.NoError(t, err, tt.url)
+			continue
+		}
+		require.ErrorContains(t, err, tt.want, tt.url)
+	}
 }

@@ -34,6 +34,10 @@ type cabinetSecret struct {
 
 func main() { os.Exit(run()) }
 
+// connectWait is how long a cabinet keeps trying to connect before the
+// fleet gives up on it (thousands connect 64 at a time, to a busy broker).
+const connectWait = 30 * time.Second
+
 func run() int {
 	fs := flag.NewFlagSet("lockerfleet", flag.ContinueOnError)
 	brokerURL := fs.String("broker", "mqtt://127.0.0.1:1883", "MQTT broker URL")
@@ -53,6 +57,10 @@ func run() int {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if _, err := mqttlink.ParseBroker(*brokerURL); err != nil {
+		fmt.Fprintln(os.Stderr, "lockerfleet:", err)
+		return 2
+	}
 	data, err := os.ReadFile(*secretsFile)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "lockerfleet:", err)
@@ -85,6 +93,14 @@ func run() int {
 	sem := make(chan struct{}, 64) // connect 64 at a time
 	var failed int
 	var mu sync.Mutex
+	// The first failed attempt says why the fleet is waiting: the cabinets
+	// retry every second for up to connectWait.
+	var told sync.Once
+	waiting := func(err error) {
+		told.Do(func() {
+			fmt.Fprintf(os.Stderr, "lockerfleet: not connected yet, retrying for up to %v: %v\n", connectWait, err)
+		})
+	}
 	for i, s := range secrets {
 		wg.Add(1)
 		sem <- struct{}{}
@@ -97,9 +113,10 @@ func run() int {
 				spec[k].Chilled = c
 			}
 			people := &people{handling: *handling, enabled: *auto}
-			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			cctx, cancel := context.WithTimeout(ctx, connectWait)
 			defer cancel()
-			r, err := mqttlink.Start(cctx, mqttlink.Config{Broker: *brokerURL, Site: s.Site, Cabinet: s.Cabinet, Secret: s.Secret, Logger: log},
+			r, err := mqttlink.Start(cctx, mqttlink.Config{Broker: *brokerURL, Site: s.Site, Cabinet: s.Cabinet, Secret: s.Secret, Logger: log,
+				OnConnectError: waiting},
 				twin.CabinetConfig{Compartments: spec, Faults: faults}, streams, people)
 			if err != nil {
 				mu.Lock()
@@ -125,6 +142,9 @@ func run() int {
 	}
 	if failed > 0 {
 		fmt.Fprintf(os.Stderr, "lockerfleet: %d cabinets failed to connect\n", failed)
+	}
+	if connected == 0 {
+		return 1 // nothing to run
 	}
 	<-ctx.Done()
 	for _, r := range runners {
