@@ -35,6 +35,12 @@ func TestShippedScenariosValidate(t *testing.T) {
 	}
 }
 
+func TestUnknownShippedScenarioListsTheShippedOnes(t *testing.T) {
+	_, _, err := LoadShipped("nope.yaml")
+	require.EqualError(t, err, `no shipped scenario "nope.yaml" (shipped: `+strings.Join(Shipped(), ", ")+")")
+	require.Contains(t, err.Error(), "city-network.yaml")
+}
+
 func TestShippedScenarioFigures(t *testing.T) {
 	tower, _, err := LoadShipped("residential-tower.yaml")
 	require.NoError(t, err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"sort"
+	"strings"
 )
 
 //go:embed *.yaml
@@ -23,7 +24,7 @@ func Shipped() []string {
 func LoadShipped(name string) (*Scenario, Problems, error) {
 	data, err := shipped.ReadFile(name)
 	if err != nil {
-		return nil, nil, fmt.Errorf("no shipped scenario %q: %w", name, err)
+		return nil, nil, fmt.Errorf("no shipped scenario %q (shipped: %s)", name, strings.Join(Shipped(), ", "))
 	}
 	return Parse("scenarios/"+name, data)
 }

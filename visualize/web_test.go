@@ -74,4 +74,13 @@ func TestBrowserViewRenders(t *testing.T) {
 	}
 	require.Greater(t, count(color.RGBA{236, 236, 230, 255}), 100_000, "the side panel is drawn")
 	require.Greater(t, count(scene.ColorChilled), 200, "chilled compartments are drawn")
+
+	// A scenario the page does not have: the visitor reads why in the page,
+	// not a black canvas (the console is not where they look).
+	bad := "http://" + net.JoinHostPort(host, port) + "/view/?scenario=nope.yaml"
+	dom, err := exec.CommandContext(ctx, chromium, "--headless", "--no-sandbox", "--disable-quic", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--user-data-dir="+t.TempDir(), "--virtual-time-budget=10000", "--dump-dom", bad).Output()
+	require.NoError(t, err)
+	require.Contains(t, string(dom), `no shipped scenario "nope.yaml" (shipped: bopis-store.yaml, city-network.yaml`)
 }

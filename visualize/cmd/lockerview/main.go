@@ -32,12 +32,15 @@ func run() int {
 	liveURL := fs.String("url", "", "follow a running lockerd (e.g. http://127.0.0.1:8080) instead of simulating")
 	token := fs.String("token", "", "lockerd courier or admin token, with -url")
 	if err := fs.Parse(programArgs()); err != nil {
+		if inPage {
+			showError("lockerview: " + err.Error()) // flag printed it to the console
+		}
 		return 2
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if err := checkFlags(set); err != nil {
-		fmt.Fprintln(os.Stderr, "lockerview:", err)
+		showError("lockerview: " + err.Error())
 		return 2
 	}
 	shot := shotOptions{path: *screenshot, after: *after, measure: *measure}
@@ -50,7 +53,7 @@ func run() int {
 	}
 	sc, _, err := load()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		showError(err.Error())
 		return 1
 	}
 	if *seed != 0 {
@@ -58,7 +61,7 @@ func run() int {
 	}
 	src, err := scene.NewSimSource(sc)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "lockerview:", err)
+		showError("lockerview: " + err.Error())
 		return 1
 	}
 	return play(visualize.NewGame(src, *speed), "lockertwin — "+sc.Name, shot)
@@ -108,11 +111,11 @@ func play(g *visualize.Game, title string, shot shotOptions) int {
 		g.MeasureFor(shot.measure)
 	}
 	if err := ebiten.RunGame(g); err != nil {
-		fmt.Fprintln(os.Stderr, "lockerview:", err)
+		showError("lockerview: " + err.Error())
 		return 1
 	}
 	if err := g.Err(); err != nil {
-		fmt.Fprintln(os.Stderr, "lockerview:", err)
+		showError("lockerview: " + err.Error())
 		return 1
 	}
 	if shot.path != "" {
@@ -130,7 +133,7 @@ func live(url, token string, shot shotOptions) int {
 	defer cancel()
 	src, err := scene.NewLiveSource(ctx, url, token)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "lockerview:", err)
+		showError("lockerview: " + err.Error())
 		return 1
 	}
 	defer src.Close()
