@@ -248,6 +248,9 @@ func utilisationPlot(out *runner.Output) (*plot.Plot, error) {
 	}
 	p := plot.New()
 	p.Title.Text = "Mean utilisation per class, with 95 % CI"
+	if out.Replications < 2 {
+		p.Title.Text = "Mean utilisation per class (one replication: no CI)"
+	}
 	p.Y.Label.Text = "occupied share (time-weighted)"
 	p.Y.Min, p.Y.Max = 0, 1
 	bars, err := plotter.NewBarChart(vals, vg.Points(28))
@@ -257,6 +260,13 @@ func utilisationPlot(out *runner.Output) (*plot.Plot, error) {
 	bars.Color = palette[2]
 	bars.LineStyle.Width = 0
 	p.Add(bars)
+	p.NominalX(classes...)
+	// Half a slot either side, so that the outer classes' names (L-cold)
+	// are not cut off at the edges.
+	p.X.Min, p.X.Max = -0.5, float64(len(classes))-0.5
+	if out.Replications < 2 {
+		return p, nil
+	}
 	pts := make(plotter.XYs, len(classes))
 	for i := range classes {
 		pts[i].X, pts[i].Y = float64(i), vals[i]
@@ -269,10 +279,6 @@ func utilisationPlot(out *runner.Output) (*plot.Plot, error) {
 		return nil, err
 	}
 	p.Add(eb)
-	p.NominalX(classes...)
-	// Half a slot either side, so that the outer classes' names (L-cold)
-	// are not cut off at the edges.
-	p.X.Min, p.X.Max = -0.5, float64(len(classes))-0.5
 	return p, nil
 }
 

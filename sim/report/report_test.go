@@ -49,6 +49,7 @@ func TestWriteProducesAllFiles(t *testing.T) {
 		require.NotContains(t, page, load, "self-contained: nothing to fetch")
 	}
 	require.Contains(t, page, "reserve-large")
+	require.Contains(t, page, "Mean utilisation per class, with 95 % CI")
 	table := Table(out)
 	require.Contains(t, table, "overflow_rate")
 	require.Contains(t, table, "95% CI")
@@ -57,6 +58,12 @@ func TestWriteProducesAllFiles(t *testing.T) {
 	blocker := filepath.Join(dir, "file")
 	require.NoError(t, os.WriteFile(blocker, nil, 0o644))
 	require.Error(t, CheckWritable(filepath.Join(blocker, "x")))
+
+	// With one replication there are no error bars to speak of.
+	out.Replications, out.Results = 1, out.Results[:1]
+	one, err := HTML(out, nil)
+	require.NoError(t, err)
+	require.Contains(t, string(one), "Mean utilisation per class (one replication: no CI)")
 }
 
 // TestDwellHistogramBinsAreHourRanges: each bar spans its own hours, from
