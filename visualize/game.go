@@ -159,7 +159,7 @@ func (g *Game) pick(px, py float64) (int, int) {
 	for i := range g.Scene.Sites {
 		s := &g.Scene.Sites[i]
 		x, y := g.view.ToScreen(s.X, s.Y)
-		if cell < 2 {
+		if cell < MinCabinetCell {
 			if math.Abs(px-x) <= 4 && math.Abs(py-y) <= 4 {
 				return i, 0
 			}
@@ -197,7 +197,7 @@ func (g *Game) Draw(screen *ebiten.Image) {
 	// The depot, unless a site's cabinets are drawn over it (a store's
 	// own back room), where it would show through the gaps between cells.
 	dx, dy := g.view.ToScreen(sc.Depot[0], sc.Depot[1])
-	if i, _ := g.pick(dx, dy); i < 0 || cell < 2 {
+	if i, _ := g.pick(dx, dy); i < 0 || cell < MinCabinetCell {
 		rect(screen, dx-5, dy-5, 10, 10, ColorDepot)
 	}
 	for _, c := range sc.Couriers {
@@ -208,7 +208,7 @@ func (g *Game) Draw(screen *ebiten.Image) {
 	for i := range sc.Sites {
 		s := &sc.Sites[i]
 		x, y := g.view.ToScreen(s.X, s.Y)
-		if cell < 2 {
+		if cell < MinCabinetCell {
 			// Far out: a site is a square shaded by how full it is.
 			if x < -8 || y < -8 || x > ScreenW-panelW+8 || y > ScreenH+8 {
 				continue

@@ -433,9 +433,9 @@ func (sc *Scene) extent(scale, cell float64) (x0, y0, x1, y1 float64) {
 // the scale that shows all of it each site is a square anyway.
 const pairwiseSites = 200
 
-// minVisibleCell is the smallest cell at which cabinets are drawn (below
+// MinCabinetCell is the smallest cell at which cabinets are drawn (below
 // it, a site is a square).
-const minVisibleCell = 2.0
+const MinCabinetCell = 2.0
 
 // baseCell is the largest cell (capped at MaxCell) at which the widest site
 // fits in the w×h area and no two sites' boxes overlap, with a cell's gap
@@ -463,7 +463,7 @@ func (sc *Scene) baseCell(scale, w, h float64) float64 {
 			// upper's name between them: whichever allows the larger cell.
 			side := dx / ((aw+bw)/2 + 1)
 			stacked := (dy - labelH) / ((ah+bh)/2 + 1)
-			if apart := math.Max(side, stacked); apart >= minVisibleCell {
+			if apart := math.Max(side, stacked); apart >= MinCabinetCell {
 				cell = math.Min(cell, apart)
 			}
 		}

@@ -172,7 +172,7 @@ func TestSitesInOneBuildingDoNotShrinkTheRest(t *testing.T) {
 	twin.ID = "student-union-annex"
 	l.Sites = append(l.Sites, twin)
 	v := NewScene(l).Fit(0, 0, 980, 800)
-	require.Greater(t, v.Cell(), minVisibleCell)
+	require.Greater(t, v.Cell(), MinCabinetCell)
 	require.InDelta(t, NewScene(campusLayout()).Fit(0, 0, 980, 800).Cell(), v.Cell(), 1, "the other pairs decide, as without the annex")
 }
 
