@@ -154,13 +154,21 @@ func Names() []string {
 	return names
 }
 
+// Known returns nil for a registered policy name, or the error that names
+// the registered ones: what every tool says of a misspelt policy.
+func Known(name string) error {
+	if _, ok := registry[name]; !ok {
+		return fmt.Errorf("unknown allocator policy %q (registered: %s)", name, strings.Join(Names(), ", "))
+	}
+	return nil
+}
+
 // New makes the named policy.
 func New(name string, cat *Catalog, cfg Config) (Policy, error) {
-	f, ok := registry[name]
-	if !ok {
-		return nil, fmt.Errorf("unknown allocator policy %q (registered: %s)", name, strings.Join(Names(), ", "))
+	if err := Known(name); err != nil {
+		return nil, err
 	}
-	return f(cat, cfg)
+	return registry[name](cat, cfg)
 }
 
 // candidates returns the classes a request may take, smallest first, and

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/lockertwin/lockertwin/allocator"
 	"github.com/lockertwin/lockertwin/sim/runner"
 )
 
@@ -71,8 +72,8 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 		return ExitUsage
 	}
 	for _, n := range names {
-		if !registered(n) {
-			fmt.Fprintf(stderr, "lockersim: unknown allocator policy %q (registered: %s)\n", n, strings.Join(registeredNames(), ", "))
+		if err := allocator.Known(n); err != nil {
+			fmt.Fprintln(stderr, "lockersim:", err)
 			return ExitProblem
 		}
 	}

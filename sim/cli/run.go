@@ -132,9 +132,11 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return ExitProblem
 	}
-	if *policy != "" && !registered(*policy) {
-		fmt.Fprintf(stderr, "lockersim: unknown allocator policy %q (registered: %v)\n", *policy, allocator.Names())
-		return ExitProblem
+	if *policy != "" {
+		if err := allocator.Known(*policy); err != nil {
+			fmt.Fprintln(stderr, "lockersim:", err)
+			return ExitProblem
+		}
 	}
 	if *out != "" {
 		if err := report.CheckWritable(*out); err != nil {
@@ -198,15 +200,6 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "wrote %s, %s and %s\n", files.Summary, files.Timeseries, files.Report)
 	}
 	return ExitOK
-}
-
-func registered(name string) bool {
-	for _, n := range allocator.Names() {
-		if n == name {
-			return true
-		}
-	}
-	return false
 }
 
 // parseOne parses flags placed before or after the one positional argument.

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/lockertwin/lockertwin/allocator"
 	"github.com/lockertwin/lockertwin/scenarios"
@@ -68,13 +67,8 @@ func loadScenario(file string) (*scenarios.Scenario, scenarios.Problems) {
 
 // checkPolicy reports an allocator name that is not registered.
 func checkPolicy(s *scenarios.Scenario) scenarios.Problems {
-	for _, name := range allocator.Names() {
-		if name == s.Policy.Allocator {
-			return nil
-		}
+	if err := allocator.Known(s.Policy.Allocator); err != nil {
+		return scenarios.Problems{s.Problem("policy.allocator", scenarios.Error, "%s", err)}
 	}
-	return scenarios.Problems{s.Problem("policy.allocator", scenarios.Error,
-		"unknown allocator policy %q (registered: %s)", s.Policy.Allocator, strings.Join(allocator.Names(), ", "))}
+	return nil
 }
-
-func registeredNames() []string { return allocator.Names() }
