@@ -107,6 +107,9 @@ func New(cfg Config) (*Service, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("service: a data directory is required")
 	}
+	if err := checkViewDir(cfg.ViewDir); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("service: data directory: %w", err)
 	}
@@ -788,3 +791,18 @@ func (st *site) Notify(n controller.Notification) { st.notes = append(st.notes, 
 
 // OnLogged collects events for observers after the commit (controller.Hook).
 func (st *site) OnLogged(_ *controller.Core, e *controller.Event) { st.events = append(st.events, *e) }
+
+// checkViewDir makes sure a directory to serve at /view/ holds the browser
+// view (make view-web's output): a mistyped path would only show as a 404
+// in the browser, and any other directory would be published over HTTP.
+func checkViewDir(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	for _, name := range []string{"index.html", "lockerview.wasm", "wasm_exec.js"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			return fmt.Errorf("service: view directory %s has no %s (make view-web builds it into bin/view)", dir, name)
+		}
+	}
+	return nil
+}

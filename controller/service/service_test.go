@@ -9,6 +9,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -641,4 +643,32 @@ func TestLastDeparture(t *testing.T) {
 			require.Equal(t, tc.want, got.Compartment)
 		})
 	}
+}
+
+// TestViewDirMustHoldTheView: -view names a directory the service
+// publishes; one without the built view is refused before anything starts.
+func TestViewDirMustHoldTheView(t *testing.T) {
+	built := t.TempDir()
+	for _, name := range []string{"index.html", "lockerview.wasm", "wasm_exec.js"} {
+		require.NoError(t, os.WriteFile(filepath.Join(built, name), []byte("x"), 0o644))
+	}
+	half := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(half, "index.html"), []byte("x"), 0o644))
+	tests := []struct{ dir, want string }{
+		{"", ""},
+		{built, ""},
+		{half, "has no lockerview.wasm (make view-web builds it into bin/view)"},
+		{t.TempDir(), "has no index.html"},
+		{filepath.Join(built, "missing"), "has no index.html"},
+	}
+	for _, tt := range tests {
+		err := checkViewDir(tt.dir)
+		if tt.want == "" {
+			require.NoError(t, err, tt.dir)
+			continue
+		}
+		require.ErrorContains(t, err, tt.want, tt.dir)
+	}
+	_, err := New(Config{DataDir: t.TempDir(), ViewDir: half})
+	require.ErrorContains(t, err, "view directory")
 }
