@@ -153,6 +153,12 @@ func (g *Game) input() {
 // cell is the compartment cell size in pixels at the current zoom.
 func (g *Game) cell() float64 { return g.view.Cell() }
 
+// underSite says whether a screen point falls in a site's drawn cabinets.
+func (g *Game) underSite(px, py float64) bool {
+	i, _ := g.pick(px, py)
+	return i >= 0
+}
+
 // pick finds the site and cabinet under a screen point.
 func (g *Game) pick(px, py float64) (int, int) {
 	cell := g.cell()
@@ -197,7 +203,7 @@ func (g *Game) Draw(screen *ebiten.Image) {
 	// The depot, unless a site's cabinets are drawn over it (a store's
 	// own back room), where it would show through the gaps between cells.
 	dx, dy := g.view.ToScreen(sc.Depot[0], sc.Depot[1])
-	if i, _ := g.pick(dx, dy); i < 0 || cell < MinCabinetCell {
+	if cell < MinCabinetCell || !g.underSite(dx, dy) {
 		rect(screen, dx-5, dy-5, 10, 10, ColorDepot)
 	}
 	for _, c := range sc.Couriers {
@@ -243,7 +249,7 @@ func (g *Game) Draw(screen *ebiten.Image) {
 			}
 			off += float64(cols)*cell + cell
 		}
-		if cell >= LabelCell && len(sc.Sites) <= LabelledSites {
+		if sc.ShowsNames(cell) {
 			ebitenutil.DebugPrintAt(screen, s.ID, int(left), int(top+h+2))
 		}
 	}

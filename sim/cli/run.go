@@ -56,9 +56,6 @@ func (f *runFlags) load(file string, stderr io.Writer) (*scenarios.Scenario, []b
 		fmt.Fprintln(stderr, "lockersim: -workers must be 0 (one per core) or more")
 		return nil, nil, false
 	}
-	if f.workers == 0 {
-		f.workers = runtime.GOMAXPROCS(0) // as the runner does, and summary.json says so
-	}
 	if f.replications < 0 || f.replications > 10_000 {
 		fmt.Fprintln(stderr, "lockersim: -replications must be between 1 and 10000")
 		return nil, nil, false
@@ -184,7 +181,7 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 		return ExitProblem
 	}
 	if *asJSON {
-		data, _ := json.MarshalIndent(report.NewSummary(res, f.workers), "", "  ")
+		data, _ := json.MarshalIndent(report.NewSummary(res), "", "  ")
 		fmt.Fprintln(stdout, string(data))
 	} else {
 		fmt.Fprint(stdout, report.Table(res))
@@ -192,7 +189,7 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 			res.Events, res.Parcels, res.WallSeconds, float64(res.Events)/max(res.WallSeconds, 1e-9))
 	}
 	if *out != "" {
-		files, err := report.Write(*out, res, f.workers, src)
+		files, err := report.Write(*out, res, src)
 		if err != nil {
 			fmt.Fprintln(stderr, "lockersim:", err)
 			return ExitProblem

@@ -56,12 +56,12 @@ type Engine struct {
 }
 
 // NewSummary builds summary.json's content.
-func NewSummary(out *runner.Output, workers int) Summary {
+func NewSummary(out *runner.Output) Summary {
 	s := Summary{
 		Schema: SummarySchema, Scenario: out.Scenario.Name, Policy: out.Policy, Seed: out.Scenario.Seed,
 		Replications: out.Replications, DurationHours: out.Scenario.Duration.Hours(), WarmupHours: out.Scenario.Warmup.Hours(),
 		KPIs: map[string]Interval{},
-		Engine: Engine{Events: out.Events, WallSeconds: round(out.WallSeconds, 3), ReplicationsCores: workers,
+		Engine: Engine{Events: out.Events, WallSeconds: round(out.WallSeconds, 3), ReplicationsCores: out.Workers,
 			Shards: world.ShardCount(out.Scenario)},
 	}
 	if out.WallSeconds > 0 {
@@ -103,13 +103,13 @@ type Files struct {
 }
 
 // Write writes the three outputs into dir.
-func Write(dir string, out *runner.Output, workers int, scenarioSource []byte) (Files, error) {
+func Write(dir string, out *runner.Output, scenarioSource []byte) (Files, error) {
 	files := Files{
 		Summary:    filepath.Join(dir, "summary.json"),
 		Timeseries: filepath.Join(dir, "timeseries.csv"),
 		Report:     filepath.Join(dir, "report.html"),
 	}
-	summary, err := json.MarshalIndent(NewSummary(out, workers), "", "  ")
+	summary, err := json.MarshalIndent(NewSummary(out), "", "  ")
 	if err != nil {
 		return files, err
 	}

@@ -37,7 +37,7 @@ func TestWriteProducesAllFiles(t *testing.T) {
 	out, err := runner.Run(sc, runner.Options{})
 	require.NoError(t, err)
 	dir := t.TempDir()
-	files, err := Write(dir, out, 2, []byte("name: bopis-store\n# <script>alert(1)</script>"))
+	files, err := Write(dir, out, []byte("name: bopis-store\n# <script>alert(1)</script>"))
 	require.NoError(t, err)
 	html, err := os.ReadFile(files.Report)
 	require.NoError(t, err)

@@ -36,7 +36,7 @@ func TestGoldenKPIs(t *testing.T) {
 				sc.Replications = 1
 				out, err := Run(sc, Options{Policy: policy})
 				require.NoError(t, err)
-				s := report.NewSummary(out, 0)
+				s := report.NewSummary(out)
 				s.Engine = report.Engine{}
 				got, err := json.MarshalIndent(s, "", "  ")
 				require.NoError(t, err)

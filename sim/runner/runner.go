@@ -39,6 +39,7 @@ type Output struct {
 	Events       uint64
 	Parcels      int
 	Replications int
+	Workers      int // replications run side by side (Options.Workers, or one per core)
 }
 
 // Stat is a KPI over replications: mean and 95 % confidence interval.
@@ -68,7 +69,7 @@ func Run(sc *scenarios.Scenario, opts Options) (*Output, error) {
 	if policy == "" {
 		policy = sc.Policy.Allocator
 	}
-	out := &Output{Scenario: sc, Policy: policy, Replications: n, Seeds: make([]uint64, n), Results: make([]*world.Result, n)}
+	out := &Output{Scenario: sc, Policy: policy, Replications: n, Workers: workers, Seeds: make([]uint64, n), Results: make([]*world.Result, n)}
 	for i := range out.Seeds {
 		out.Seeds[i] = ReplicationSeed(sc.Seed, i)
 	}

@@ -106,7 +106,7 @@ func TestSameSeedSameOutputs(t *testing.T) {
 	render := func(workers int) (report.Summary, []byte, []byte) {
 		out, err := Run(sc, Options{Workers: workers})
 		require.NoError(t, err)
-		s := report.NewSummary(out, 0)
+		s := report.NewSummary(out)
 		s.Engine = report.Engine{}
 		html, err := report.HTML(out, []byte("scenario"))
 		require.NoError(t, err)
@@ -121,7 +121,7 @@ func TestSameSeedSameOutputs(t *testing.T) {
 	other.Seed++
 	out, err := Run(&other, Options{})
 	require.NoError(t, err)
-	s3 := report.NewSummary(out, 0)
+	s3 := report.NewSummary(out)
 	s3.Engine = report.Engine{}
 	require.NotEqual(t, s1.KPIs, s3.KPIs, "another seed, other numbers")
 }

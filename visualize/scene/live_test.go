@@ -17,15 +17,22 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestLiveSourceFollowsLockerd(t *testing.T) {
-	sc, _, err := scenarios.LoadShipped("grocery-chilled.yaml")
+// startLockerd runs lockerd's service on a shipped scenario's sites until
+// the test ends.
+func startLockerd(t *testing.T, scenario string) *service.Service {
+	sc, _, err := scenarios.LoadShipped(scenario)
 	require.NoError(t, err)
 	layouts, err := service.LayoutsFromScenario(sc)
 	require.NoError(t, err)
 	svc, err := service.New(service.Config{DataDir: t.TempDir(), Sites: layouts})
 	require.NoError(t, err)
 	require.NoError(t, svc.Start())
-	defer svc.Shutdown(context.Background())
+	t.Cleanup(func() { svc.Shutdown(context.Background()) })
+	return svc
+}
+
+func TestLiveSourceFollowsLockerd(t *testing.T) {
+	svc := startLockerd(t, "grocery-chilled.yaml")
 	_, courier := svc.Tokens()
 	base := "http://" + svc.HTTPAddr()
 	announce := func(id string) {
@@ -152,14 +159,7 @@ func TestLiveSourceResyncsAfterAGap(t *testing.T) {
 }
 
 func TestLiveSourceSaysWhyLockerdRefused(t *testing.T) {
-	sc, _, err := scenarios.LoadShipped("residential-tower.yaml")
-	require.NoError(t, err)
-	layouts, err := service.LayoutsFromScenario(sc)
-	require.NoError(t, err)
-	svc, err := service.New(service.Config{DataDir: t.TempDir(), Sites: layouts})
-	require.NoError(t, err)
-	require.NoError(t, svc.Start())
-	defer svc.Shutdown(context.Background())
-	_, err = NewLiveSource(context.Background(), "http://"+svc.HTTPAddr(), "not-a-token")
+	svc := startLockerd(t, "residential-tower.yaml")
+	_, err := NewLiveSource(context.Background(), "http://"+svc.HTTPAddr(), "not-a-token")
 	require.EqualError(t, err, "GET /v1/sites: 401 Unauthorized: the bearer token is not valid here")
 }

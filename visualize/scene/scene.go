@@ -347,11 +347,11 @@ type Viewport struct {
 const MaxCell = 18.0
 
 // Site names are drawn under their boxes, in the view's 6×16 pixel font,
-// while there are at most LabelledSites sites and a compartment is at least
-// LabelCell pixels.
+// while there are at most labelledSites sites and a compartment is at least
+// labelCell pixels.
 const (
-	LabelledSites = 50
-	LabelCell     = 4.0
+	labelledSites = 50
+	labelCell     = 4.0
 	labelCharW    = 6.0
 	labelH        = 18.0 // the 16-pixel line and the 2 above it
 )
@@ -399,12 +399,18 @@ func (v *Viewport) settle(sc *Scene, availW, availH float64) float64 {
 	return math.Min(availW/(x1-x0), availH/(y1-y0))
 }
 
+// ShowsNames says whether sites' names are drawn under their boxes at a
+// cell size: the fit leaves room for them exactly when the view draws them.
+func (sc *Scene) ShowsNames(cell float64) bool {
+	return len(sc.Sites) <= labelledSites && cell >= labelCell
+}
+
 // box is a site's drawn rectangle about its position, in pixels: its
 // cabinets at a cell size, and its name beneath when names are drawn.
 func (sc *Scene) box(s *Site, cell float64) (left, right, up, down float64) {
 	bw, bh := SiteBox(s, cell)
 	left, right, up, down = bw/2, bw/2, bh/2, bh/2
-	if len(sc.Sites) <= LabelledSites && cell >= LabelCell {
+	if sc.ShowsNames(cell) {
 		right = math.Max(right, float64(len(s.ID))*labelCharW-bw/2)
 		down += labelH
 	}
