@@ -67,7 +67,9 @@ done
 if [ "$top" -gt 0 ]; then
 	echo
 	echo "unsealed: the $top functions with the most instructions of their own (hashing included), per lifecycle"
-	sort -rn "$tmp/per.unsealed" | head -n "$top" |
+	# awk stops printing, not reading, at TOP: head would close the pipe
+	# early, and sort's SIGPIPE fails the script under pipefail.
+	sort -rn "$tmp/per.unsealed" | awk -v n="$top" 'NR <= n' |
 		sed 's#github.com/lockertwin/lockertwin/##g; s#'"$root"'/##; s#/usr/local/go/src/##' |
 		awk '{ printf "%9.0f  %s\n", $1, $2 }'
 fi
