@@ -46,6 +46,9 @@ func (p Problem) String() string {
 	if p.Severity == Warning {
 		prefix = "warning: "
 	}
+	if p.Pos.Line == 0 { // the file as a whole: it could not be read
+		return fmt.Sprintf("%s: %s%s", p.File, prefix, p.Message)
+	}
 	return fmt.Sprintf("%s:%d:%d: %s%s", p.File, p.Pos.Line, p.Pos.Col, prefix, p.Message)
 }
 

@@ -65,7 +65,8 @@ func TestValidateUsageAndMissingFiles(t *testing.T) {
 		{"validate without files", []string{"validate"}, ExitUsage, "Usage: lockersim validate"},
 		{"validate -h", []string{"validate", "-h"}, ExitOK, "Usage: lockersim validate"},
 		{"bad flag", []string{"validate", "-nope"}, ExitUsage, "flag provided but not defined"},
-		{"missing file", []string{"validate", "no-such.yaml"}, ExitProblem, "no-such.yaml:1:1: reading scenario"},
+		{"missing file", []string{"validate", "no-such.yaml"}, ExitProblem, "no-such.yaml: cannot read the scenario: no such file or directory"},
+		{"a directory", []string{"validate", "."}, ExitProblem, ".: cannot read the scenario: is a directory"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -146,7 +147,7 @@ func TestRunRefusesBadInputBeforeRunning(t *testing.T) {
 		errPart string
 	}{
 		{"invalid scenario", []string{"run", "../../scenarios/testdata/three-mistakes.yaml"}, ExitProblem, `:4:1: unknown key "colour"`},
-		{"missing scenario", []string{"run", "nope.yaml"}, ExitProblem, "reading scenario"},
+		{"missing scenario", []string{"run", "nope.yaml"}, ExitProblem, "nope.yaml: cannot read the scenario: no such file"},
 		{"unknown policy", []string{"run", "../../scenarios/bopis-store.yaml", "-policy", "worst-fit"}, ExitProblem, `unknown allocator policy "worst-fit" (registered: ` + strings.Join(allocator.Names(), ", ") + ")"},
 		{"unwritable out", []string{"run", "../../scenarios/bopis-store.yaml", "-out", filepath.Join(blocker, "sub")}, ExitProblem, "output directory"},
 		{"bad duration", []string{"run", "../../scenarios/bopis-store.yaml", "-duration", "soon"}, ExitProblem, "-duration"},

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 
 	"github.com/lockertwin/lockertwin/allocator"
 	"github.com/lockertwin/lockertwin/scenarios"
@@ -53,7 +54,13 @@ func loadScenario(file string) (*scenarios.Scenario, scenarios.Problems) {
 	if err != nil {
 		var ps scenarios.Problems
 		if !errors.As(err, &ps) {
-			return nil, scenarios.Problems{{File: file, Pos: scenarios.Pos{Line: 1, Col: 1}, Message: err.Error()}}
+			// The file could not be read: no line of it is at fault, and the
+			// path is already the problem's file.
+			msg := err.Error()
+			if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+				msg = "cannot read the scenario: " + pe.Err.Error()
+			}
+			return nil, scenarios.Problems{{File: file, Message: msg}}
 		}
 		problems = append(problems, ps...)
 	}
