@@ -5,6 +5,9 @@ package main
 import (
 	"fmt"
 	"os"
+
+	// Before Ebiten starts: a plain message, not a panic, without a display.
+	_ "github.com/lockertwin/lockertwin/visualize/cmd/lockerview/internal/display/guard"
 )
 
 func programArgs() []string { return os.Args[1:] }

@@ -1,6 +1,10 @@
 package main
 
 import (
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -34,5 +38,28 @@ func TestCheckFlags(t *testing.T) {
 		}
 		require.Error(t, err, "%v", tt.set)
 		require.Contains(t, err.Error(), tt.want)
+	}
+}
+
+// TestNoDisplayIsAPlainMessage runs this test binary again, which links
+// Ebiten as the command does, without a usable display: the guard must stop
+// it with a message and exit 1 before Ebiten's initialisation panics.
+func TestNoDisplayIsAPlainMessage(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the guard checks X displays on Linux")
+	}
+	for _, tt := range []struct{ display, want string }{
+		{"", "lockerview: no X display (DISPLAY is not set)"},
+		{":4242", `lockerview: no X server answers on display ":4242"`},
+	} {
+		cmd := exec.Command(os.Args[0], "-test.run", "^$")
+		cmd.Env = append(os.Environ(), "DISPLAY="+tt.display)
+		out, err := cmd.CombinedOutput()
+		var exit *exec.ExitError
+		require.ErrorAs(t, err, &exit, "DISPLAY=%q: %s", tt.display, out)
+		require.Equal(t, 1, exit.ExitCode(), "DISPLAY=%q: %s", tt.display, out)
+		require.True(t, strings.HasPrefix(string(out), tt.want), "DISPLAY=%q: %s", tt.display, out)
+		require.NotContains(t, string(out), "panic", "DISPLAY=%q", tt.display)
+		require.Contains(t, string(out), "xvfb-run -a lockerview")
 	}
 }
