@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/lockertwin/lockertwin/allocator"
+	"github.com/lockertwin/lockertwin/sim/report"
 	"github.com/lockertwin/lockertwin/sim/runner"
 )
 
@@ -108,11 +109,11 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "%-28s", st.Name)
 		for _, o := range outs {
 			v, _ := o.Get(st.Name)
-			fmt.Fprintf(stdout, " %14s", num(v.Mean))
+			fmt.Fprintf(stdout, " %14s", report.Num(v.Mean))
 		}
 		for _, o := range outs[1:] {
 			d := paired(st.Name, base, o)
-			fmt.Fprintf(stdout, "   %-34s", fmt.Sprintf("%+.4g [%+.4g, %+.4g]", d.Mean, d.Low, d.High))
+			fmt.Fprintf(stdout, "   %-34s", report.Difference(d.Mean, d.Low, d.High))
 		}
 		fmt.Fprintln(stdout)
 	}
@@ -124,7 +125,7 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 		for i, o := range outs[1:] {
 			d := paired(c.kpi, base, o)
 			if c.holds(d.Mean) {
-				fmt.Fprintf(stdout, "\nFAIL: %s: %s − %s = %+.4g\n", c.text, names[i+1], names[0], d.Mean)
+				fmt.Fprintf(stdout, "\nFAIL: %s: %s − %s = %s\n", c.text, names[i+1], names[0], report.Difference(d.Mean, d.Low, d.High))
 				failed = true
 			}
 		}
@@ -152,11 +153,4 @@ func paired(name string, base, o *runner.Output) runner.Stat {
 		st.Mean, st.Low, st.High = 0, 0, 0
 	}
 	return st
-}
-
-func num(v float64) string {
-	if v == math.Trunc(v) && math.Abs(v) < 1e12 {
-		return strconv.FormatFloat(v, 'f', 0, 64)
-	}
-	return strconv.FormatFloat(v, 'g', 5, 64)
 }

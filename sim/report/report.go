@@ -208,6 +208,38 @@ func Table(out *runner.Output) string {
 	return b.String()
 }
 
+// Num formats a figure for people, as the KPI table does: whole numbers as
+// such, otherwise with about four significant digits.
+func Num(v float64) string { return num(v) }
+
+// Difference formats a difference and its 95 % interval, "+0.16 [-0.42,
+// +0.74]": all three signed and to the same decimal place, the one that
+// gives the interval's half-width two significant digits. More digits would
+// be noise the interval already disowns; %g's own choice per number mixed
+// "+7.275e-05" with "-0.002462". An interval of no width (the same
+// difference in every replication) keeps the figure's own digits.
+func Difference(mean, low, high float64) string {
+	signed := func(v float64, decimals int) string {
+		// A bound just below zero keeps its sign, "-0.0": it says the
+		// interval ends short of zero, which is what a reader looks for.
+		s := strconv.FormatFloat(v, 'f', decimals, 64)
+		if s[0] != '-' {
+			s = "+" + s
+		}
+		return s
+	}
+	half := (high - low) / 2
+	if !(half > 0) || math.IsInf(half, 0) {
+		m := num(mean)
+		if m[0] != '-' {
+			m = "+" + m
+		}
+		return fmt.Sprintf("%s [%s, %s]", m, m, m)
+	}
+	decimals := min(max(1-int(math.Floor(math.Log10(half))), 0), 9)
+	return fmt.Sprintf("%s [%s, %s]", signed(mean, decimals), signed(low, decimals), signed(high, decimals))
+}
+
 // num formats a figure for people: whole numbers as such, otherwise with
 // about four significant digits.
 func num(v float64) string {

@@ -133,3 +133,23 @@ func TestGroupedThousands(t *testing.T) {
 		require.Equal(t, tt.want, grouped(tt.v), "%v", tt.v)
 	}
 }
+
+func TestDifferenceIsRoundedToItsInterval(t *testing.T) {
+	tests := []struct {
+		mean, low, high float64
+		want            string
+	}{
+		{0, 0, 0, "+0 [+0, +0]"},
+		{2, 2, 2, "+2 [+2, +2]"},
+		{-0.0125, -0.0125, -0.0125, "-0.0125 [-0.0125, -0.0125]"},
+		{7.275e-05, -0.002462, 0.002607, "+0.0001 [-0.0025, +0.0026]"},
+		{-1, -7.019, 5.019, "-1.0 [-7.0, +5.0]"},
+		{0.1615, -0.4159, 0.7389, "+0.16 [-0.42, +0.74]"},
+		{-3.6, -7.177, -0.0228, "-3.6 [-7.2, -0.0]"}, // ends short of zero, and says so
+		{1234.5, 1000, 1469, "+1234 [+1000, +1469]"},
+		{0.3, 0.1, 0.5, "+0.30 [+0.10, +0.50]"},
+	}
+	for _, tt := range tests {
+		require.Equal(t, tt.want, Difference(tt.mean, tt.low, tt.high), "%v [%v, %v]", tt.mean, tt.low, tt.high)
+	}
+}
