@@ -33,6 +33,9 @@ func commands() []command {
 // Main runs lockersim with args (without the program name) and returns the
 // process exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 2 && args[0] == "help" { // "help run" is "run -h"
+		args = []string{args[1], "-h"}
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help" {
 		usage(stderr)
 		if len(args) == 0 {
@@ -56,6 +59,6 @@ func usage(w io.Writer) {
 	for _, c := range commands() {
 		fmt.Fprintf(&b, "  %-10s %s\n", c.name, c.summary)
 	}
-	b.WriteString("\nRun 'lockersim <command> -h' for a command's flags.\n")
+	b.WriteString("\nRun 'lockersim <command> -h' (or 'lockersim help <command>') for a command's flags.\n")
 	io.WriteString(w, b.String())
 }

@@ -61,6 +61,8 @@ func TestValidateUsageAndMissingFiles(t *testing.T) {
 	}{
 		{"no command", nil, ExitUsage, "Usage:"},
 		{"help", []string{"help"}, ExitOK, "validate"},
+		{"help on a command", []string{"help", "compare"}, ExitOK, "Usage: lockersim compare"},
+		{"help on no command", []string{"help", "frob"}, ExitUsage, `unknown command "frob"`},
 		{"unknown command", []string{"frobnicate"}, ExitUsage, `unknown command "frobnicate"`},
 		{"validate without files", []string{"validate"}, ExitUsage, "Usage: lockersim validate"},
 		{"validate -h", []string{"validate", "-h"}, ExitOK, "Usage: lockersim validate"},
