@@ -1,7 +1,10 @@
 package scenarios
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"reflect"
 	"sort"
 	"strconv"
@@ -383,18 +386,25 @@ func (o Ordered[V]) Get(key string) (V, bool) {
 // once. Other lockertwin configuration files (lockerd's) use it, so the
 // top level is "the file" in its messages, not "the scenario".
 func DecodeStrict(file string, data []byte, v any) Problems {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
+	if err := dec.Decode(&root); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil // an empty file: every setting keeps its default
+		}
 		return Problems{syntaxProblem(file, err)}
 	}
-	if root.Kind == 0 {
-		return nil
+	d := &decoder{file: file, top: "the file", pos: map[string]Pos{}, failed: map[string]bool{}}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		d.errorf(&extra, "", "the file holds one YAML document; found another")
+	} else if !errors.Is(err, io.EOF) {
+		return Problems{syntaxProblem(file, err)}
 	}
 	doc := &root
 	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
 		doc = doc.Content[0]
 	}
-	d := &decoder{file: file, top: "the file", pos: map[string]Pos{}, failed: map[string]bool{}}
 	d.decode(doc, reflect.ValueOf(v).Elem(), "")
 	d.problems.Sort()
 	return d.problems

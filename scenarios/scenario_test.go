@@ -315,4 +315,39 @@ func TestDecodeStrictForOtherConfigs(t *testing.T) {
 	require.Equal(t, ":8080", cfg.HTTP)
 	require.Empty(t, DecodeStrict("empty.yaml", nil, &cfg))
 	require.Equal(t, `list.yaml:1:1: the file: expected a mapping, got a list`, DecodeStrict("list.yaml", []byte("[1, 2]\n"), &cfg)[0].String())
+	ps = DecodeStrict("two.yaml", []byte("http: :8080\n---\nhttp: :9090\n"), &cfg)
+	require.Len(t, ps, 1, "a second document is not silently ignored")
+	require.Equal(t, `two.yaml:2:1: the file holds one YAML document; found another`, ps[0].String())
+}
+
+// lockerdLike is the shape of lockerd's configuration file: strings,
+// a duration as text, and nothing else, as outside input meets it.
+type lockerdLike struct {
+	HTTP, MQTT, Data string
+	StatusGrace      string   `yaml:"status_grace"`
+	Port             int      `yaml:"port"`
+	Verbose          bool     `yaml:"verbose"`
+	Tags             []string `yaml:"tags"`
+	Nested           struct {
+		Rate float64 `yaml:"rate"`
+	} `yaml:"nested"`
+}
+
+// FuzzDecodeStrict: any bytes as a configuration file give problems, each
+// located at a line of the file, or a decoded value; never a panic.
+func FuzzDecodeStrict(f *testing.F) {
+	for _, seed := range []string{
+		"", "http: :8080\nmqtt: :1883\nstatus_grace: 2m\n", "port: eighty\n", "tags: [a, b]\nnested: {rate: 0.5}\n",
+		"[1, 2]\n", "a: &x 1\nb: *x\n", "http: :8080\nhttp: :9090\n", "---\n---\n", "verbose: yes\n", "\t: x",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var cfg lockerdLike
+		for _, p := range DecodeStrict("c.yaml", data, &cfg) {
+			if p.File != "c.yaml" || p.Pos.Line < 1 || p.Message == "" {
+				t.Fatalf("problem without a place or a message: %+v", p)
+			}
+		}
+	})
 }
