@@ -695,10 +695,10 @@ func (c *Core) openDoor(p *parcel, purpose Purpose) (DoorOpening, error) {
 	return DoorOpening{Parcel: p.id, Cabinet: cab.name, Compartment: comp.Slot, Command: cmdID}, nil
 }
 
-// nextCommandID is the id of the next command: the site's id, "-c" and
+// nextCommandID is the id of the next command: the site's id, "-cmd-" and
 // cmdSeq+1 (twin.AppendID's rule).
 func (c *Core) nextCommandID() string {
-	return c.strs.String(c.cmdIDs.ID(c.cfg.Site, "-c", c.cmdSeq+1))
+	return c.strs.String(c.cmdIDs.ID(c.cfg.Site, "-cmd-", c.cmdSeq+1))
 }
 
 func (c *Core) send(cabName string, cmd *command, slot int) {

@@ -31,6 +31,7 @@ func TestHappyLifecycle(t *testing.T) {
 	require.Equal(t, "a1", sc.cabinet)
 	require.Equal(t, twin.CmdOpen, sc.cmd.Type)
 	require.Equal(t, door.Command, sc.cmd.ID)
+	require.Equal(t, "lobby-cmd-1", door.Command, "the site's first command; not to be read as a cabinet's name")
 	require.Equal(t, res.Compartment, sc.cmd.Compartment)
 	require.Equal(t, 60*time.Second, sc.cmd.ExpiresAt.Sub(sc.cmd.IssuedAt))
 	require.NoError(t, sc.cmd.Validate())
