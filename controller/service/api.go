@@ -149,9 +149,33 @@ func (s *Service) routes() http.Handler {
 		mux.Handle("GET /view/", http.StripPrefix("/view/", http.FileServer(http.Dir(s.cfg.ViewDir))))
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if allowed := allowedMethods(mux, r); len(allowed) > 0 {
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed",
+				r.Method+" is not served at "+r.URL.Path+"; "+strings.Join(allowed, ", ")+" are")
+			return
+		}
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
 	return mux
+}
+
+// allowedMethods lists the methods some route serves at r's path (RFC 9110
+// §15.5.6: a 405 names them in Allow); none when no route has the path. The
+// catch-all "/" took r, so this runs only for requests no route serves.
+func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
+	var allowed []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		if m == r.Method {
+			continue
+		}
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := mux.Handler(probe); pattern != "/" && pattern != "" {
+			allowed = append(allowed, m)
+		}
+	}
+	return allowed
 }
 
 func (s *Service) readyz(w http.ResponseWriter, _ *http.Request) {

@@ -320,6 +320,8 @@ func TestBadRequestsAre4xx(t *testing.T) {
 		{"pickup at unknown cabinet", "POST", "/v1/sites/lobby/pickup", "", map[string]any{"cabinet": "c9", "code": "123456789012"}, 404, "unknown_cabinet"},
 		{"forged qr", "POST", "/v1/sites/lobby/pickup", "", map[string]any{"cabinet": "c1", "qr": "LT1.x.c1.1.0.1.AAAA"}, 401, "bad_qr"},
 		{"no such endpoint", "GET", "/v2/anything", "", nil, 404, "not_found"},
+		{"no such method", "DELETE", "/v1/sites/lobby/parcels/dup", "courier", nil, 405, "method_not_allowed"},
+		{"GET of a POST route", "GET", "/v1/sites/lobby/pickup", "", nil, 405, "method_not_allowed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -333,6 +335,20 @@ func TestBadRequestsAre4xx(t *testing.T) {
 			require.NotEmpty(t, res["message"])
 		})
 	}
+	// A 405 says which methods the path has, in Allow as RFC 9110 asks.
+	for path, allow := range map[string]string{
+		"/v1/sites/lobby/parcels/dup": "GET, HEAD",
+		"/v1/sites/lobby/pickup":      "POST",
+		"/v1/sites":                   "GET, HEAD, POST",
+	} {
+		req, _ := http.NewRequest("PUT", h.base+path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, 405, resp.StatusCode, path)
+		require.Equal(t, allow, resp.Header.Get("Allow"), path)
+	}
+
 	// A pickup's message says what is wrong: nothing given, or both.
 	for _, tc := range []struct {
 		body map[string]any
