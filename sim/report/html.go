@@ -310,9 +310,10 @@ func HTML(out *runner.Output, scenarioSource []byte) ([]byte, error) {
 		Scenario: string(scenarioSource), OneReplication: out.Replications == 1,
 	}
 	for _, s := range out.Summary {
-		row := kpiRow{Name: s.Name, Mean: num(s.Mean)}
+		mean, low, high := rounded(s.Mean, s.Low, s.High)
+		row := kpiRow{Name: s.Name, Mean: mean}
 		if out.Replications > 1 {
-			row.CI = num(s.Low) + " – " + num(s.High)
+			row.CI = low + " – " + high
 		}
 		pg.KPIs = append(pg.KPIs, row)
 	}

@@ -199,11 +199,12 @@ func Table(out *runner.Output) string {
 		out.Scenario.Name, out.Policy, out.Scenario.Seed, out.Replications, out.Scenario.Duration, out.Scenario.Warmup)
 	fmt.Fprintf(&b, "%-30s %14s   %s\n", "KPI", "mean", "95% CI")
 	for _, s := range out.Summary {
+		mean, low, high := rounded(s.Mean, s.Low, s.High)
 		ci := ""
 		if out.Replications > 1 {
-			ci = fmt.Sprintf("[%s, %s]", num(s.Low), num(s.High))
+			ci = fmt.Sprintf("[%s, %s]", low, high)
 		}
-		fmt.Fprintf(&b, "%-30s %14s   %s\n", s.Name, num(s.Mean), ci)
+		fmt.Fprintf(&b, "%-30s %14s   %s\n", s.Name, mean, ci)
 	}
 	return b.String()
 }
@@ -213,31 +214,34 @@ func Table(out *runner.Output) string {
 func Num(v float64) string { return num(v) }
 
 // Difference formats a difference and its 95 % interval, "+0.16 [-0.42,
-// +0.74]": all three signed and to the same decimal place, the one that
-// gives the interval's half-width two significant digits. More digits would
-// be noise the interval already disowns; %g's own choice per number mixed
-// "+7.275e-05" with "-0.002462". An interval of no width (the same
-// difference in every replication) keeps the figure's own digits.
+// +0.74]": all three signed and rounded as Estimate rounds. A bound just
+// below zero keeps its sign, "-0.0": it says the interval ends short of
+// zero, which is what a reader of a difference looks for.
 func Difference(mean, low, high float64) string {
-	signed := func(v float64, decimals int) string {
-		// A bound just below zero keeps its sign, "-0.0": it says the
-		// interval ends short of zero, which is what a reader looks for.
-		s := strconv.FormatFloat(v, 'f', decimals, 64)
+	sign := func(s string) string {
 		if s[0] != '-' {
-			s = "+" + s
+			return "+" + s
 		}
 		return s
 	}
+	m, lo, hi := rounded(mean, low, high)
+	return fmt.Sprintf("%s [%s, %s]", sign(m), sign(lo), sign(hi))
+}
+
+// rounded formats a figure and its interval to one decimal place, the one
+// that gives the interval's half-width two significant digits: more digits
+// would be noise the interval already disowns ("26.2 [13.46, 38.94]" is
+// "26 [13, 39]"), and %g's own choice per number mixed "+7.275e-05" with
+// "-0.002462". An interval of no width (one replication, or the same value
+// in every one) keeps the figure's own digits, as num gives them.
+func rounded(mean, low, high float64) (m, lo, hi string) {
 	half := (high - low) / 2
 	if !(half > 0) || math.IsInf(half, 0) {
-		m := num(mean)
-		if m[0] != '-' {
-			m = "+" + m
-		}
-		return fmt.Sprintf("%s [%s, %s]", m, m, m)
+		return num(mean), num(low), num(high)
 	}
 	decimals := min(max(1-int(math.Floor(math.Log10(half))), 0), 9)
-	return fmt.Sprintf("%s [%s, %s]", signed(mean, decimals), signed(low, decimals), signed(high, decimals))
+	f := func(v float64) string { return strconv.FormatFloat(v, 'f', decimals, 64) }
+	return f(mean), f(low), f(high)
 }
 
 // num formats a figure for people: whole numbers as such, otherwise with

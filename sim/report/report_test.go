@@ -153,3 +153,21 @@ func TestDifferenceIsRoundedToItsInterval(t *testing.T) {
 		require.Equal(t, tt.want, Difference(tt.mean, tt.low, tt.high), "%v [%v, %v]", tt.mean, tt.low, tt.high)
 	}
 }
+
+func TestEstimatesAreRoundedToTheirInterval(t *testing.T) {
+	tests := []struct {
+		mean, low, high float64
+		want            string
+	}{
+		{26.2, 13.46, 38.94, "26 [13, 39]"},
+		{17.544, 16.99, 18.1, "17.54 [16.99, 18.10]"},
+		{0.0134, 0.007, 0.0198, "0.0134 [0.0070, 0.0198]"},
+		{1949.6, 1876.8, 2022.4, "1950 [1877, 2022]"},
+		{8.71, 8.71, 8.71, "8.71 [8.71, 8.71]"}, // no width: the figure's own digits
+		{42, 42, 42, "42 [42, 42]"},
+	}
+	for _, tt := range tests {
+		m, lo, hi := rounded(tt.mean, tt.low, tt.high)
+		require.Equal(t, tt.want, m+" ["+lo+", "+hi+"]", "%v [%v, %v]", tt.mean, tt.low, tt.high)
+	}
+}
