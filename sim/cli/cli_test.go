@@ -185,6 +185,12 @@ func TestCompareOnCommonRandomNumbers(t *testing.T) {
 			require.Contains(t, line, "+0 [+0, +0]")
 		}
 	}
+	// One replication has no interval, and the table does not draw one.
+	one := []string{"compare", "../../scenarios/bopis-store.yaml", "-duration", "2d", "-replications", "1", "-policies", "best-fit,first-fit"}
+	code, oneOut, errOut := run(one...)
+	require.Equal(t, ExitOK, code, errOut)
+	require.Contains(t, oneOut, "Δ first-fit (one replication: no CI)")
+	require.NotContains(t, oneOut, "[")
 	code, out, _ = run(append(args, "-fail-if", "offered>-1")...)
 	require.Equal(t, ExitFailIf, code, "a condition that holds fails the run")
 	require.Contains(t, out, "FAIL: offered>-1")

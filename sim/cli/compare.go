@@ -96,12 +96,19 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 	base := outs[0]
 	fmt.Fprintf(stdout, "%s — %d replication(s) per policy on common random numbers (seed %d); differences against %s\n\n",
 		s.Name, s.Replications, s.Seed, names[0])
+	// One replication has no interval: its differences are shown bare, not
+	// as "+1 [+1, +1]", which would claim a certainty one run cannot give.
+	ciHeading, diff := " (95% CI)", report.Difference
+	if s.Replications < 2 {
+		ciHeading = " (one replication: no CI)"
+		diff = func(mean, _, _ float64) string { return report.Signed(mean) }
+	}
 	fmt.Fprintf(stdout, "%-28s", "KPI")
 	for _, n := range names {
 		fmt.Fprintf(stdout, " %14s", n)
 	}
 	for _, n := range names[1:] {
-		fmt.Fprintf(stdout, "   %-34s", "Δ "+n+" (95% CI)")
+		fmt.Fprintf(stdout, "   %-34s", "Δ "+n+ciHeading)
 	}
 	fmt.Fprintln(stdout)
 	failed := false
@@ -113,7 +120,7 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 		}
 		for _, o := range outs[1:] {
 			d := paired(st.Name, base, o)
-			fmt.Fprintf(stdout, "   %-34s", report.Difference(d.Mean, d.Low, d.High))
+			fmt.Fprintf(stdout, "   %-34s", diff(d.Mean, d.Low, d.High))
 		}
 		fmt.Fprintln(stdout)
 	}
@@ -125,7 +132,7 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 		for i, o := range outs[1:] {
 			d := paired(c.kpi, base, o)
 			if c.holds(d.Mean) {
-				fmt.Fprintf(stdout, "\nFAIL: %s: %s − %s = %s\n", c.text, names[i+1], names[0], report.Difference(d.Mean, d.Low, d.High))
+				fmt.Fprintf(stdout, "\nFAIL: %s: %s − %s = %s\n", c.text, names[i+1], names[0], diff(d.Mean, d.Low, d.High))
 				failed = true
 			}
 		}

@@ -214,18 +214,23 @@ func Table(out *runner.Output) string {
 func Num(v float64) string { return num(v) }
 
 // Difference formats a difference and its 95 % interval, "+0.16 [-0.42,
-// +0.74]": all three signed and rounded as Estimate rounds. A bound just
+// +0.74]": all three signed and rounded as the KPI table rounds. A bound just
 // below zero keeps its sign, "-0.0": it says the interval ends short of
 // zero, which is what a reader of a difference looks for.
 func Difference(mean, low, high float64) string {
-	sign := func(s string) string {
-		if s[0] != '-' {
-			return "+" + s
-		}
-		return s
-	}
 	m, lo, hi := rounded(mean, low, high)
-	return fmt.Sprintf("%s [%s, %s]", sign(m), sign(lo), sign(hi))
+	return fmt.Sprintf("%s [%s, %s]", signed(m), signed(lo), signed(hi))
+}
+
+// Signed formats a difference that has no interval (one replication):
+// "+1", "-0.0125".
+func Signed(v float64) string { return signed(num(v)) }
+
+func signed(s string) string {
+	if s[0] != '-' {
+		return "+" + s
+	}
+	return s
 }
 
 // rounded formats a figure and its interval to one decimal place, the one

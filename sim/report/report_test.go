@@ -154,6 +154,12 @@ func TestDifferenceIsRoundedToItsInterval(t *testing.T) {
 	}
 }
 
+func TestSigned(t *testing.T) {
+	require.Equal(t, "+1", Signed(1))
+	require.Equal(t, "+0", Signed(0))
+	require.Equal(t, "-0.0125", Signed(-0.0125))
+}
+
 func TestEstimatesAreRoundedToTheirInterval(t *testing.T) {
 	tests := []struct {
 		mean, low, high float64
