@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"reflect"
 	"strconv"
@@ -271,12 +272,18 @@ func (s *Scenario) Problem(path string, sev Severity, format string, args ...any
 }
 
 // Load reads, decodes and validates a scenario file. The returned Problems
-// hold every warning; err is non-nil (a Problems of errors, or an I/O error)
-// when the scenario cannot be run.
+// hold every warning; err is non-nil, a Problems of errors, when the
+// scenario cannot be run. A file that cannot be read is one problem of the
+// file as a whole ("FILE: cannot read the scenario: REASON"): no line of it
+// is at fault, and the path is already the problem's file.
 func Load(path string) (*Scenario, Problems, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading scenario: %w", err)
+		reason := err.Error()
+		if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+			reason = pe.Err.Error()
+		}
+		return nil, nil, Problems{{File: path, Severity: Error, Message: "cannot read the scenario: " + reason}}
 	}
 	return Parse(path, data)
 }

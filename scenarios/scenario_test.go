@@ -205,7 +205,7 @@ func TestSecondDocumentAndSyntaxErrors(t *testing.T) {
 	require.ErrorContains(t, err, "empty.yaml:1:1: empty scenario")
 
 	_, _, err = Load("testdata/does-not-exist.yaml")
-	require.ErrorContains(t, err, "reading scenario")
+	require.EqualError(t, err, "testdata/does-not-exist.yaml: cannot read the scenario: no such file or directory")
 }
 
 func TestParseDuration(t *testing.T) {

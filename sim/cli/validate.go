@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 
 	"github.com/lockertwin/lockertwin/allocator"
 	"github.com/lockertwin/lockertwin/scenarios"
@@ -53,14 +52,8 @@ func loadScenario(file string) (*scenarios.Scenario, scenarios.Problems) {
 	var problems scenarios.Problems
 	if err != nil {
 		var ps scenarios.Problems
-		if !errors.As(err, &ps) {
-			// The file could not be read: no line of it is at fault, and the
-			// path is already the problem's file.
-			msg := err.Error()
-			if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
-				msg = "cannot read the scenario: " + pe.Err.Error()
-			}
-			return nil, scenarios.Problems{{File: file, Message: msg}}
+		if !errors.As(err, &ps) { // Load says every failure as Problems; this keeps any other
+			return nil, scenarios.Problems{{File: file, Severity: scenarios.Error, Message: err.Error()}}
 		}
 		problems = append(problems, ps...)
 	}

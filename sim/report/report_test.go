@@ -134,23 +134,33 @@ func TestGroupedThousands(t *testing.T) {
 	}
 }
 
-func TestDifferenceIsRoundedToItsInterval(t *testing.T) {
+// TestFiguresAreRoundedToTheirInterval: a mean and its interval as the KPI
+// table shows them, and as compare shows a difference (signed).
+func TestFiguresAreRoundedToTheirInterval(t *testing.T) {
 	tests := []struct {
-		mean, low, high float64
-		want            string
+		mean, low, high  float64
+		estimate, differ string
 	}{
-		{0, 0, 0, "+0 [+0, +0]"},
-		{2, 2, 2, "+2 [+2, +2]"},
-		{-0.0125, -0.0125, -0.0125, "-0.0125 [-0.0125, -0.0125]"},
-		{7.275e-05, -0.002462, 0.002607, "+0.0001 [-0.0025, +0.0026]"},
-		{-1, -7.019, 5.019, "-1.0 [-7.0, +5.0]"},
-		{0.1615, -0.4159, 0.7389, "+0.16 [-0.42, +0.74]"},
-		{-3.6, -7.177, -0.0228, "-3.6 [-7.2, -0.0]"}, // ends short of zero, and says so
-		{1234.5, 1000, 1469, "+1234 [+1000, +1469]"},
-		{0.3, 0.1, 0.5, "+0.30 [+0.10, +0.50]"},
+		{0, 0, 0, "0 [0, 0]", "+0 [+0, +0]"},
+		{2, 2, 2, "2 [2, 2]", "+2 [+2, +2]"},
+		{42, 42, 42, "42 [42, 42]", "+42 [+42, +42]"},
+		{8.71, 8.71, 8.71, "8.71 [8.71, 8.71]", "+8.71 [+8.71, +8.71]"}, // no width: the figure's own digits
+		{-0.0125, -0.0125, -0.0125, "-0.0125 [-0.0125, -0.0125]", "-0.0125 [-0.0125, -0.0125]"},
+		{7.275e-05, -0.002462, 0.002607, "0.0001 [-0.0025, 0.0026]", "+0.0001 [-0.0025, +0.0026]"},
+		{-1, -7.019, 5.019, "-1.0 [-7.0, 5.0]", "-1.0 [-7.0, +5.0]"},
+		{0.1615, -0.4159, 0.7389, "0.16 [-0.42, 0.74]", "+0.16 [-0.42, +0.74]"},
+		{-3.6, -7.177, -0.0228, "-3.6 [-7.2, -0.0]", "-3.6 [-7.2, -0.0]"}, // ends short of zero, and says so
+		{1234.5, 1000, 1469, "1234 [1000, 1469]", "+1234 [+1000, +1469]"},
+		{0.3, 0.1, 0.5, "0.30 [0.10, 0.50]", "+0.30 [+0.10, +0.50]"},
+		{26.2, 13.46, 38.94, "26 [13, 39]", "+26 [+13, +39]"},
+		{17.544, 16.99, 18.1, "17.54 [16.99, 18.10]", "+17.54 [+16.99, +18.10]"},
+		{0.0134, 0.007, 0.0198, "0.0134 [0.0070, 0.0198]", "+0.0134 [+0.0070, +0.0198]"},
+		{1949.6, 1876.8, 2022.4, "1950 [1877, 2022]", "+1950 [+1877, +2022]"},
 	}
 	for _, tt := range tests {
-		require.Equal(t, tt.want, Difference(tt.mean, tt.low, tt.high), "%v [%v, %v]", tt.mean, tt.low, tt.high)
+		m, lo, hi := rounded(tt.mean, tt.low, tt.high)
+		require.Equal(t, tt.estimate, m+" ["+lo+", "+hi+"]", "%v [%v, %v]", tt.mean, tt.low, tt.high)
+		require.Equal(t, tt.differ, Difference(tt.mean, tt.low, tt.high), "%v [%v, %v]", tt.mean, tt.low, tt.high)
 	}
 }
 
@@ -158,22 +168,4 @@ func TestSigned(t *testing.T) {
 	require.Equal(t, "+1", Signed(1))
 	require.Equal(t, "+0", Signed(0))
 	require.Equal(t, "-0.0125", Signed(-0.0125))
-}
-
-func TestEstimatesAreRoundedToTheirInterval(t *testing.T) {
-	tests := []struct {
-		mean, low, high float64
-		want            string
-	}{
-		{26.2, 13.46, 38.94, "26 [13, 39]"},
-		{17.544, 16.99, 18.1, "17.54 [16.99, 18.10]"},
-		{0.0134, 0.007, 0.0198, "0.0134 [0.0070, 0.0198]"},
-		{1949.6, 1876.8, 2022.4, "1950 [1877, 2022]"},
-		{8.71, 8.71, 8.71, "8.71 [8.71, 8.71]"}, // no width: the figure's own digits
-		{42, 42, 42, "42 [42, 42]"},
-	}
-	for _, tt := range tests {
-		m, lo, hi := rounded(tt.mean, tt.low, tt.high)
-		require.Equal(t, tt.want, m+" ["+lo+", "+hi+"]", "%v [%v, %v]", tt.mean, tt.low, tt.high)
-	}
 }
