@@ -280,7 +280,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 			for j, ff := range fs {
 				keys[j] = ff.key
 			}
-			d.errorf(k, joinPath(path, key), "unknown key %q in %s%s", key, d.orTop(path), suggest(key, keys))
+			d.errorf(k, joinPath(path, key), "unknown key %q in %s%s", key, d.orTop(path), Suggest(key, keys))
 			continue
 		}
 		d.decode(val, v.Field(f.index), joinPath(path, key))
@@ -297,9 +297,10 @@ func (d *decoder) orTop(path string) string {
 	return "the scenario"
 }
 
-// suggest returns ` (did you mean "x"?)` for the closest known name within a
-// small edit distance, or a list of the known names when nothing is close.
-func suggest(got string, known []string) string {
+// Suggest returns ` (did you mean "x"?)` for the closest known name within
+// a small edit distance, or a list of the known names when nothing is
+// close: the tail of an "unknown name" message, here and in the tools.
+func Suggest(got string, known []string) string {
 	best, bestD := "", 3
 	for _, k := range known {
 		if dist := editDistance(strings.ToLower(got), strings.ToLower(k)); dist < bestD {

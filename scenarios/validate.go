@@ -153,7 +153,7 @@ func (c checker) models(classes map[string]CompartmentClass) map[string]CabinetM
 		for _, e := range m.Compartments {
 			kp := p + ".compartments." + e.Key
 			if _, ok := classes[e.Key]; !ok {
-				c.errorf(kp+"#key", "cabinet model %q: unknown compartment class %q%s", m.Name, e.Key, suggest(e.Key, classNames(s)))
+				c.errorf(kp+"#key", "cabinet model %q: unknown compartment class %q%s", m.Name, e.Key, Suggest(e.Key, classNames(s)))
 			}
 			if e.Value < 0 {
 				c.errorf(kp, "cabinet model %q: compartment count for %q cannot be negative", m.Name, e.Key)
@@ -183,7 +183,7 @@ func (c checker) cabinetGroups(p string, groups []CabinetGroup, models map[strin
 			for i, m := range c.s.CabinetModels {
 				names[i] = m.Name
 			}
-			c.errorf(gp+".model", "unknown cabinet model %q%s", g.Model, suggest(g.Model, names))
+			c.errorf(gp+".model", "unknown cabinet model %q%s", g.Model, Suggest(g.Model, names))
 		}
 		if g.Count < 1 {
 			c.errorf(gp+".count", "cabinet count must be at least 1, got %d", g.Count)
@@ -322,7 +322,7 @@ func (c checker) mix(path string, mix Ordered[float64], classes map[string]Compa
 		cl, ok := classes[e.Key]
 		switch {
 		case !ok:
-			c.errorf(kp+"#key", "%s: unknown compartment class %q%s", path, e.Key, suggest(e.Key, classNames(c.s)))
+			c.errorf(kp+"#key", "%s: unknown compartment class %q%s", path, e.Key, Suggest(e.Key, classNames(c.s)))
 		case cl.Zone != zone:
 			c.errorf(kp+"#key", "%s: class %q is %s; this mix is for %s classes", path, e.Key, cl.Zone, zone)
 		}
@@ -383,7 +383,7 @@ func (c checker) recipients() {
 		c.errorf(p, "%s.distribution is required (exponential, lognormal, gamma, empirical or fixed)", p)
 	case !ok:
 		c.errorf(p+".distribution", "unknown distribution %q%s", pd.Distribution,
-			suggest(pd.Distribution, []string{DistExponential, DistLognormal, DistGamma, DistEmpirical, DistFixed}))
+			Suggest(pd.Distribution, []string{DistExponential, DistLognormal, DistGamma, DistEmpirical, DistFixed}))
 	default:
 		for _, key := range []string{"mean", "median", "p90", "cv", "days", "value"} {
 			used := false
@@ -506,7 +506,7 @@ func (c checker) policy(classes map[string]CompartmentClass) {
 	c.positiveDuration("policy.reservation_timeout", pol.ReservationTimeout, false)
 	for _, e := range pol.Reserve {
 		if _, ok := classes[e.Key]; !ok {
-			c.errorf("policy.reserve."+e.Key+"#key", "policy.reserve: unknown compartment class %q%s", e.Key, suggest(e.Key, classNames(c.s)))
+			c.errorf("policy.reserve."+e.Key+"#key", "policy.reserve: unknown compartment class %q%s", e.Key, Suggest(e.Key, classNames(c.s)))
 		}
 		if e.Value < 0 {
 			c.errorf("policy.reserve."+e.Key, "reserve count cannot be negative")

@@ -153,6 +153,8 @@ func TestRunRefusesBadInputBeforeRunning(t *testing.T) {
 		{"unknown policy", []string{"run", "../../scenarios/bopis-store.yaml", "-policy", "worst-fit"}, ExitProblem, `unknown allocator policy "worst-fit" (registered: ` + strings.Join(allocator.Names(), ", ") + ")"},
 		{"unwritable out", []string{"run", "../../scenarios/bopis-store.yaml", "-out", filepath.Join(blocker, "sub")}, ExitProblem, "output directory"},
 		{"bad duration", []string{"run", "../../scenarios/bopis-store.yaml", "-duration", "soon"}, ExitProblem, "-duration"},
+		{"seed with trailing letters", []string{"run", "../../scenarios/bopis-store.yaml", "-seed", "12abc"}, ExitUsage, `invalid value "12abc" for flag -seed: want a whole number`},
+		{"negative seed", []string{"run", "../../scenarios/bopis-store.yaml", "-seed", "-5"}, ExitUsage, `invalid value "-5" for flag -seed`},
 		{"bad replications", []string{"run", "../../scenarios/bopis-store.yaml", "-replications", "-3"}, ExitProblem, "-replications"},
 		{"negative workers", []string{"run", "../../scenarios/bopis-store.yaml", "-workers", "-1"}, ExitProblem, "-workers must be 0 (one per core) or more"},
 		{"compare negative workers", []string{"compare", "../../scenarios/bopis-store.yaml", "-policies", "best-fit,first-fit", "-workers", "-2"}, ExitProblem, "-workers"},
@@ -162,6 +164,9 @@ func TestRunRefusesBadInputBeforeRunning(t *testing.T) {
 		{"compare one policy", []string{"compare", "../../scenarios/bopis-store.yaml", "-policies", "best-fit"}, ExitUsage, "at least two"},
 		{"compare unknown policy", []string{"compare", "../../scenarios/bopis-store.yaml", "-policies", "best-fit,nope"}, ExitProblem, `unknown allocator policy "nope"`},
 		{"compare bad fail-if", []string{"compare", "../../scenarios/bopis-store.yaml", "-policies", "best-fit,first-fit", "-fail-if", "overflow=3"}, ExitUsage, "want KPI>VALUE"},
+		// Refused before any policy runs: this table runs nothing.
+		{"compare misspelt fail-if KPI", []string{"compare", "../../scenarios/bopis-store.yaml", "-policies", "best-fit,first-fit", "-fail-if", "overflow>0.01"}, ExitUsage, `-fail-if "overflow>0.01": unknown KPI "overflow" (did you mean "overflow_rate"?)`},
+		{"compare fail-if on no class", []string{"compare", "../../scenarios/bopis-store.yaml", "-policies", "best-fit,first-fit", "-fail-if", "utilization_XXL<-0.1"}, ExitUsage, `unknown KPI "utilization_XXL"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -194,9 +199,69 @@ func TestCompareOnCommonRandomNumbers(t *testing.T) {
 	code, out, _ = run(append(args, "-fail-if", "offered>-1")...)
 	require.Equal(t, ExitFailIf, code, "a condition that holds fails the run")
 	require.Contains(t, out, "FAIL: offered>-1")
-	code, _, errOut = run(append(args, "-fail-if", "no_such_kpi>0")...)
-	require.Equal(t, ExitUsage, code)
-	require.Contains(t, errOut, "unknown KPI")
+	// An alarm kind no policy raised is a zero for each, not an unknown KPI.
+	code, _, errOut = run(append(args, "-fail-if", "alarms_no_such_fault>+0")...)
+	require.Equal(t, ExitOK, code, errOut)
+}
+
+// TestCompareShowsKPIsOnlySomePoliciesReport: a count or an alarm kind is
+// reported by a run only when it occurs. One that only a challenger's run
+// reports is a row of the table, beside the ones it follows there, and its
+// difference counts the baseline's missing figure as zero.
+func TestCompareShowsKPIsOnlySomePoliciesReport(t *testing.T) {
+	out := func(kpis ...string) *runner.Output {
+		o := &runner.Output{Replications: 2}
+		for i, k := range kpis {
+			o.Summary = append(o.Summary, runner.Interval(k, []float64{float64(i + 1), float64(i + 2)}))
+		}
+		return o
+	}
+	tests := []struct {
+		name string
+		outs []*runner.Output
+		want []string
+	}{
+		{"same KPIs", []*runner.Output{out("a", "b"), out("a", "b")}, []string{"a", "b"}},
+		{"a new alarm before the total",
+			[]*runner.Output{out("a", "alarms_jam", "alarms_total"), out("a", "alarms_jam", "alarms_temperature", "alarms_total")},
+			[]string{"a", "alarms_jam", "alarms_temperature", "alarms_total"}},
+		{"new KPIs first and last",
+			[]*runner.Output{out("b", "c"), out("a", "b", "c", "d")},
+			[]string{"a", "b", "c", "d"}},
+		{"one only the baseline has", []*runner.Output{out("a", "x", "b"), out("a", "b")}, []string{"a", "x", "b"}},
+		{"two challengers", []*runner.Output{out("a", "z"), out("a", "m", "z"), out("a", "n", "z")}, []string{"a", "m", "n", "z"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.Equal(t, tt.want, kpiNames(tt.outs))
+		})
+	}
+	base, challenger := out("a"), out("a", "alarms_jam") // alarms_jam: 2 and 3
+	d := paired("alarms_jam", base, challenger)
+	require.Equal(t, []float64{2, 3}, d.Values, "the baseline's missing alarm counts as zero")
+	require.InDelta(t, 2.5, d.Mean, 1e-12)
+	require.InDelta(t, -2.5, paired("alarms_jam", challenger, base).Mean, 1e-12)
+}
+
+func TestReplayCommandRepeatsTheRun(t *testing.T) {
+	tests := []struct {
+		name    string
+		cmd     string
+		args    []string
+		seedSet bool
+		want    string
+	}{
+		{"seed from the scenario", "run", []string{"s.yaml", "-duration", "3d"}, false, "lockersim run s.yaml -duration 3d -seed 42"},
+		{"seed given", "run", []string{"s.yaml", "-seed", "7", "-policy", "first-fit"}, true, "lockersim run s.yaml -seed 7 -policy first-fit"},
+		{"compare", "compare", []string{"s.yaml", "-policies", "best-fit,first-fit", "-fail-if", "overflow_rate>+0.005"}, false,
+			"lockersim compare s.yaml -policies best-fit,first-fit -fail-if 'overflow_rate>+0.005' -seed 42"},
+		{"a path with a space and a quote", "run", []string{"my dir/it's.yaml"}, false, `lockersim run 'my dir/it'\''s.yaml' -seed 42`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.Equal(t, tt.want, replayCommand(tt.cmd, tt.args, tt.seedSet, 42))
+		})
+	}
 }
 
 // TestPairedDifferencesAreNotClipped: a policy's differences from the

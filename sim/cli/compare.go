@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/lockertwin/lockertwin/allocator"
 	"github.com/lockertwin/lockertwin/sim/report"
 	"github.com/lockertwin/lockertwin/sim/runner"
+	"github.com/lockertwin/lockertwin/sim/world"
 )
 
 // failIf is a -fail-if condition on the difference of a KPI between a policy
@@ -82,6 +84,13 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return ExitProblem
 	}
+	// A misspelt KPI is refused now, not after every policy has run.
+	for _, c := range conds {
+		if err := world.CheckKPI(s, c.kpi); err != nil {
+			fmt.Fprintf(stderr, "lockersim compare: -fail-if %q: %v\n", c.text, err)
+			return ExitUsage
+		}
+	}
 	outs := make([]*runner.Output, len(names))
 	for i, n := range names {
 		onProgress, wait := progress(stderr, s.Replications, n)
@@ -89,6 +98,7 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 		wait()
 		if err != nil {
 			fmt.Fprintln(stderr, "lockersim:", err)
+			fmt.Fprintln(stderr, "replay it with:", replayCommand("compare", args, f.seedSet, s.Seed))
 			return ExitProblem
 		}
 		outs[i] = out
@@ -112,23 +122,19 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stdout)
 	failed := false
-	for _, st := range base.Summary {
-		fmt.Fprintf(stdout, "%-28s", st.Name)
+	for _, name := range kpiNames(outs) {
+		fmt.Fprintf(stdout, "%-28s", name)
 		for _, o := range outs {
-			v, _ := o.Get(st.Name)
+			v, _ := o.Get(name) // none: the KPI did not occur, a zero
 			fmt.Fprintf(stdout, " %14s", report.Num(v.Mean))
 		}
 		for _, o := range outs[1:] {
-			d := paired(st.Name, base, o)
+			d := paired(name, base, o)
 			fmt.Fprintf(stdout, "   %-34s", diff(d.Mean, d.Low, d.High))
 		}
 		fmt.Fprintln(stdout)
 	}
 	for _, c := range conds {
-		if _, ok := base.Get(c.kpi); !ok {
-			fmt.Fprintf(stderr, "lockersim compare: -fail-if names unknown KPI %q\n", c.kpi)
-			return ExitUsage
-		}
 		for i, o := range outs[1:] {
 			d := paired(c.kpi, base, o)
 			if c.holds(d.Mean) {
@@ -143,16 +149,44 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 	return ExitOK
 }
 
+// kpiNames is every KPI that some policy's run reports, in the baseline's
+// order. A KPI only another policy reports (an alarm the baseline never
+// raised, say) goes before the KPI it precedes in that policy's run, so
+// that a policy's new alarm kind shows beside the others, not only in
+// alarms_total.
+func kpiNames(outs []*runner.Output) []string {
+	var names []string
+	for _, o := range outs {
+		at := len(names) // where a KPI of o that names lacks goes
+		for j := len(o.Summary) - 1; j >= 0; j-- {
+			if i := slices.Index(names, o.Summary[j].Name); i >= 0 {
+				at = i
+			} else {
+				names = slices.Insert(names, at, o.Summary[j].Name)
+			}
+		}
+	}
+	return names
+}
+
+// values is a KPI's value in each replication of o: zeros when o reports
+// no such KPI (a count or an alarm kind that did not occur).
+func values(o *runner.Output, name string) []float64 {
+	if st, ok := o.Get(name); ok {
+		return st.Values
+	}
+	return make([]float64, o.Replications)
+}
+
 // paired is the mean and 95 % CI of per-replication differences o − base:
 // with common random numbers the pairs share demand and behaviour, so the
 // interval is far narrower than comparing two independent means.
 func paired(name string, base, o *runner.Output) runner.Stat {
-	b, _ := base.Get(name)
-	v, _ := o.Get(name)
-	diffs := make([]float64, len(b.Values))
+	b, v := values(base, name), values(o, name)
+	diffs := make([]float64, len(b))
 	for i := range diffs {
-		if i < len(v.Values) {
-			diffs[i] = v.Values[i] - b.Values[i]
+		if i < len(v) {
+			diffs[i] = v[i] - b[i]
 		}
 	}
 	st := runner.DiffInterval(name, diffs)

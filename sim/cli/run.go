@@ -9,6 +9,8 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
+	"strings"
 
 	"github.com/lockertwin/lockertwin/allocator"
 	"github.com/lockertwin/lockertwin/scenarios"
@@ -28,10 +30,13 @@ type runFlags struct {
 }
 
 func (f *runFlags) register(fs *flag.FlagSet) {
-	fs.Func("seed", "override the scenario's seed", func(s string) error {
-		_, err := fmt.Sscan(s, &f.seed)
-		f.seedSet = err == nil
-		return err
+	fs.Func("seed", "override the scenario's seed (0 to 18446744073709551615)", func(s string) error {
+		seed, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return errors.New("want a whole number from 0 to 18446744073709551615")
+		}
+		f.seed, f.seedSet = seed, true
+		return nil
 	})
 	fs.IntVar(&f.replications, "replications", 0, "override the scenario's number of replications")
 	fs.StringVar(&f.duration, "duration", "", "override the measured horizon (e.g. 14d)")
@@ -177,7 +182,7 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "lockersim:", err)
-		fmt.Fprintf(stderr, "replay it with: lockersim run %s -seed %d\n", file, s.Seed)
+		fmt.Fprintln(stderr, "replay it with:", replayCommand("run", args, f.seedSet, s.Seed))
 		return ExitProblem
 	}
 	if *asJSON {
@@ -227,4 +232,21 @@ func usageCode(args []string) int {
 		}
 	}
 	return ExitUsage
+}
+
+// replayCommand is the command line that runs a failed run again: the
+// same arguments (overrides of the horizon, replications or policy
+// included), with the seed named when it came from the scenario.
+func replayCommand(cmd string, args []string, seedSet bool, seed uint64) string {
+	words := []string{"lockersim", cmd}
+	for _, a := range args {
+		if a == "" || strings.ContainsAny(a, " \t\n'\"\\$`*?[]<>|&;()#~{}") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		words = append(words, a)
+	}
+	if !seedSet {
+		words = append(words, "-seed", strconv.FormatUint(seed, 10))
+	}
+	return strings.Join(words, " ")
 }

@@ -386,7 +386,7 @@ func (k *Collector) summary() *Result {
 	alarmsTotal := 0
 	for _, name := range sortedKeys(k.alarms) {
 		alarmsTotal += k.alarms[name]
-		add("alarms_"+name, float64(k.alarms[name]))
+		add(alarmPrefix+name, float64(k.alarms[name]))
 	}
 	add("alarms_total", float64(alarmsTotal))
 	return r

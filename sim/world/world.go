@@ -1007,14 +1007,14 @@ func (w *shard) await(c *cab, slot int, a *action) {
 func (w *shard) gaveUp(c *cab, a *action) {
 	switch a.kind {
 	case actDeposit:
-		w.kpi.count("deposit_door_failures", a.p)
+		w.kpi.count(kpiDepositDoorFailures, a.p)
 		// The operator sorts the controller's side out; the courier takes
 		// the parcel back and it is lost to this locker.
 	case actPickup:
-		w.kpi.count("pickup_door_failures", a.p)
+		w.kpi.count(kpiPickupDoorFailures, a.p)
 		w.revisit(a.p, 2*time.Hour)
 	case actReturn:
-		w.kpi.count("return_door_failures", a.p)
+		w.kpi.count(kpiReturnDoorFailures, a.p)
 	}
 }
 
@@ -1053,7 +1053,7 @@ func (w *shard) checkDeposit(p *parcel, c *cab) {
 		w.fail(fmt.Errorf("cancel %s: %w", p.id, err))
 		return
 	}
-	w.kpi.count("deposits_cancelled", p)
+	w.kpi.count(kpiDepositsCancelled, p)
 	w.parcels.remove(p)
 }
 
@@ -1143,7 +1143,7 @@ func (w *shard) pickup(p *parcel) {
 	c := s.cabinet(p.cabinet)
 	if !c.vc.Online() {
 		// The keypad says the locker is offline: they come back later.
-		w.kpi.count("pickups_locker_offline", p)
+		w.kpi.count(kpiPickupsLockerOffline, p)
 		w.revisit(p, 2*time.Hour)
 		return
 	}
@@ -1208,7 +1208,7 @@ func (w *shard) operatorVisit(s *site) {
 			return
 		}
 		if p != nil && res == controller.ResolveRemoved {
-			w.kpi.count("parcels_removed_by_staff", p)
+			w.kpi.count(kpiRemovedByStaff, p)
 			w.parcels.remove(p)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -60,6 +61,19 @@ func TestShippedScenariosRunSound(t *testing.T) {
 				require.LessOrEqual(t, u, 1.0)
 			}
 			require.LessOrEqual(t, get("dwell_hours_p50"), get("dwell_hours_p90"))
+			// KPINames is what every replication reports, in order, and
+			// CheckKPI knows the rest: the counts and alarms that occurred.
+			var always, occasional []string
+			for _, k := range r.KPIs {
+				require.NoError(t, CheckKPI(sc, k.Name))
+				if slices.Contains(occasionalCounts, k.Name) || strings.HasPrefix(k.Name, alarmPrefix) && k.Name != "alarms_total" {
+					occasional = append(occasional, k.Name)
+				} else {
+					always = append(always, k.Name)
+				}
+			}
+			require.Equal(t, KPINames(sc), always)
+			t.Logf("occasional KPIs: %v", occasional)
 			require.Len(t, r.Hours, 7*24)
 			for _, h := range r.Hours {
 				require.GreaterOrEqual(t, h.Utilization, 0.0)
@@ -349,6 +363,35 @@ func TestAViolationIsReportedWithTheEventsBeforeIt(t *testing.T) {
 			for _, e := range v.Recent {
 				require.LessOrEqual(t, e.At, Epoch.Add(30*time.Hour).UnixNano())
 			}
+		})
+	}
+}
+
+func TestCheckKPIRefusesWhatNoRunReports(t *testing.T) {
+	sc := &scenarios.Scenario{CompartmentClasses: []scenarios.CompartmentClass{{Name: "S"}, {Name: "M-cold"}}}
+	tests := []struct {
+		name, problem string
+	}{
+		{"overflow_rate", ""},
+		{"utilization_M-cold", ""},
+		{"deposit_door_failures", ""}, // a count reported when it occurs
+		{"alarms_jam", ""},            // and an alarm kind
+		{"alarms_firmware_crc", ""},   // cabinets name their own faults
+		{"overflow", `unknown KPI "overflow" (did you mean "overflow_rate"?)`},
+		{"utilization_L", `unknown KPI "utilization_L" (did you mean "utilization_S"?)`},
+		{"alarms_", `unknown KPI "alarms_" (did you mean one of "alarms_total", "alarms_<kind>"?)`},
+		{"dwell_hours", `unknown KPI "dwell_hours" (did you mean one of "dwell_hours_mean", "dwell_hours_p50", "dwell_hours_p90"?)`},
+		{"utilisation_S", `unknown KPI "utilisation_S" (did you mean "utilization_S"?)`},
+		{"", `unknown KPI "" (known: offered, accepted, `},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckKPI(sc, tt.name)
+			if tt.problem == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, tt.problem)
 		})
 	}
 }
