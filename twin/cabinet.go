@@ -1,6 +1,7 @@
 package twin
 
 import (
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"math"
@@ -81,6 +82,38 @@ type Faults struct {
 	LeftOpenFor             time.Duration // how long, on average (exponential); default 5 min
 	UncommandedOpensPerDay  float64       // Poisson rate of doors popping open by themselves
 	OutageMTBF, OutageMTTR  time.Duration // cabinet outages (exponential); zero: none
+}
+
+// Validate says what, if anything, makes no sense in f: a probability
+// outside [0, 1], a negative rate or duration, or outages without a mean
+// duration. Each problem names the fault in the words of lockerfleet's
+// flags.
+func (f Faults) Validate() error {
+	var errs []error
+	for _, p := range []struct {
+		name string
+		v    float64
+	}{{"door jam probability", f.DoorJamProbability}, {"occupancy sensor error probability", f.SensorErrorProbability},
+		{"probability a person leaves a door open", f.DoorLeftOpenProbability}} {
+		if !(p.v >= 0 && p.v <= 1) { // NaN too
+			errs = append(errs, fmt.Errorf("%s must be between 0 and 1, got %g", p.name, p.v))
+		}
+	}
+	if r := f.UncommandedOpensPerDay; !(r >= 0 && r <= math.MaxFloat64) {
+		errs = append(errs, fmt.Errorf("uncommanded door openings per cabinet per day must be 0 or more, got %g", r))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"how long a door is left open", f.LeftOpenFor}, {"mean time between cabinet outages", f.OutageMTBF}, {"mean outage duration", f.OutageMTTR}} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("%s cannot be negative, got %v", d.name, d.v))
+		}
+	}
+	if f.OutageMTBF > 0 && f.OutageMTTR == 0 {
+		errs = append(errs, errors.New("cabinet outages need a mean outage duration above 0"))
+	}
+	return errors.Join(errs...)
 }
 
 // Streams names the random streams a cabinet draws from; New derives them
@@ -186,6 +219,9 @@ func NewCabinet(cfg CabinetConfig, clock Clock, up Uplink, obs Observer, streams
 	}
 	if len(cfg.Compartments) == 0 || len(cfg.Compartments) > MaxCompartments {
 		return nil, fmt.Errorf("twin: cabinet %s needs 1 to %d compartments", cfg.Name, MaxCompartments)
+	}
+	if err := cfg.Faults.Validate(); err != nil {
+		return nil, fmt.Errorf("twin: cabinet %s: %w", cfg.Name, err)
 	}
 	if cfg.DedupWindow <= 0 {
 		cfg.DedupWindow = 10 * time.Minute

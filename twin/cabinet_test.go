@@ -2,6 +2,7 @@ package twin
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -277,6 +278,43 @@ func TestNewCabinetValidates(t *testing.T) {
 	require.Error(t, err)
 	_, err = NewCabinet(CabinetConfig{Site: "lobby", Name: "a1"}, clock, &uplink{}, nil, streams(1))
 	require.Error(t, err)
+	_, err = NewCabinet(CabinetConfig{Site: "lobby", Name: "a1", Compartments: []CompartmentSpec{{}}, Faults: Faults{DoorJamProbability: 2}},
+		clock, &uplink{}, nil, streams(1))
+	require.ErrorContains(t, err, "twin: cabinet a1: door jam probability must be between 0 and 1, got 2")
+}
+
+func TestFaultsValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		faults  Faults
+		problem string // "" for none
+	}{
+		{"none", Faults{}, ""},
+		{"all at their limits", Faults{DoorJamProbability: 1, SensorErrorProbability: 1, DoorLeftOpenProbability: 1,
+			UncommandedOpensPerDay: 3, LeftOpenFor: time.Minute, OutageMTBF: time.Hour, OutageMTTR: time.Minute}, ""},
+		{"jam above 1", Faults{DoorJamProbability: 1.5}, "door jam probability must be between 0 and 1, got 1.5"},
+		{"negative sensor error", Faults{SensorErrorProbability: -0.1}, "occupancy sensor error probability must be between 0 and 1, got -0.1"},
+		{"left open NaN", Faults{DoorLeftOpenProbability: math.NaN()}, "probability a person leaves a door open must be between 0 and 1, got NaN"},
+		{"negative uncommanded rate", Faults{UncommandedOpensPerDay: -1}, "uncommanded door openings per cabinet per day must be 0 or more, got -1"},
+		{"infinite uncommanded rate", Faults{UncommandedOpensPerDay: math.Inf(1)}, "must be 0 or more, got +Inf"},
+		{"negative left-open time", Faults{LeftOpenFor: -time.Second}, "how long a door is left open cannot be negative, got -1s"},
+		{"negative MTBF", Faults{OutageMTBF: -time.Hour, OutageMTTR: time.Minute}, "mean time between cabinet outages cannot be negative, got -1h0m0s"},
+		{"outages without a duration", Faults{OutageMTBF: time.Hour}, "cabinet outages need a mean outage duration above 0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.faults.Validate()
+			if tt.problem == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, tt.problem)
+		})
+	}
+	// Every problem at once, as a scenario's validator reports them.
+	err := Faults{DoorJamProbability: 2, OutageMTTR: -time.Minute}.Validate()
+	require.ErrorContains(t, err, "door jam probability")
+	require.ErrorContains(t, err, "mean outage duration cannot be negative")
 }
 
 func TestShadowReconciles(t *testing.T) {

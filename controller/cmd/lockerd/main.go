@@ -5,8 +5,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -33,10 +35,11 @@ type fileConfig struct {
 	StatusGrace string `yaml:"status_grace"`
 }
 
-func main() { os.Exit(run()) }
+func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
 
-func run() int {
+func run(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("lockerd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	configFile := fs.String("config", "", "optional YAML configuration (flags given on the command line win)")
 	httpAddr := fs.String("http", ":8080", "HTTP API address")
 	mqttAddr := fs.String("mqtt", ":1883", "MQTT listener address for cabinets")
@@ -48,7 +51,16 @@ func run() int {
 	viewDir := fs.String("view", "", "serve the browser view built by `make view-web` from this directory at /view/")
 	syncMode := fs.String("sync", "full", "store durability: full (survives power loss) or normal (survives a crash, not a power cut; about a quarter faster)")
 	statusGrace := fs.Duration("status-grace", service.DefaultStatusGrace, "after start, how long a cabinet has to report online before nothing more is reserved in it (negative: never)")
-	if err := fs.Parse(os.Args[1:]); err != nil {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	// Flag parsing stops at the first argument that is not a flag: the
+	// flags after it would be ignored with it.
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "lockerd: unexpected argument %q: lockerd takes only flags (a scenario to provision is -scenario FILE; see -h)\n", fs.Arg(0))
 		return 2
 	}
 	set := map[string]bool{}
@@ -56,12 +68,12 @@ func run() int {
 	if *configFile != "" {
 		data, err := os.ReadFile(*configFile)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "lockerd:", err)
+			fmt.Fprintln(stderr, "lockerd: cannot read the configuration:", err)
 			return 1
 		}
 		var fc fileConfig
 		if ps := scenarios.DecodeStrict(*configFile, data, &fc); len(ps) > 0 {
-			fmt.Fprintln(os.Stderr, ps.Error())
+			fmt.Fprintln(stderr, ps.Error())
 			return 1
 		}
 		for name, v := range map[string]struct {
@@ -76,7 +88,7 @@ func run() int {
 		if !set["status-grace"] && fc.StatusGrace != "" {
 			d, err := time.ParseDuration(fc.StatusGrace)
 			if err != nil {
-				fmt.Fprintf(os.Stderr, "lockerd: %s: status_grace: %v\n", *configFile, err)
+				fmt.Fprintf(stderr, "lockerd: %s: status_grace: %v\n", *configFile, err)
 				return 1
 			}
 			*statusGrace = d
@@ -84,30 +96,30 @@ func run() int {
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		fmt.Fprintln(os.Stderr, "lockerd: -log-level:", err)
+		fmt.Fprintln(stderr, "lockerd: -log-level:", err)
 		return 2
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	cfg := service.Config{HTTPAddr: *httpAddr, MQTTAddr: *mqttAddr, WSAddr: *wsAddr, DataDir: *dataDir, Logger: log, Sync: sqlite.Sync(*syncMode), ViewDir: *viewDir,
 		StatusGrace: *statusGrace}
 	if *scenarioFile != "" {
 		sc, warnings, err := scenarios.Load(*scenarioFile)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
+			fmt.Fprintln(stderr, err)
 			return 1
 		}
 		if len(warnings) > 0 {
-			fmt.Fprintln(os.Stderr, warnings.Error())
+			fmt.Fprintln(stderr, warnings.Error())
 		}
 		if cfg.Sites, err = service.LayoutsFromScenario(sc); err != nil {
-			fmt.Fprintln(os.Stderr, "lockerd:", err)
+			fmt.Fprintln(stderr, "lockerd:", err)
 			return 1
 		}
 	}
 	if *webhook != "" {
 		wh, err := service.NewWebhook(*webhook, log)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "lockerd:", err)
+			fmt.Fprintln(stderr, "lockerd:", err)
 			return 1
 		}
 		defer wh.Close()
@@ -115,11 +127,11 @@ func run() int {
 	}
 	svc, err := service.New(cfg)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "lockerd:", err)
+		fmt.Fprintln(stderr, "lockerd:", err)
 		return 1
 	}
 	if err := svc.Start(); err != nil {
-		fmt.Fprintln(os.Stderr, "lockerd:", err)
+		fmt.Fprintln(stderr, "lockerd:", err)
 		return 1
 	}
 	admin, courier := svc.Tokens()
@@ -127,8 +139,8 @@ func run() int {
 	if a := svc.WSAddr(); a != "" {
 		ws = ", MQTT over WebSocket on ws://" + a
 	}
-	fmt.Fprintf(os.Stderr, "lockerd: HTTP on %s, MQTT on %s%s, data in %s\n", svc.HTTPAddr(), svc.MQTTAddr(), ws, *dataDir)
-	fmt.Fprintf(os.Stderr, "lockerd: tokens in %s/tokens.json (admin %s…, courier %s…); new cabinet credentials in %s/new-cabinet-secrets.json\n",
+	fmt.Fprintf(stderr, "lockerd: HTTP on %s, MQTT on %s%s, data in %s\n", svc.HTTPAddr(), svc.MQTTAddr(), ws, *dataDir)
+	fmt.Fprintf(stderr, "lockerd: tokens in %s/tokens.json (admin %s…, courier %s…); new cabinet credentials in %s/new-cabinet-secrets.json\n",
 		*dataDir, admin[:6], courier[:6], *dataDir)
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
@@ -136,7 +148,7 @@ func run() int {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := svc.Shutdown(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "lockerd: shutdown:", err)
+		fmt.Fprintln(stderr, "lockerd: shutdown:", err)
 		return 1
 	}
 	return 0

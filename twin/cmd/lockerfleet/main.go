@@ -9,13 +9,16 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -32,14 +35,43 @@ type cabinetSecret struct {
 	Chilled []bool `json:"chilled"`
 }
 
-func main() { os.Exit(run()) }
+func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
+
+// decodeSecrets reads lockerd's new-cabinet-secrets.json: every entry a
+// cabinet with valid ids, a secret and 1 to twin.MaxCompartments
+// compartments, each cabinet once.
+func decodeSecrets(data []byte) ([]cabinetSecret, error) {
+	var secrets []cabinetSecret
+	if err := json.Unmarshal(data, &secrets); err != nil {
+		return nil, err
+	}
+	if len(secrets) == 0 {
+		return nil, errors.New("no cabinets in it (lockerd writes one entry per cabinet it provisions)")
+	}
+	seen := make(map[[2]string]bool, len(secrets))
+	for i, s := range secrets {
+		switch {
+		case !twin.ValidID(s.Site) || !twin.ValidID(s.Cabinet):
+			return nil, fmt.Errorf("entry %d: site and cabinet must be 1-64 characters of [a-z0-9-], got %q/%q", i+1, s.Site, s.Cabinet)
+		case s.Secret == "":
+			return nil, fmt.Errorf("entry %d (%s/%s): no secret", i+1, s.Site, s.Cabinet)
+		case len(s.Chilled) == 0 || len(s.Chilled) > twin.MaxCompartments:
+			return nil, fmt.Errorf("entry %d (%s/%s): %d compartments, want 1 to %d", i+1, s.Site, s.Cabinet, len(s.Chilled), twin.MaxCompartments)
+		case seen[[2]string{s.Site, s.Cabinet}]:
+			return nil, fmt.Errorf("entry %d: cabinet %s/%s is listed twice", i+1, s.Site, s.Cabinet)
+		}
+		seen[[2]string{s.Site, s.Cabinet}] = true
+	}
+	return secrets, nil
+}
 
 // connectWait is how long a cabinet keeps trying to connect before the
 // fleet gives up on it (thousands connect 64 at a time, to a busy broker).
 const connectWait = 30 * time.Second
 
-func run() int {
+func run(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("lockerfleet", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	brokerURL := fs.String("broker", "mqtt://127.0.0.1:1883", "MQTT broker URL")
 	secretsFile := fs.String("secrets", "lockerd-data/new-cabinet-secrets.json", "cabinet credentials (lockerd writes them when it provisions)")
 	limit := fs.Int("n", 0, "run at most this many cabinets (0: all)")
@@ -53,29 +85,56 @@ func run() int {
 	uncommanded := fs.Float64("uncommanded", 0, "uncommanded door openings per cabinet per day")
 	mtbf := fs.Duration("outage-mtbf", 0, "mean time between cabinet outages (0: none)")
 	mttr := fs.Duration("outage-mttr", 5*time.Minute, "mean outage duration")
-	if err := fs.Parse(os.Args[1:]); err != nil {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	// Flag parsing stops at the first argument that is not a flag: the
+	// flags after it would be ignored with it.
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "lockerfleet: unexpected argument %q: lockerfleet takes only flags (see -h)\n", fs.Arg(0))
+		return 2
+	}
+	faults := twin.Faults{DoorJamProbability: *jam, SensorErrorProbability: *sensor, DoorLeftOpenProbability: *leftOpen,
+		UncommandedOpensPerDay: *uncommanded, OutageMTBF: *mtbf, OutageMTTR: *mttr}
+	var bad []error
+	if err := faults.Validate(); err != nil {
+		bad = append(bad, err)
+	}
+	for _, c := range []struct {
+		name string
+		ok   bool
+	}{{"-n must be 0 (all) or more", *limit >= 0}, {"-handling cannot be negative", *handling >= 0},
+		{"-duration cannot be negative (0: until interrupted)", *duration >= 0}} {
+		if !c.ok {
+			bad = append(bad, errors.New(c.name))
+		}
+	}
 	if _, err := mqttlink.ParseBroker(*brokerURL); err != nil {
-		fmt.Fprintln(os.Stderr, "lockerfleet:", err)
+		bad = append(bad, err)
+	}
+	if len(bad) > 0 {
+		for _, err := range bad {
+			fmt.Fprintln(stderr, "lockerfleet:", strings.ReplaceAll(err.Error(), "\n", "\nlockerfleet: "))
+		}
 		return 2
 	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	data, err := os.ReadFile(*secretsFile)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "lockerfleet:", err)
+		fmt.Fprintln(stderr, "lockerfleet: cannot read the cabinet credentials:", err)
 		return 1
 	}
-	var secrets []cabinetSecret
-	if err := json.Unmarshal(data, &secrets); err != nil {
-		fmt.Fprintf(os.Stderr, "lockerfleet: %s: %v\n", *secretsFile, err)
+	secrets, err := decodeSecrets(data)
+	if err != nil {
+		fmt.Fprintf(stderr, "lockerfleet: %s: %v\n", *secretsFile, err)
 		return 1
 	}
 	if *limit > 0 && *limit < len(secrets) {
 		secrets = secrets[:*limit]
 	}
-	faults := twin.Faults{DoorJamProbability: *jam, SensorErrorProbability: *sensor, DoorLeftOpenProbability: *leftOpen,
-		UncommandedOpensPerDay: *uncommanded, OutageMTBF: *mtbf, OutageMTTR: *mttr}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if *duration > 0 {
@@ -98,7 +157,7 @@ func run() int {
 	var told sync.Once
 	waiting := func(err error) {
 		told.Do(func() {
-			fmt.Fprintf(os.Stderr, "lockerfleet: not connected yet, retrying for up to %v: %v\n", connectWait, err)
+			fmt.Fprintf(stderr, "lockerfleet: not connected yet, retrying for up to %v: %v\n", connectWait, err)
 		})
 	}
 	for i, s := range secrets {
@@ -135,13 +194,13 @@ func run() int {
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	if connected > 0 {
-		fmt.Fprintf(os.Stderr, "lockerfleet: %d cabinets connected in %v; %.1f KiB heap and %.1f goroutines per cabinet\n",
+		fmt.Fprintf(stderr, "lockerfleet: %d cabinets connected in %v; %.1f KiB heap and %.1f goroutines per cabinet\n",
 			connected, time.Since(start).Round(time.Millisecond),
 			float64(after.HeapInuse-before.HeapInuse)/1024/float64(connected),
 			float64(runtime.NumGoroutine()-goroutines)/float64(connected))
 	}
 	if failed > 0 {
-		fmt.Fprintf(os.Stderr, "lockerfleet: %d cabinets failed to connect\n", failed)
+		fmt.Fprintf(stderr, "lockerfleet: %d cabinets failed to connect\n", failed)
 	}
 	if connected == 0 {
 		return 1 // nothing to run

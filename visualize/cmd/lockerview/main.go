@@ -39,7 +39,7 @@ func run() int {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if err := checkFlags(set); err != nil {
+	if err := checkFlags(set, fs.Args()); err != nil {
 		showError("lockerview: " + err.Error())
 		return 2
 	}
@@ -70,7 +70,13 @@ func run() int {
 // checkFlags refuses flags that do nothing together, rather than ignoring
 // one: following a lockerd shows its own time and state, so a scenario, a
 // seed or a speed has no meaning there, and a token only goes with -url.
-func checkFlags(set map[string]bool) error {
+// It refuses arguments after the flags too (args): flag parsing stops at
+// the first, and a scenario given so would be ignored, with every flag
+// after it.
+func checkFlags(set map[string]bool, args []string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("unexpected argument %q: lockerview takes only flags (a scenario is -scenario FILE or -shipped NAME)", args[0])
+	}
 	if set["url"] {
 		for _, name := range []string{"scenario", "shipped", "seed", "speed"} {
 			if set[name] {

@@ -12,8 +12,8 @@ import (
 
 func TestCheckFlags(t *testing.T) {
 	tests := []struct {
-		set  []string
-		want string // the error's start, "" for none
+		set  []string // the flags given; "arg:X" is an argument X after them
+		want string   // the error's start, "" for none
 	}{
 		{nil, ""},
 		{[]string{"scenario", "seed", "speed", "screenshot", "after"}, ""},
@@ -25,13 +25,19 @@ func TestCheckFlags(t *testing.T) {
 		{[]string{"url", "shipped"}, "-shipped is for simulating"},
 		{[]string{"token"}, "-token goes with -url"},
 		{[]string{"scenario", "shipped"}, "-scenario and -shipped"},
+		{[]string{"arg:scenarios/city-network.yaml", "speed"}, `unexpected argument "scenarios/city-network.yaml": lockerview takes only flags (a scenario is -scenario FILE or -shipped NAME)`},
 	}
 	for _, tt := range tests {
 		set := map[string]bool{}
+		var args []string
 		for _, name := range tt.set {
+			if arg, ok := strings.CutPrefix(name, "arg:"); ok {
+				args = append(args, arg)
+				continue
+			}
 			set[name] = true
 		}
-		err := checkFlags(set)
+		err := checkFlags(set, args)
 		if tt.want == "" {
 			require.NoError(t, err, "%v", tt.set)
 			continue

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+const oneCabinet = `[{"site": "lobby", "cabinet": "c1", "secret": "s3cret", "chilled": [false, true]}]`
+
+// TestRunRefusesBadInputBeforeConnecting: every mistake on the command
+// line or in the credentials stops lockerfleet before it connects to
+// anything (no broker runs here), with a message saying which.
+func TestRunRefusesBadInputBeforeConnecting(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte(content), 0o600))
+		return p
+	}
+	good := write("good.json", oneCabinet)
+	tests := []struct {
+		name     string
+		args     []string
+		code     int
+		messages []string
+	}{
+		{"help", []string{"-h"}, 0, []string{"-jam float"}},
+		{"unknown flag", []string{"-nope"}, 2, []string{"flag provided but not defined: -nope"}},
+		{"a stray argument", []string{"-secrets", good, "extra", "-jam", "0.1"}, 2,
+			[]string{`unexpected argument "extra": lockerfleet takes only flags`}},
+		{"jam above 1", []string{"-secrets", good, "-jam", "1.5"}, 2, []string{"lockerfleet: door jam probability must be between 0 and 1, got 1.5"}},
+		{"every problem at once", []string{"-secrets", good, "-sensor", "-0.1", "-uncommanded", "-2", "-n", "-1", "-handling", "-1s", "-duration", "-1m"}, 2,
+			[]string{"lockerfleet: occupancy sensor error probability must be between 0 and 1, got -0.1",
+				"lockerfleet: uncommanded door openings per cabinet per day must be 0 or more, got -2",
+				"lockerfleet: -n must be 0 (all) or more", "lockerfleet: -handling cannot be negative",
+				"lockerfleet: -duration cannot be negative"}},
+		{"outages without a duration", []string{"-secrets", good, "-outage-mtbf", "1h", "-outage-mttr", "0"}, 2,
+			[]string{"cabinet outages need a mean outage duration above 0"}},
+		{"a broker URL of another scheme", []string{"-secrets", good, "-broker", "ftp://host"}, 2, []string{`broker URL "ftp://host"`}},
+		{"no credentials file", []string{"-secrets", filepath.Join(dir, "none.json")}, 1,
+			[]string{"lockerfleet: cannot read the cabinet credentials: open " + filepath.Join(dir, "none.json")}},
+		{"credentials not JSON", []string{"-secrets", write("bad.json", "{")}, 1, []string{"bad.json: unexpected end of JSON input"}},
+		{"no cabinets", []string{"-secrets", write("empty.json", "[]")}, 1, []string{"empty.json: no cabinets in it"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			require.Equal(t, tt.code, run(tt.args, &stderr), stderr.String())
+			for _, m := range tt.messages {
+				require.Contains(t, stderr.String(), m)
+			}
+			require.NotContains(t, stderr.String(), "connected", "nothing connects")
+		})
+	}
+}
+
+func TestDecodeSecrets(t *testing.T) {
+	tests := []struct {
+		name, json, problem string
+	}{
+		{"one cabinet", oneCabinet, ""},
+		{"lockerd's own fields", `[{"site": "a", "cabinet": "b", "username": "a/b", "secret": "x", "chilled": [false]}]`, ""},
+		{"not a list", `{"site": "a"}`, "cannot unmarshal object"},
+		{"empty", `[]`, "no cabinets in it"},
+		{"null", `null`, "no cabinets in it"},
+		{"bad site", `[{"site": "Lobby", "cabinet": "c1", "secret": "x", "chilled": [false]}]`, `entry 1: site and cabinet must be 1-64 characters of [a-z0-9-], got "Lobby"/"c1"`},
+		{"no cabinet", `[{"site": "a", "secret": "x", "chilled": [false]}]`, `got "a"/""`},
+		{"no secret", `[{"site": "a", "cabinet": "b", "chilled": [false]}]`, "entry 1 (a/b): no secret"},
+		{"no compartments", `[{"site": "a", "cabinet": "b", "secret": "x"}]`, "entry 1 (a/b): 0 compartments, want 1 to 512"},
+		{"twice", `[{"site": "a", "cabinet": "b", "secret": "x", "chilled": [false]}, {"site": "a", "cabinet": "b", "secret": "y", "chilled": [true]}]`,
+			"entry 2: cabinet a/b is listed twice"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := decodeSecrets([]byte(tt.json))
+			if tt.problem == "" {
+				require.NoError(t, err)
+				require.NotEmpty(t, got)
+				return
+			}
+			require.ErrorContains(t, err, tt.problem)
+			require.Nil(t, got)
+		})
+	}
+}
+
+// FuzzDecodeSecrets: any bytes give either cabinets that a fleet can run
+// (valid ids, a secret, a compartment count a cabinet can have, each
+// cabinet once) or an error, never a panic.
+func FuzzDecodeSecrets(f *testing.F) {
+	f.Add([]byte(oneCabinet))
+	f.Add([]byte(`[]`))
+	f.Add([]byte(`[{"site": "a", "cabinet": "b", "secret": "x", "chilled": [false]}, {"site": "a", "cabinet": "b"}]`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		secrets, err := decodeSecrets(data)
+		if err != nil {
+			require.Nil(t, secrets)
+			return
+		}
+		require.NotEmpty(t, secrets)
+		seen := map[string]bool{}
+		for _, s := range secrets {
+			key := s.Site + "/" + s.Cabinet
+			require.False(t, seen[key], key)
+			seen[key] = true
+			require.NotEmpty(t, s.Secret)
+			require.NotContains(t, key, "+")
+			require.False(t, strings.ContainsAny(key, "#\x00 "), key)
+			require.True(t, len(s.Chilled) >= 1 && len(s.Chilled) <= 512)
+		}
+	})
+}
