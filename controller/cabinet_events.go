@@ -32,12 +32,14 @@ func (c *Core) HandleEvent(cabName string, ev twin.Event) error {
 		}
 		comp = id
 	}
-	if ev.Seq <= cab.lastSeq {
-		return fmt.Errorf("%w: cabinet %s sequence %d, last %d", ErrDuplicateEvent, cabName, ev.Seq, cab.lastSeq)
-	}
+	// A repeated id is a copy (a redelivery); a new id whose number is not
+	// past the last is a cabinet behind its own sequence (ErrSequenceBehind).
 	fp := idPrint(ev.ID)
 	if cab.ids.has(fp) || len(cab.held) > 0 && cab.heldID(fp) != 0 {
 		return fmt.Errorf("%w: cabinet %s event id %q (sequence %d) %s", ErrDuplicateEvent, cabName, ev.ID, ev.Seq, cab.repeated(fp))
+	}
+	if ev.Seq <= cab.lastSeq {
+		return fmt.Errorf("%w: cabinet %s event %q has sequence %d, the last handled %d", ErrSequenceBehind, cabName, ev.ID, ev.Seq, cab.lastSeq)
 	}
 	if cab.resync {
 		// First event after a rebuild: lastSeq is only what the log

@@ -1183,6 +1183,18 @@ func (c *Core) Holding(id allocator.CompartmentID) (parcel string, state State, 
 	return p.id, p.state, true
 }
 
+// CabinetSequence is the sequence number of the last event handled from a
+// cabinet (as far as the log records it after a rebuild: events that
+// change nothing are not logged); false for a cabinet the site does not
+// have. A cabinet reporting a number below it has lost its count.
+func (c *Core) CabinetSequence(cabName string) (uint64, bool) {
+	ci, ok := c.cabinetIndex(cabName)
+	if !ok {
+		return 0, false
+	}
+	return c.cabinets[ci].lastSeq, true
+}
+
 // ParcelState is a parcel's state, without building its ParcelInfo: what a
 // simulation's couriers and recipients ask on every visit. False: unknown.
 func (c *Core) ParcelState(id string) (State, bool) {

@@ -26,6 +26,13 @@ var (
 	ErrNoCapacity         = errors.New("no compartment available")
 	ErrCompartmentBusy    = errors.New("compartment has a door operation in progress")
 	ErrLogFailed          = errors.New("event log append failed")
+	// ErrSequenceBehind is an ErrDuplicateEvent with a new id but a
+	// sequence number at or below one already handled: not a copy of an
+	// event, but a cabinet that lost its sequence (restarted without the
+	// non-volatile memory PROTOCOL.md asks for) or an event so late that
+	// its id has left the window. Its events are dropped until its numbers
+	// pass the last handled.
+	ErrSequenceBehind = fmt.Errorf("%w: sequence number already passed", ErrDuplicateEvent)
 )
 
 // ErrorCode returns a stable machine-readable code for an error of this

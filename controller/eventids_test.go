@@ -26,19 +26,24 @@ func TestRepeatedEventIDs(t *testing.T) {
 	}
 	before, n := r.core.Snapshot(), r.log.Len()
 	tests := []struct {
-		name string
-		seq  uint64
-		id   string
-		want error
+		name   string
+		seq    uint64
+		id     string
+		behind bool // ErrSequenceBehind, not a copy
 	}{
-		{"the last event's id, next number", 21, "h20", ErrDuplicateEvent},
-		{"the oldest id in the window", 21, "h" + itoa(20-idWindowLen+1), ErrDuplicateEvent},
-		{"the last event's id, a later number (a gap)", 25, "h20", ErrDuplicateEvent},
-		{"the last event's number, a new id", 20, "h99", ErrDuplicateEvent},
+		{"the last event's id, next number", 21, "h20", false},
+		{"the oldest id in the window", 21, "h" + itoa(20-idWindowLen+1), false},
+		{"the last event's id, a later number (a gap)", 25, "h20", false},
+		{"the last event's id and number", 20, "h20", false},
+		{"the last event's number, a new id", 20, "h99", true},
+		{"an early number, a new id (a cabinet counting again from 1)", 1, "h1-after-reset", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			require.ErrorIs(t, send(tt.seq, tt.id), tt.want)
+			err := send(tt.seq, tt.id)
+			require.ErrorIs(t, err, ErrDuplicateEvent)
+			require.Equal(t, tt.behind, errors.Is(err, ErrSequenceBehind), "%v", err)
+			require.Equal(t, "duplicate_event", ErrorCode(err))
 			require.Equal(t, n, r.log.Len(), "nothing logged")
 			require.Equal(t, before, r.core.Snapshot(), "nothing changed")
 		})

@@ -148,6 +148,34 @@ type CabinetConfig struct {
 	// DedupWindow is how long command ids are remembered; default 10 min
 	// (longer than any command's expiry).
 	DedupWindow time.Duration
+	// Memory, if set, is what the cabinet kept in non-volatile memory when
+	// it last stopped: it carries on from there (its sequence numbers go on
+	// increasing, as PROTOCOL.md requires, and its compartments hold what
+	// they held). Nil: a new cabinet, empty, counting from 1.
+	Memory *Memory
+}
+
+// Memory is what a cabinet keeps across a restart in non-volatile memory:
+// the sequence number of its last event and its state's version (the
+// controller drops events, and refuses a state, it has already seen), and
+// what each compartment physically holds or suffers.
+type Memory struct {
+	Seq      uint64 `json:"seq"`
+	Version  uint64 `json:"version"`
+	Occupied []bool `json:"occupied"`         // by slot, from 1
+	Jammed   []bool `json:"jammed,omitempty"` // by slot; none: no door jammed
+	// Commands are the command ids answered within the dedup window, so
+	// that a copy the controller resends after the restart is answered
+	// again, not executed again.
+	Commands []AnsweredCommand `json:"commands,omitempty"`
+}
+
+// AnsweredCommand is a command id a cabinet remembers, with its answer.
+type AnsweredCommand struct {
+	ID     string    `json:"id"`
+	Until  time.Time `json:"until"` // forgotten then
+	Answer EventType `json:"answer"`
+	Reason string    `json:"reason,omitempty"`
 }
 
 type door struct {
@@ -226,6 +254,9 @@ func NewCabinet(cfg CabinetConfig, clock Clock, up Uplink, obs Observer, streams
 	if cfg.DedupWindow <= 0 {
 		cfg.DedupWindow = 10 * time.Minute
 	}
+	if m := cfg.Memory; m != nil && (len(m.Occupied) != len(cfg.Compartments) || len(m.Jammed) != 0 && len(m.Jammed) != len(cfg.Compartments)) {
+		return nil, fmt.Errorf("twin: cabinet %s: its memory is of %d compartments, not %d", cfg.Name, len(m.Occupied), len(cfg.Compartments))
+	}
 	if cfg.Faults.LeftOpenFor <= 0 {
 		cfg.Faults.LeftOpenFor = 5 * time.Minute
 	}
@@ -243,6 +274,23 @@ func NewCabinet(cfg CabinetConfig, clock Clock, up Uplink, obs Observer, streams
 	c.doors = make([]door, len(cfg.Compartments))
 	for i, spec := range cfg.Compartments {
 		c.doors[i] = door{state: DoorLocked, chilled: spec.Chilled, tempC: ChilledSetpointC, tempAt: now}
+	}
+	if m := cfg.Memory; m != nil {
+		// A door that was open when the cabinet stopped was shut by the
+		// restart; what was inside stays inside.
+		c.seq, c.version = m.Seq, m.Version
+		for i := range c.doors {
+			c.doors[i].occupied = m.Occupied[i]
+			if len(m.Jammed) > 0 && m.Jammed[i] {
+				c.doors[i].state = DoorJammed
+			}
+		}
+		for _, a := range m.Commands {
+			if len(a.ID) > 0 && a.Until.After(now) {
+				c.remember(a.ID, a.Until.UnixNano(), a.Answer, a.Reason)
+			}
+		}
+		c.changed() // the restart is news to the controller's shadow
 	}
 	if cfg.Heartbeat > 0 {
 		clock.AfterFunc(cfg.Heartbeat, c.heartbeat)
@@ -297,6 +345,25 @@ func (c *Cabinet) State() State {
 
 func (c *Cabinet) changed() { c.version++ }
 
+// Memory is what the cabinet would keep in non-volatile memory now (see
+// CabinetConfig.Memory).
+func (c *Cabinet) Memory() Memory {
+	m := Memory{Seq: c.seq, Version: c.version, Occupied: make([]bool, len(c.doors))}
+	for i := range c.doors {
+		m.Occupied[i] = c.doors[i].occupied
+		if c.doors[i].state == DoorJammed {
+			if m.Jammed == nil {
+				m.Jammed = make([]bool, len(c.doors))
+			}
+			m.Jammed[i] = true
+		}
+	}
+	for _, sc := range c.seen {
+		m.Commands = append(m.Commands, AnsweredCommand{ID: sc.id, Until: time.Unix(0, sc.expires).UTC(), Answer: sc.reply, Reason: sc.reason})
+	}
+	return m
+}
+
 // HandleCommand executes a command from the controller: at most once per id,
 // acknowledging every copy.
 func (c *Cabinet) HandleCommand(cmd Command) {
@@ -316,14 +383,22 @@ func (c *Cabinet) HandleCommand(cmd Command) {
 	}
 	c.Stats.Commands++
 	reply := c.execute(cmd, now)
+	c.rememberHashed(h, cmd.ID, now.Add(c.cfg.DedupWindow).UnixNano(), reply.Type, reply.Reason)
+}
+
+// remember records an answered command id until expires (unix ns).
+func (c *Cabinet) remember(id string, expires int64, reply EventType, reason string) {
+	c.rememberHashed(maphash.String(c.hashKey, id), id, expires, reply, reason)
+}
+
+func (c *Cabinet) rememberHashed(h uint64, id string, expires int64, reply EventType, reason string) {
 	if len(c.seen) == cap(c.seen) {
 		c.roomToRemember()
 	}
-	c.seen = append(c.seen, seenCommand{hash: h, id: cmd.ID, expires: now.Add(c.cfg.DedupWindow).UnixNano(),
-		reply: reply.Type, reason: reply.Reason})
+	c.seen = append(c.seen, seenCommand{hash: h, id: id, expires: expires, reply: reply, reason: reason})
 	switch {
 	case c.index != nil:
-		c.index[cmd.ID] = c.forgot + len(c.seen) - 1
+		c.index[id] = c.forgot + len(c.seen) - 1
 	case len(c.seen) > seenIndexAt:
 		c.index = make(map[string]int, 2*len(c.seen))
 		for i := range c.seen {

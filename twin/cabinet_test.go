@@ -396,3 +396,54 @@ func TestLongCabinetNamesMakeValidEventIDs(t *testing.T) {
 		require.NoError(t, ev.Validate())
 	}
 }
+
+// TestCabinetRestartsFromItsMemory: a cabinet rebuilt from what it kept in
+// non-volatile memory carries on: its events go on counting (the
+// controller drops one whose seq it has seen), its state is newer, its
+// compartments hold what they held, a jammed door is still jammed, and a
+// command it answered before the restart is answered again, not executed
+// again.
+func TestCabinetRestartsFromItsMemory(t *testing.T) {
+	c, clock, up, _ := newTestCabinet(t, Faults{})
+	open1 := open("c1", 2, clock.Now())
+	c.HandleCommand(open1)
+	require.NoError(t, c.Place(2))
+	require.NoError(t, c.Close(2))
+	c.cfg.Faults.DoorJamProbability = 1
+	c.HandleCommand(open("c2", 3, clock.Now()))
+	mem := c.Memory()
+	require.Equal(t, up.last().Seq, mem.Seq)
+	require.Equal(t, []bool{false, true, false}, mem.Occupied)
+	require.Equal(t, []bool{false, false, true}, mem.Jammed)
+	require.Len(t, mem.Commands, 2)
+
+	clock.Advance(time.Minute)
+	up2, w2 := &uplink{}, &watcher{}
+	again, err := NewCabinet(CabinetConfig{Site: "lobby", Name: "a1", Memory: &mem,
+		Compartments: []CompartmentSpec{{}, {}, {Chilled: true}}}, clock, up2, w2, streams(1))
+	require.NoError(t, err)
+	again.Start()
+	st := up2.states[0]
+	require.Equal(t, mem.Seq, st.Seq)
+	require.Greater(t, st.Version, mem.Version, "the restart is a change the shadow takes")
+	require.True(t, st.Compartments[1].Occupied)
+	require.Equal(t, DoorJammed, st.Compartments[2].Door)
+	again.HandleCommand(open1) // the controller resends it: it never saw the ack
+	require.Equal(t, []EventType{EvtAck}, up2.types(), "answered, not opened again")
+	require.Empty(t, w2.opened)
+	require.Equal(t, mem.Seq+1, up2.events[0].Seq, "the sequence goes on")
+	require.Equal(t, fmt.Sprintf("a1-%d", mem.Seq+1), up2.events[0].ID)
+
+	// Past the dedup window the memory of a command is gone, as it would be
+	// without the restart.
+	clock.Advance(10 * time.Minute)
+	later, err := NewCabinet(CabinetConfig{Site: "lobby", Name: "a1", Memory: &mem,
+		Compartments: []CompartmentSpec{{}, {}, {Chilled: true}}}, clock, &uplink{}, nil, streams(1))
+	require.NoError(t, err)
+	require.Empty(t, later.Memory().Commands)
+
+	mem.Occupied = mem.Occupied[:2]
+	_, err = NewCabinet(CabinetConfig{Site: "lobby", Name: "a1", Memory: &mem,
+		Compartments: []CompartmentSpec{{}, {}, {}}}, clock, &uplink{}, nil, streams(1))
+	require.ErrorContains(t, err, "twin: cabinet a1: its memory is of 2 compartments, not 3")
+}

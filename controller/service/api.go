@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -122,29 +123,53 @@ func (s *Service) authorize(w http.ResponseWriter, r *http.Request, need role) b
 	return true
 }
 
+// route is one endpoint of the API, as /v1/openapi.json documents it.
+type route struct {
+	method, path string
+	handler      http.HandlerFunc
+	// uninstrumented: not counted in the request metrics (the metrics
+	// themselves, and the event stream, whose requests last for hours).
+	uninstrumented bool
+}
+
+// apiRoutes are the API's endpoints; a test holds them to openapi.json.
+func (s *Service) apiRoutes() []route {
+	metrics := promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})
+	return []route{
+		{method: "GET", path: "/healthz", handler: func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) }},
+		{method: "GET", path: "/readyz", handler: s.readyz},
+		{method: "GET", path: "/metrics", handler: metrics.ServeHTTP, uninstrumented: true},
+		{method: "GET", path: "/v1/openapi.json", handler: func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write(openapi)
+		}},
+		{method: "GET", path: "/v1/sites", handler: s.listSites},
+		{method: "POST", path: "/v1/sites", handler: s.provisionSite},
+		{method: "GET", path: "/v1/sites/{site}", handler: s.getSite},
+		{method: "GET", path: "/v1/sites/{site}/exceptions", handler: s.exceptions},
+		{method: "POST", path: "/v1/sites/{site}/cabinets/{cabinet}/compartments/{compartment}/in-service", handler: s.backInService},
+		{method: "POST", path: "/v1/sites/{site}/parcels", handler: s.announce},
+		{method: "GET", path: "/v1/sites/{site}/parcels/{parcel}", handler: s.getParcel},
+		{method: "POST", path: "/v1/sites/{site}/parcels/{parcel}/deposit", handler: s.deposit},
+		{method: "POST", path: "/v1/sites/{site}/parcels/{parcel}/return", handler: s.collectReturn},
+		{method: "POST", path: "/v1/sites/{site}/parcels/{parcel}/qr", handler: s.issueQR},
+		{method: "POST", path: "/v1/sites/{site}/parcels/{parcel}/cancel", handler: s.cancel},
+		{method: "POST", path: "/v1/sites/{site}/parcels/{parcel}/resolve", handler: s.resolve},
+		{method: "POST", path: "/v1/sites/{site}/pickup", handler: s.pickup},
+		{method: "GET", path: "/v1/audit/verify", handler: s.verify},
+		{method: "GET", path: "/v1/events", handler: s.events, uninstrumented: true},
+	}
+}
+
 func (s *Service) routes() http.Handler {
 	mux := http.NewServeMux()
-	handle := func(pattern, route string, h http.HandlerFunc) {
-		mux.Handle(pattern, s.metrics.instrument(route, h))
+	for _, rt := range s.apiRoutes() {
+		var h http.Handler = rt.handler
+		if !rt.uninstrumented {
+			h = s.metrics.instrument(rt.path, rt.handler)
+		}
+		mux.Handle(rt.method+" "+rt.path, h)
 	}
-	handle("GET /healthz", "/healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
-	handle("GET /readyz", "/readyz", s.readyz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
-	handle("GET /v1/openapi.json", "/v1/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(openapi)
-	})
-	handle("GET /v1/sites", "/v1/sites", s.listSites)
-	handle("POST /v1/sites", "/v1/sites", s.provisionSite)
-	handle("GET /v1/sites/{site}", "/v1/sites/{site}", s.getSite)
-	handle("POST /v1/sites/{site}/parcels", "/v1/sites/{site}/parcels", s.announce)
-	handle("GET /v1/sites/{site}/parcels/{parcel}", "/v1/sites/{site}/parcels/{parcel}", s.getParcel)
-	handle("POST /v1/sites/{site}/parcels/{parcel}/deposit", "/v1/sites/{site}/parcels/{parcel}/deposit", s.deposit)
-	handle("POST /v1/sites/{site}/parcels/{parcel}/return", "/v1/sites/{site}/parcels/{parcel}/return", s.collectReturn)
-	handle("POST /v1/sites/{site}/parcels/{parcel}/qr", "/v1/sites/{site}/parcels/{parcel}/qr", s.issueQR)
-	handle("POST /v1/sites/{site}/pickup", "/v1/sites/{site}/pickup", s.pickup)
-	handle("GET /v1/audit/verify", "/v1/audit/verify", s.verify)
-	mux.HandleFunc("GET /v1/events", s.events)
 	if s.cfg.ViewDir != "" {
 		mux.Handle("GET /view/", http.StripPrefix("/view/", http.FileServer(http.Dir(s.cfg.ViewDir))))
 	}
@@ -416,6 +441,131 @@ func (s *Service) issueQR(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, 200, map[string]string{"qr": qr})
+}
+
+// parcelView is a parcel's state after an operation on it.
+type parcelView struct {
+	Parcel      string `json:"parcel"`
+	State       string `json:"state"`
+	Cabinet     string `json:"cabinet,omitempty"`
+	Compartment int    `json:"compartment,omitempty"`
+}
+
+// parcelAction runs op on one parcel on its site's goroutine (committed
+// before the answer, as every input is) and answers with the parcel's
+// state afterwards. The caller has authorized the request.
+func (s *Service) parcelAction(w http.ResponseWriter, r *http.Request, op func(*controller.Core, string) error) {
+	st, ok := s.siteOf(w, r)
+	if !ok {
+		return
+	}
+	id := r.PathValue("parcel")
+	var info controller.ParcelInfo
+	err := st.call(r.Context(), func() error {
+		if err := op(st.core, id); err != nil {
+			return err
+		}
+		info, _ = st.core.Parcel(id) // known: op found it
+		return nil
+	})
+	if err != nil {
+		writeCoreError(w, err)
+		return
+	}
+	writeJSON(w, 200, parcelView{Parcel: id, State: info.State.String(), Cabinet: info.Cabinet, Compartment: info.Compartment})
+}
+
+// cancel withdraws a parcel not yet deposited (courier): its reservation
+// is released.
+func (s *Service) cancel(w http.ResponseWriter, r *http.Request) {
+	if s.authorize(w, r, roleCourier) {
+		s.parcelAction(w, r, (*controller.Core).Cancel)
+	}
+}
+
+type resolveRequest struct {
+	// Resolution: "resume" (the fault is cleared; the parcel carries on) or
+	// "removed" (staff took it out; the compartment is empty).
+	Resolution string `json:"resolution"`
+}
+
+// resolve records an operator's decision on a parcel in exception (admin).
+func (s *Service) resolve(w http.ResponseWriter, r *http.Request) {
+	var req resolveRequest
+	if !s.authorize(w, r, roleAdmin) || !decode(w, r, &req) {
+		return
+	}
+	s.parcelAction(w, r, func(c *controller.Core, id string) error {
+		return c.ResolveException(id, controller.Resolution(req.Resolution))
+	})
+}
+
+type exceptionView struct {
+	Parcel      string `json:"parcel"`
+	Exception   string `json:"exception"`
+	Previous    string `json:"previous_state"`
+	Cabinet     string `json:"cabinet,omitempty"`
+	Compartment int    `json:"compartment,omitempty"`
+	Class       string `json:"class,omitempty"`
+}
+
+// exceptions lists a site's parcels in exception, by id, for an operator
+// (admin).
+func (s *Service) exceptions(w http.ResponseWriter, r *http.Request) {
+	if !s.authorize(w, r, roleAdmin) {
+		return
+	}
+	st, ok := s.siteOf(w, r)
+	if !ok {
+		return
+	}
+	out := []exceptionView{}
+	err := st.call(r.Context(), func() error {
+		for _, p := range st.core.Exceptions() {
+			out = append(out, exceptionView{Parcel: p.ID, Exception: p.Exception, Previous: p.Previous.String(),
+				Cabinet: p.Cabinet, Compartment: p.Compartment, Class: p.Class})
+		}
+		return nil
+	})
+	if err != nil {
+		writeCoreError(w, err)
+		return
+	}
+	writeJSON(w, 200, map[string]any{"site": st.id, "parcels": out})
+}
+
+// backInService puts an out-of-service compartment (a jammed door, say)
+// back in service after a repair (admin).
+func (s *Service) backInService(w http.ResponseWriter, r *http.Request) {
+	if !s.authorize(w, r, roleAdmin) {
+		return
+	}
+	st, ok := s.siteOf(w, r)
+	if !ok {
+		return
+	}
+	cab := r.PathValue("cabinet")
+	slot, err := strconv.Atoi(r.PathValue("compartment"))
+	if err != nil || slot < 1 {
+		writeError(w, http.StatusBadRequest, "bad_request", "compartment must be a slot number from 1, got "+strconv.Quote(r.PathValue("compartment")))
+		return
+	}
+	var status string
+	err = st.call(r.Context(), func() error {
+		if err := st.core.ReturnToService(cab, slot); err != nil {
+			return err
+		}
+		inv := st.core.Inventory()
+		ci := slices.IndexFunc(inv.Cabinets(), func(c allocator.Cabinet) bool { return c.Name == cab })
+		id, _ := inv.CompartmentAt(allocator.CabinetID(ci), slot)
+		status = inv.Status(id).String()
+		return nil
+	})
+	if err != nil {
+		writeCoreError(w, err)
+		return
+	}
+	writeJSON(w, 200, map[string]any{"cabinet": cab, "compartment": slot, "status": status})
 }
 
 type pickupRequest struct {
@@ -775,8 +925,11 @@ type metrics struct {
 	doorRTT      prometheus.Histogram
 	alarms       *prometheus.CounterVec
 	mqttRejected prometheus.Counter
-	issued       map[string]time.Time
-	mu           sync.Mutex
+	// eventsDropped counts cabinet events dropped as already handled: a
+	// copy, or an event of a cabinet behind its own sequence.
+	eventsDropped prometheus.Counter
+	issued        map[string]time.Time
+	mu            sync.Mutex
 }
 
 func newMetrics(s *Service) *metrics {
@@ -788,6 +941,8 @@ func newMetrics(s *Service) *metrics {
 		Buckets: prometheus.ExponentialBuckets(0.005, 2, 12)})
 	m.alarms = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lockerd_alarms_total", Help: "Alarms by kind."}, []string{"kind"})
 	m.mqttRejected = prometheus.NewCounter(prometheus.CounterOpts{Name: "lockerd_mqtt_messages_rejected_total", Help: "Cabinet messages refused as malformed, misrouted or invalid."})
+	m.eventsDropped = prometheus.NewCounter(prometheus.CounterOpts{Name: "lockerd_cabinet_events_dropped_total",
+		Help: "Cabinet events dropped as already handled: copies (redelivered), or events of a cabinet behind its own sequence (restarted without its memory)."})
 	parcels := &parcelsByState{s: s, desc: prometheus.NewDesc("lockerd_parcels", "Active parcels by site and state.", []string{"site", "state"}, nil)}
 	connected := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lockerd_mqtt_clients_connected", Help: "Connected MQTT clients (cabinets)."}, func() float64 {
 		if s.broker == nil {
@@ -830,7 +985,7 @@ func newMetrics(s *Service) *metrics {
 		storeCounter("lockerd_store_wal_restarts_total", "Times the WAL was rewound after growing past its limit (-sync normal).", func(st sqlite.Stats) int64 { return st.Restarts }),
 		storeCounter("lockerd_store_checkpoint_errors_total", "Checkpoints that failed; the next one retries (-sync normal).", func(st sqlite.Stats) int64 { return st.CheckpointErrors }),
 	)
-	m.reg.MustRegister(m.requests, m.latency, m.doorRTT, m.alarms, m.mqttRejected, parcels, connected,
+	m.reg.MustRegister(m.requests, m.latency, m.doorRTT, m.alarms, m.mqttRejected, m.eventsDropped, parcels, connected,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

@@ -29,12 +29,14 @@ func FuzzAPIRequests(f *testing.F) {
 	routes := []string{
 		"/v1/sites/lobby/parcels", "/v1/sites/lobby/parcels/p1/deposit", "/v1/sites/lobby/parcels/p1/return",
 		"/v1/sites/lobby/parcels/p1/qr", "/v1/sites/lobby/pickup", "/v1/sites",
+		"/v1/sites/lobby/parcels/p1/cancel", "/v1/sites/lobby/parcels/p1/resolve",
+		"/v1/sites/lobby/cabinets/c1/compartments/1/in-service",
 	}
 	for i, body := range []string{
 		`{"id":"p1","class":"S","recipient":"r"}`, `{"id":"p2","length_mm":100,"width_mm":100,"height_mm":50,"recipient":"r"}`,
 		`{"cabinet":"c1","code":"123456789012"}`, `{"cabinet":"c1","qr":"LT1.p1.c1.1.0.1.AAAAAAAAAAAAAAAAAAAAAA"}`,
 		`{}`, `null`, `[]`, `{"id":"p1","class":"S","recipient":"r"} {}`, `{"id":`, `{"id":"` + strings.Repeat("x", 70) + `"}`,
-		`{"id":"s2","layout":{}}`, "",
+		`{"id":"s2","layout":{}}`, "", `{"resolution":"resume"}`, `{"resolution":"removed","why":1}`,
 	} {
 		f.Add(uint8(i), body, i%2 == 0)
 	}

@@ -364,7 +364,7 @@ func (s *Service) startSite(l SiteLayout) error {
 	}
 	st.cfg = cfg
 	st.core.AddHook(st)
-	st.seen = map[string]bool{}
+	st.seen, st.behind = map[string]bool{}, map[string]bool{}
 	if grace := s.cfg.StatusGrace; grace >= 0 {
 		if grace == 0 {
 			grace = DefaultStatusGrace
@@ -503,7 +503,14 @@ func (s *Service) onEvent(topic string, payload []byte) {
 	}
 	st.post(func() error {
 		err := st.core.HandleEvent(cab, ev)
-		if err != nil && !errors.Is(err, controller.ErrDuplicateEvent) {
+		switch {
+		case err == nil:
+		case errors.Is(err, controller.ErrDuplicateEvent):
+			s.metrics.eventsDropped.Inc() // a redelivery under QoS 1, or a cabinet behind its sequence
+			if errors.Is(err, controller.ErrSequenceBehind) {
+				st.warnBehind(cab, ev.Seq)
+			}
+		default:
 			s.metrics.mqttRejected.Inc()
 			s.log.Warn("cabinet event refused", "site", st.id, "cabinet", cab, "err", err)
 		}
@@ -522,6 +529,12 @@ func (s *Service) onState(topic string, payload []byte) {
 		return
 	}
 	st.post(func() error {
+		// The state a cabinet publishes when it connects carries its
+		// sequence number: one behind the events handled from it means it
+		// counts again from a lower number, and its events will be dropped.
+		if last, ok := st.core.CabinetSequence(cab); ok && state.Seq < last {
+			st.warnBehind(cab, state.Seq)
+		}
 		if err := st.core.HandleState(cab, state); err != nil && !errors.Is(err, twin.ErrStaleState) {
 			s.log.Warn("cabinet state refused", "site", st.id, "cabinet", cab, "err", err)
 		}
@@ -541,6 +554,9 @@ func (s *Service) onStatus(topic string, payload []byte) {
 	}
 	st.post(func() error {
 		st.seen[cab] = true
+		if status == twin.StatusOnline {
+			delete(st.behind, cab) // warn again if this connection is behind too
+		}
 		return st.core.CabinetOnline(cab, status == twin.StatusOnline)
 	})
 }
@@ -562,6 +578,25 @@ type site struct {
 	notes  []controller.Notification
 	events []controller.Event
 	seen   map[string]bool // cabinets that reported a status since start
+	// behind: cabinets whose events were dropped as behind their sequence
+	// and were warned about, since they last reported online.
+	behind map[string]bool
+}
+
+// warnBehind says, once per connection of a cabinet, that it reports a
+// sequence number (seq) behind the events handled from it: it restarted
+// without keeping its count, and its events are dropped until its numbers
+// pass the last handled.
+func (st *site) warnBehind(cab string, seq uint64) {
+	if st.behind[cab] {
+		return
+	}
+	st.behind[cab] = true
+	last, _ := st.core.CabinetSequence(cab)
+	st.svc.log.Warn("cabinet is behind its own sequence: it reports a number below the last handled from it, "+
+		"as a cabinet restarted without its non-volatile memory does (PROTOCOL.md: keep seq across restarts); "+
+		"its events are dropped as already handled until its numbers pass the last",
+		"site", st.id, "cabinet", cab, "seq", seq, "last_handled", last)
 }
 
 // cabinetCommand is a door command waiting for its event's commit.

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -117,7 +118,14 @@ type harness struct {
 func start(t *testing.T, dir string, box *inbox) *harness { return startAt(t, dir, box, "", "") }
 
 func startAt(t *testing.T, dir string, box *inbox, httpAddr, mqttAddr string) *harness {
-	svc, err := New(Config{DataDir: dir, Sites: tinyLayout(t), Notifier: box, HTTPAddr: httpAddr, MQTTAddr: mqttAddr})
+	return startWith(t, dir, Config{Notifier: box, HTTPAddr: httpAddr, MQTTAddr: mqttAddr})
+}
+
+// startWith starts lockerd in dir with the tiny layout and cfg.
+func startWith(t *testing.T, dir string, cfg Config) *harness {
+	box, _ := cfg.Notifier.(*inbox)
+	cfg.DataDir, cfg.Sites = dir, tinyLayout(t)
+	svc, err := New(cfg)
 	require.NoError(t, err)
 	require.NoError(t, svc.Start())
 	h := &harness{t: t, svc: svc, dir: dir, box: box, base: "http://" + svc.HTTPAddr(), doors: &doors{ch: make(chan [2]any, 16)}}
@@ -125,14 +133,18 @@ func startAt(t *testing.T, dir string, box *inbox, httpAddr, mqttAddr string) *h
 	return h
 }
 
-func (h *harness) attachCabinet() {
+func (h *harness) attachCabinet() { h.attachCabinetWith(twin.CabinetConfig{}) }
+
+// attachCabinetWith attaches the site's cabinet as cfg says (faults,
+// memory); its five compartments are added.
+func (h *harness) attachCabinetWith(cfg twin.CabinetConfig) {
 	secrets, err := NewCabinetSecrets(h.dir)
 	require.NoError(h.t, err)
 	require.Len(h.t, secrets, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	h.cab, err = mqttlink.Start(ctx, mqttlink.Config{Broker: "mqtt://" + h.svc.MQTTAddr(), Site: "lobby", Cabinet: secrets[0].Cabinet, Secret: secrets[0].Secret},
-		twin.CabinetConfig{Compartments: make([]twin.CompartmentSpec, 5)},
+		twin.CabinetConfig{Compartments: make([]twin.CompartmentSpec, 5), Faults: cfg.Faults, Memory: cfg.Memory},
 		testStreams, h.doors)
 	require.NoError(h.t, err)
 }
@@ -687,4 +699,201 @@ func TestViewDirMustHoldTheView(t *testing.T) {
 	}
 	_, err := New(Config{DataDir: t.TempDir(), ViewDir: half})
 	require.ErrorContains(t, err, "view directory")
+}
+
+// TestOperatorEndpoints: what an operator needs when a door fails, over
+// the API. A jammed door puts its parcel in exception and its compartment
+// out of service; the operator lists the exceptions, resolves one, and
+// puts the repaired compartment back in service. A courier withdraws a
+// parcel not yet deposited.
+func TestOperatorEndpoints(t *testing.T) {
+	h := start(t, t.TempDir(), newInbox())
+	defer h.stop()
+	h.attachCabinetWith(twin.CabinetConfig{Faults: twin.Faults{DoorJamProbability: 1}}) // every door jams
+
+	code, res := h.call("POST", "/v1/sites/lobby/parcels", h.courier, map[string]any{"id": "p1", "class": "S", "recipient": "r"})
+	require.Equal(t, 201, code, res)
+	code, res = h.call("POST", "/v1/sites/lobby/parcels/p1/deposit", h.courier, nil)
+	require.Equal(t, 202, code, res)
+	h.eventually("p1", "exception")
+
+	code, res = h.call("GET", "/v1/sites/lobby/exceptions", h.courier, nil)
+	require.Equal(t, 403, code, "an operator's list: admin only")
+	code, res = h.call("GET", "/v1/sites/lobby/exceptions", h.admin, nil)
+	require.Equal(t, 200, code, res)
+	parcels := res["parcels"].([]any)
+	require.Len(t, parcels, 1)
+	ex := parcels[0].(map[string]any)
+	require.Equal(t, "p1", ex["parcel"])
+	require.Equal(t, "command_jammed", ex["exception"])
+	require.Equal(t, "deposit_opening", ex["previous_state"])
+	slot := int(ex["compartment"].(float64))
+	inService := fmt.Sprintf("/v1/sites/lobby/cabinets/c1/compartments/%d/in-service", slot)
+	status := func() string {
+		_, site := h.call("GET", "/v1/sites/lobby", h.courier, nil)
+		for _, c := range site["compartments"].([]any) {
+			if c := c.(map[string]any); int(c["compartment"].(float64)) == slot {
+				return c["status"].(string)
+			}
+		}
+		return ""
+	}
+	require.Equal(t, "out-of-service", status())
+
+	tests := []struct {
+		name, method, path, token string
+		body                      any
+		status                    int
+		code                      string
+	}{
+		{"resolve as a courier", "POST", "/v1/sites/lobby/parcels/p1/resolve", h.courier, map[string]any{"resolution": "removed"}, 403, "forbidden"},
+		{"resolve without a body", "POST", "/v1/sites/lobby/parcels/p1/resolve", h.admin, nil, 400, "bad_request"},
+		{"resolve how?", "POST", "/v1/sites/lobby/parcels/p1/resolve", h.admin, map[string]any{"resolution": "ignore"}, 400, "bad_request"},
+		{"resolve an unknown parcel", "POST", "/v1/sites/lobby/parcels/ghost/resolve", h.admin, map[string]any{"resolution": "resume"}, 404, "unknown_parcel"},
+		{"in service at no such cabinet", "POST", "/v1/sites/lobby/cabinets/c9/compartments/1/in-service", h.admin, nil, 404, "unknown_cabinet"},
+		{"no such compartment", "POST", "/v1/sites/lobby/cabinets/c1/compartments/99/in-service", h.admin, nil, 404, "unknown_compartment"},
+		{"not a slot", "POST", "/v1/sites/lobby/cabinets/c1/compartments/first/in-service", h.admin, nil, 400, "bad_request"},
+		{"a compartment in service", "POST", "/v1/sites/lobby/cabinets/c1/compartments/5/in-service", h.admin, nil, 400, "bad_request"},
+		{"in service as a courier", "POST", inService, h.courier, nil, 403, "forbidden"},
+		{"cancel an unknown parcel", "POST", "/v1/sites/lobby/parcels/ghost/cancel", h.courier, nil, 404, "unknown_parcel"},
+		{"cancel a parcel in exception", "POST", "/v1/sites/lobby/parcels/p1/cancel", h.courier, nil, 409, "wrong_state"},
+		{"exceptions of no site", "GET", "/v1/sites/nowhere/exceptions", h.admin, nil, 404, "unknown_site"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, res := h.call(tt.method, tt.path, tt.token, tt.body)
+			require.Equal(t, tt.status, code, res)
+			require.Equal(t, tt.code, res["code"], res)
+		})
+	}
+	require.Equal(t, "exception", h.state("p1"), "no refused request changed anything")
+	require.Equal(t, "out-of-service", status())
+
+	// Staff took the parcel out; the compartment stays out of service
+	// until the door is repaired and put back.
+	code, res = h.call("POST", "/v1/sites/lobby/parcels/p1/resolve", h.admin, map[string]any{"resolution": "removed"})
+	require.Equal(t, 200, code, res)
+	require.Equal(t, "removed", res["state"])
+	code, res = h.call("POST", "/v1/sites/lobby/parcels/p1/resolve", h.admin, map[string]any{"resolution": "removed"})
+	require.Equal(t, 409, code, "resolved once")
+	require.Equal(t, "wrong_state", res["code"])
+	_, res = h.call("GET", "/v1/sites/lobby/exceptions", h.admin, nil)
+	require.Empty(t, res["parcels"])
+	require.Equal(t, "out-of-service", status())
+	h.cab.Do(func(c *twin.Cabinet) { require.NoError(t, c.Repair(slot)) })
+	code, res = h.call("POST", inService, h.admin, nil)
+	require.Equal(t, 200, code, res)
+	require.Equal(t, "free", res["status"])
+	require.Equal(t, "free", status())
+
+	// A parcel announced and not deposited is withdrawn; its reservation
+	// is released.
+	code, res = h.call("POST", "/v1/sites/lobby/parcels", h.courier, map[string]any{"id": "p2", "class": "S", "recipient": "r"})
+	require.Equal(t, 201, code, res)
+	code, res = h.call("POST", "/v1/sites/lobby/parcels/p2/cancel", h.courier, nil)
+	require.Equal(t, 200, code, res)
+	require.Equal(t, map[string]any{"parcel": "p2", "state": "cancelled"}, res)
+	code, _ = h.call("POST", "/v1/sites/lobby/parcels/p2/cancel", h.courier, nil)
+	require.Equal(t, 409, code, "cancelled once")
+	code, res = h.call("GET", "/v1/audit/verify", h.admin, nil)
+	require.Equal(t, 200, code, res)
+}
+
+// TestRoutesAreTheOpenAPIPaths: every endpoint lockerd serves is in
+// /v1/openapi.json with its method, and the document names no other.
+func TestRoutesAreTheOpenAPIPaths(t *testing.T) {
+	var doc struct {
+		Paths map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	require.NoError(t, json.Unmarshal(openapi, &doc))
+	var documented, served []string
+	for path, ops := range doc.Paths {
+		for method := range ops {
+			if method != "parameters" {
+				documented = append(documented, strings.ToUpper(method)+" "+path)
+			}
+		}
+	}
+	svc, err := New(Config{DataDir: t.TempDir(), Sites: tinyLayout(t)})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, svc.Shutdown(context.Background())) }()
+	for _, rt := range svc.apiRoutes() {
+		served = append(served, rt.method+" "+rt.path)
+	}
+	require.ElementsMatch(t, served, documented)
+}
+
+// syncBuffer is a log a service writes from its goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestCabinetThatLostItsSequence: a cabinet restarted without its memory
+// counts its events from 1 again. lockerd has handled those numbers: it
+// drops the events, says why once, and carries on once the cabinet is back
+// with its memory.
+func TestCabinetThatLostItsSequence(t *testing.T) {
+	var logs syncBuffer
+	h := startWith(t, t.TempDir(), Config{Notifier: newInbox(), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	defer h.stop()
+	h.attachCabinet()
+	code, res := h.call("POST", "/v1/sites/lobby/parcels", h.courier, map[string]any{"id": "p1", "class": "S", "recipient": "r"})
+	require.Equal(t, 201, code, res)
+	code, res = h.call("POST", "/v1/sites/lobby/parcels/p1/deposit", h.courier, nil)
+	require.Equal(t, 202, code, res)
+	_, slot := h.doors.await(t)
+	h.cab.Do(func(c *twin.Cabinet) { require.NoError(t, c.Place(slot)); require.NoError(t, c.Close(slot)) })
+	h.eventually("p1", "awaiting_pickup")
+	require.NoError(t, h.cab.Close(context.Background()))
+	mem := h.cab.Memory() // as it stopped
+	require.Positive(t, mem.Seq)
+	require.True(t, mem.Occupied[slot-1])
+
+	dropped := func() string {
+		resp, err := http.Get(h.base + "/metrics")
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		text, _ := io.ReadAll(resp.Body)
+		for _, line := range strings.Split(string(text), "\n") {
+			if name, n, ok := strings.Cut(line, " "); ok && name == "lockerd_cabinet_events_dropped_total" {
+				return n
+			}
+		}
+		return "none"
+	}
+	require.Equal(t, "0", dropped())
+	const warning = "cabinet is behind its own sequence"
+	require.NotContains(t, logs.String(), warning)
+
+	// Without its memory: a new, empty cabinet counting from 1.
+	h.attachCabinet()
+	_, res = h.call("POST", "/v1/sites/lobby/parcels/p1/qr", h.admin, nil)
+	code, res = h.call("POST", "/v1/sites/lobby/pickup", "", map[string]any{"cabinet": "c1", "qr": res["qr"]})
+	require.Equal(t, 200, code, res)
+	h.doors.await(t) // it opens the door, but its ack and report are dropped
+	require.Eventually(t, func() bool { return dropped() != "0" }, wait, 20*time.Millisecond)
+	require.Equal(t, "pickup_opening", h.state("p1"), "nothing it says is taken")
+	require.Equal(t, 1, strings.Count(logs.String(), warning), "said once for the connection: %s", logs.String())
+	require.Contains(t, logs.String(), "cabinet=c1 seq=0 last_handled="+strconv.FormatUint(mem.Seq, 10), "its state on connecting gave it away")
+	require.NoError(t, h.cab.Close(context.Background()))
+
+	// With its memory it carries on: the unacknowledged command is resent
+	// when it reports online.
+	h.attachCabinetWith(twin.CabinetConfig{Memory: &mem})
+	_, slot = h.doors.await(t)
+	h.cab.Do(func(c *twin.Cabinet) { require.NoError(t, c.Remove(slot)); require.NoError(t, c.Close(slot)) })
+	h.eventually("p1", "picked_up")
 }

@@ -323,6 +323,23 @@ func (r *Runner) Stats() Stats {
 		CommandsInvalid: r.invalid.Load(), OutboxDropped: r.dropped.Load(), Connections: r.conns.Load()}
 }
 
+// Memory is the cabinet's non-volatile memory (twin.Cabinet.Memory), read
+// on its goroutine while it runs and as it stopped once Close has returned:
+// what a fleet saves to restart its cabinets where they were.
+func (r *Runner) Memory() twin.Memory {
+	got := make(chan twin.Memory, 1)
+	select {
+	case r.inbox <- func() { got <- r.cab.Memory() }:
+		select {
+		case m := <-got:
+			return m
+		case <-r.done: // it stopped first: nothing else touches the cabinet now
+		}
+	case <-r.done:
+	}
+	return r.cab.Memory()
+}
+
 // Drop cuts the connection without a DISCONNECT (the broker sends the
 // will); autopaho reconnects by itself. For fault injection and tests.
 func (r *Runner) Drop() { r.cm.TerminateConnectionForTest() }

@@ -14,9 +14,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -85,6 +87,8 @@ func run(args []string, stderr io.Writer) int {
 	uncommanded := fs.Float64("uncommanded", 0, "uncommanded door openings per cabinet per day")
 	mtbf := fs.Duration("outage-mtbf", 0, "mean time between cabinet outages (0: none)")
 	mttr := fs.Duration("outage-mttr", 5*time.Minute, "mean outage duration")
+	memoryFile := fs.String("memory", "", "where the cabinets keep their non-volatile memory between runs (sequence numbers, what each compartment holds); default fleet-memory.json beside -secrets; none: start them as new")
+	repair := fs.Duration("repair", 0, "a technician repairs a jammed door this long after it jams (0: never); lockerd's operator then puts it back in service")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -107,7 +111,8 @@ func run(args []string, stderr io.Writer) int {
 		name string
 		ok   bool
 	}{{"-n must be 0 (all) or more", *limit >= 0}, {"-handling cannot be negative", *handling >= 0},
-		{"-duration cannot be negative (0: until interrupted)", *duration >= 0}} {
+		{"-duration cannot be negative (0: until interrupted)", *duration >= 0},
+		{"-repair cannot be negative (0: never)", *repair >= 0}} {
 		if !c.ok {
 			bad = append(bad, errors.New(c.name))
 		}
@@ -134,6 +139,20 @@ func run(args []string, stderr io.Writer) int {
 	}
 	if *limit > 0 && *limit < len(secrets) {
 		secrets = secrets[:*limit]
+	}
+	memPath := *memoryFile
+	if memPath == "" {
+		memPath = filepath.Join(filepath.Dir(*secretsFile), "fleet-memory.json")
+	}
+	memory := &fleetMemory{Clean: true, Cabinets: map[string]twin.Memory{}}
+	if memPath != "none" {
+		if memory, err = loadMemory(memPath); err != nil {
+			fmt.Fprintln(stderr, "lockerfleet:", err)
+			return 1
+		}
+		if !memory.Clean {
+			fmt.Fprintf(stderr, "lockerfleet: the last run stopped without saving its cabinets' memory: their sequence numbers skip %d ahead (the controller raises a sequence_gap alarm for each)\n", crashSkip)
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -171,12 +190,12 @@ func run(args []string, stderr io.Writer) int {
 			for k, c := range s.Chilled {
 				spec[k].Chilled = c
 			}
-			people := &people{handling: *handling, enabled: *auto}
+			people := &people{handling: *handling, enabled: *auto, repair: *repair}
 			cctx, cancel := context.WithTimeout(ctx, connectWait)
 			defer cancel()
 			r, err := mqttlink.Start(cctx, mqttlink.Config{Broker: *brokerURL, Site: s.Site, Cabinet: s.Cabinet, Secret: s.Secret, Logger: log,
 				OnConnectError: waiting},
-				twin.CabinetConfig{Compartments: spec, Faults: faults}, streams, people)
+				twin.CabinetConfig{Compartments: spec, Faults: faults, Memory: memory.resume(s.Site, s.Cabinet, len(spec))}, streams, people)
 			if err != nil {
 				mu.Lock()
 				failed++
@@ -205,11 +224,49 @@ func run(args []string, stderr io.Writer) int {
 	if connected == 0 {
 		return 1 // nothing to run
 	}
+	// remember collects what the cabinets keep, over what the file kept
+	// (of cabinets not run this time too), and saves it.
+	remember := func(clean bool) error {
+		if memPath == "none" {
+			return nil
+		}
+		next := &fleetMemory{Clean: clean, Cabinets: maps.Clone(memory.Cabinets)}
+		for i, r := range runners {
+			if r != nil {
+				next.Cabinets[memoryKey(secrets[i].Site, secrets[i].Cabinet)] = r.Memory()
+			}
+		}
+		return next.save(memPath)
+	}
+	saved := make(chan struct{})
+	go func() {
+		defer close(saved)
+		tick := time.NewTicker(2 * time.Second)
+		defer tick.Stop()
+		var failing bool // say so once, not every tick
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				err := remember(false)
+				if err != nil && !failing {
+					log.Error("cannot save the cabinets' memory", "file", memPath, "err", err)
+				}
+				failing = err != nil
+			}
+		}
+	}()
 	<-ctx.Done()
+	<-saved
 	for _, r := range runners {
 		if r != nil {
 			_ = r.Close(context.Background())
 		}
+	}
+	if err := remember(true); err != nil {
+		fmt.Fprintln(stderr, "lockerfleet: cannot save the cabinets' memory:", err)
+		return 1
 	}
 	if failed > 0 {
 		return 1
@@ -217,11 +274,13 @@ func run(args []string, stderr io.Writer) int {
 	return 0
 }
 
-// people act at a cabinet's doors when they open for a command.
+// people act at a cabinet's doors when they open for a command, and a
+// technician repairs a jammed door after a while (repair; 0: never).
 type people struct {
 	runner   *mqttlink.Runner
 	handling time.Duration
 	enabled  bool
+	repair   time.Duration
 }
 
 func (p *people) DoorOpened(_ string, slot int, command string) {
@@ -245,7 +304,15 @@ func (p *people) DoorOpened(_ string, slot int, command string) {
 	})
 }
 
-func (p *people) DoorJammed(string, int) {}
+func (p *people) DoorJammed(_ string, slot int) {
+	if p.repair <= 0 || p.runner == nil {
+		return
+	}
+	r := p.runner
+	time.AfterFunc(p.repair, func() {
+		r.Do(func(c *twin.Cabinet) { _ = c.Repair(slot) })
+	})
+}
 
 func fnv(s string) uint64 {
 	h := uint64(14695981039346656037)

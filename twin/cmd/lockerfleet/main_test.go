@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lockertwin/lockertwin/twin"
 	"github.com/stretchr/testify/require"
 )
 
@@ -34,11 +35,11 @@ func TestRunRefusesBadInputBeforeConnecting(t *testing.T) {
 		{"a stray argument", []string{"-secrets", good, "extra", "-jam", "0.1"}, 2,
 			[]string{`unexpected argument "extra": lockerfleet takes only flags`}},
 		{"jam above 1", []string{"-secrets", good, "-jam", "1.5"}, 2, []string{"lockerfleet: door jam probability must be between 0 and 1, got 1.5"}},
-		{"every problem at once", []string{"-secrets", good, "-sensor", "-0.1", "-uncommanded", "-2", "-n", "-1", "-handling", "-1s", "-duration", "-1m"}, 2,
+		{"every problem at once", []string{"-secrets", good, "-sensor", "-0.1", "-uncommanded", "-2", "-n", "-1", "-handling", "-1s", "-duration", "-1m", "-repair", "-1h"}, 2,
 			[]string{"lockerfleet: occupancy sensor error probability must be between 0 and 1, got -0.1",
 				"lockerfleet: uncommanded door openings per cabinet per day must be 0 or more, got -2",
 				"lockerfleet: -n must be 0 (all) or more", "lockerfleet: -handling cannot be negative",
-				"lockerfleet: -duration cannot be negative"}},
+				"lockerfleet: -duration cannot be negative", "lockerfleet: -repair cannot be negative"}},
 		{"outages without a duration", []string{"-secrets", good, "-outage-mtbf", "1h", "-outage-mttr", "0"}, 2,
 			[]string{"cabinet outages need a mean outage duration above 0"}},
 		{"a broker URL of another scheme", []string{"-secrets", good, "-broker", "ftp://host"}, 2, []string{`broker URL "ftp://host"`}},
@@ -46,6 +47,8 @@ func TestRunRefusesBadInputBeforeConnecting(t *testing.T) {
 			[]string{"lockerfleet: cannot read the cabinet credentials: open " + filepath.Join(dir, "none.json")}},
 		{"credentials not JSON", []string{"-secrets", write("bad.json", "{")}, 1, []string{"bad.json: unexpected end of JSON input"}},
 		{"no cabinets", []string{"-secrets", write("empty.json", "[]")}, 1, []string{"empty.json: no cabinets in it"}},
+		{"a memory file not JSON", []string{"-secrets", good, "-memory", write("memory.json", "{")}, 1,
+			[]string{"memory.json: unexpected end of JSON input (delete it, or run with -memory none, to start the cabinets afresh)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -114,4 +117,33 @@ func FuzzDecodeSecrets(f *testing.F) {
 			require.True(t, len(s.Chilled) >= 1 && len(s.Chilled) <= 512)
 		}
 	})
+}
+
+// TestFleetMemory: the memory file round-trips; a cabinet resumes from it
+// as it stopped after a clean stop, crashSkip further on after a kill, and
+// afresh when lockerd has provisioned it anew (another number of
+// compartments) or the file does not know it.
+func TestFleetMemory(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "fleet-memory.json")
+	m, err := loadMemory(path)
+	require.NoError(t, err, "no file yet: an empty memory")
+	require.Nil(t, m.resume("lobby", "c1", 2))
+	m.Cabinets[memoryKey("lobby", "c1")] = twin.Memory{Seq: 41, Version: 9, Occupied: []bool{true, false}, Jammed: []bool{false, true}}
+	require.NoError(t, m.save(path))
+
+	back, err := loadMemory(path)
+	require.NoError(t, err)
+	require.Equal(t, m, back)
+	got := back.resume("lobby", "c1", 2)
+	require.Equal(t, &twin.Memory{Seq: 41, Version: 9, Occupied: []bool{true, false}, Jammed: []bool{false, true}}, got)
+	require.Nil(t, back.resume("lobby", "c1", 3), "provisioned anew with other compartments")
+	require.Nil(t, back.resume("lobby", "c2", 2))
+
+	back.Clean = false // saved while running: the fleet was killed after it
+	require.EqualValues(t, 41+crashSkip, back.resume("lobby", "c1", 2).Seq)
+	require.EqualValues(t, 41, back.Cabinets[memoryKey("lobby", "c1")].Seq, "resuming changes nothing kept")
+
+	entries, err := os.ReadDir(filepath.Dir(path))
+	require.NoError(t, err)
+	require.Len(t, entries, 1, "no temporary file left beside it")
 }

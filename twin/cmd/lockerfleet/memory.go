@@ -1,0 +1,81 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/lockertwin/lockertwin/twin"
+)
+
+// fleetMemory is the virtual cabinets' non-volatile memory, kept in one
+// file between runs of lockerfleet: a cabinet restarted without it would
+// count its events from 1 again, and the controller, which has seen those
+// sequence numbers, would drop them all (PROTOCOL.md: keep seq across
+// restarts).
+//
+// The file is saved every few seconds while the fleet runs and once more
+// after its cabinets have stopped; only that last save is marked clean. A
+// fleet that was killed has sent events after its last save, so its
+// cabinets resume crashSkip numbers on: the controller sees a gap, raises a
+// sequence_gap alarm, asks for their state and carries on, as it would for
+// real cabinets that lost power.
+type fleetMemory struct {
+	Clean    bool                   `json:"clean"`
+	Cabinets map[string]twin.Memory `json:"cabinets"` // by "site/cabinet"
+}
+
+// crashSkip is how far a cabinet's sequence moves on after an unclean
+// stop: more events than a cabinet sends between two saves.
+const crashSkip = 1000
+
+func memoryKey(site, cabinet string) string { return site + "/" + cabinet }
+
+// loadMemory reads the fleet's memory file; none yet is an empty memory.
+func loadMemory(path string) (*fleetMemory, error) {
+	m := &fleetMemory{Clean: true, Cabinets: map[string]twin.Memory{}}
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return m, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(data, m); err != nil {
+		return nil, fmt.Errorf("%s: %w (delete it, or run with -memory none, to start the cabinets afresh)", path, err)
+	}
+	if m.Cabinets == nil {
+		m.Cabinets = map[string]twin.Memory{}
+	}
+	return m, nil
+}
+
+// resume is what a cabinet with compartments compartments starts from:
+// nil for one the memory does not have, or has with another number of
+// compartments (lockerd provisioned it anew).
+func (m *fleetMemory) resume(site, cabinet string, compartments int) *twin.Memory {
+	mem, ok := m.Cabinets[memoryKey(site, cabinet)]
+	if !ok || len(mem.Occupied) != compartments || len(mem.Jammed) != 0 && len(mem.Jammed) != compartments {
+		return nil
+	}
+	if !m.Clean {
+		mem.Seq += crashSkip
+	}
+	return &mem
+}
+
+// save writes the memory atomically (a temporary file renamed over it),
+// so that a fleet killed mid-write leaves the previous one.
+func (m *fleetMemory) save(path string) error {
+	data, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
