@@ -150,7 +150,7 @@ func run(args []string, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "lockerfleet:", err)
 			return 1
 		}
-		if !memory.Clean {
+		if memory.skipped {
 			fmt.Fprintf(stderr, "lockerfleet: the last run stopped without saving its cabinets' memory: their sequence numbers skip %d ahead (the controller raises a sequence_gap alarm for each)\n", crashSkip)
 		}
 	}

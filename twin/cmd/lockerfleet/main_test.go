@@ -139,9 +139,16 @@ func TestFleetMemory(t *testing.T) {
 	require.Nil(t, back.resume("lobby", "c1", 3), "provisioned anew with other compartments")
 	require.Nil(t, back.resume("lobby", "c2", 2))
 
-	back.Clean = false // saved while running: the fleet was killed after it
-	require.EqualValues(t, 41+crashSkip, back.resume("lobby", "c1", 2).Seq)
-	require.EqualValues(t, 41, back.Cabinets[memoryKey("lobby", "c1")].Seq, "resuming changes nothing kept")
+	// Saved while running, and the fleet was killed after it: every
+	// cabinet moves on, those not started this time too.
+	back.Clean = false
+	require.NoError(t, back.save(path))
+	killed, err := loadMemory(path)
+	require.NoError(t, err)
+	require.True(t, killed.skipped)
+	require.EqualValues(t, 41+crashSkip, killed.resume("lobby", "c1", 2).Seq)
+	require.EqualValues(t, 41+crashSkip, killed.Cabinets[memoryKey("lobby", "c1")].Seq, "kept for a cabinet not started")
+	require.True(t, killed.Clean, "saved again, it is not skipped twice")
 
 	entries, err := os.ReadDir(filepath.Dir(path))
 	require.NoError(t, err)

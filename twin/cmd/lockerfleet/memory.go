@@ -25,6 +25,10 @@ import (
 type fleetMemory struct {
 	Clean    bool                   `json:"clean"`
 	Cabinets map[string]twin.Memory `json:"cabinets"` // by "site/cabinet"
+	// skipped: loaded from an unclean save, every cabinet's sequence has
+	// moved on by crashSkip (those this run does not start too, so that a
+	// later save keeps the skip).
+	skipped bool
 }
 
 // crashSkip is how far a cabinet's sequence moves on after an unclean
@@ -49,19 +53,23 @@ func loadMemory(path string) (*fleetMemory, error) {
 	if m.Cabinets == nil {
 		m.Cabinets = map[string]twin.Memory{}
 	}
+	if !m.Clean {
+		for k, mem := range m.Cabinets {
+			mem.Seq += crashSkip
+			m.Cabinets[k] = mem
+		}
+		m.Clean, m.skipped = true, true
+	}
 	return m, nil
 }
 
-// resume is what a cabinet with compartments compartments starts from:
+// resume is what a cabinet with that many compartments starts from:
 // nil for one the memory does not have, or has with another number of
 // compartments (lockerd provisioned it anew).
 func (m *fleetMemory) resume(site, cabinet string, compartments int) *twin.Memory {
 	mem, ok := m.Cabinets[memoryKey(site, cabinet)]
 	if !ok || len(mem.Occupied) != compartments || len(mem.Jammed) != 0 && len(mem.Jammed) != compartments {
 		return nil
-	}
-	if !m.Clean {
-		mem.Seq += crashSkip
 	}
 	return &mem
 }
