@@ -2,10 +2,13 @@ package main
 
 import (
 	"bytes"
+	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lockertwin/lockertwin/twin"
 	"github.com/stretchr/testify/require"
@@ -153,4 +156,51 @@ func TestFleetMemory(t *testing.T) {
 	entries, err := os.ReadDir(filepath.Dir(path))
 	require.NoError(t, err)
 	require.Len(t, entries, 1, "no temporary file left beside it")
+}
+
+// nowhere is an uplink that drops what a cabinet publishes.
+type nowhere struct{}
+
+func (nowhere) PublishEvent(string, twin.Event) {}
+func (nowhere) PublishState(string, twin.State) {}
+func (nowhere) PublishStatus(string, string)    {}
+
+// FuzzLoadMemory: the memory file is read back from disk, where anything
+// may have become of it. Any bytes give an error, or a memory from which
+// every cabinet starts (with the memory that fits it, or afresh) and goes
+// on counting, and never a panic.
+func FuzzLoadMemory(f *testing.F) {
+	f.Add([]byte(`{"clean":true,"cabinets":{"lobby/c1":{"seq":41,"version":9,"occupied":[true,false],"jammed":[false,true],` +
+		`"commands":[{"id":"lobby-cmd-1","until":"2030-01-01T00:00:00Z","answer":"ack"}]}}}`))
+	f.Add([]byte(`{"clean":false,"cabinets":{"lobby/c1":{"seq":7,"occupied":[true]}}}`))
+	f.Add([]byte(`{"cabinets":{"lobby/c1":{"occupied":[],"commands":[{"id":"","until":"0001-01-01T00:00:00Z"}]}}}`))
+	f.Add([]byte(`null`))
+	dir := f.TempDir()
+	at := time.Date(2029, 1, 1, 0, 0, 0, 0, time.UTC)
+	streams := func(string) *rand.Rand { return rand.New(rand.NewPCG(1, 2)) }
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(dir, "memory.json")
+		require.NoError(t, os.WriteFile(path, data, 0o600))
+		m, err := loadMemory(path)
+		if err != nil {
+			return
+		}
+		for key, kept := range m.Cabinets {
+			site, cab, _ := strings.Cut(key, "/")
+			for _, n := range []int{len(kept.Occupied), 2} {
+				if n < 1 || n > twin.MaxCompartments {
+					continue
+				}
+				mem := m.resume(site, cab, n)
+				c, err := twin.NewCabinet(twin.CabinetConfig{Site: "lobby", Name: "c1", Compartments: make([]twin.CompartmentSpec, n), Memory: mem},
+					twin.NewManualClock(at), nowhere{}, nil, streams)
+				require.NoError(t, err, "resume gives only a memory that fits")
+				c.Start()
+				c.HandleCommand(twin.Command{V: twin.ProtocolVersion, ID: "fuzz-1", Type: twin.CmdSync, IssuedAt: at, ExpiresAt: at.Add(time.Minute)})
+				if mem != nil && mem.Seq < math.MaxUint64 {
+					require.Greater(t, c.Memory().Seq, mem.Seq, "it goes on counting")
+				}
+			}
+		}
+	})
 }
