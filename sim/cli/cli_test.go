@@ -162,6 +162,8 @@ func TestRunRefusesBadInputBeforeRunning(t *testing.T) {
 		{"unwritable allocation profile", []string{"run", "../../scenarios/bopis-store.yaml", "-memprofile", filepath.Join(blocker, "mem.prof")}, ExitProblem, "-memprofile"},
 		{"two scenarios", []string{"run", "a.yaml", "b.yaml"}, ExitUsage, "Usage: lockersim run"},
 		{"compare one policy", []string{"compare", "../../scenarios/bopis-store.yaml", "-policies", "best-fit"}, ExitUsage, "at least two"},
+		{"compare a trailing comma", []string{"compare", "../../scenarios/bopis-store.yaml", "-policies", "best-fit,"}, ExitUsage, `-policies "best-fit," names an empty policy`},
+		{"compare a policy with itself", []string{"compare", "../../scenarios/bopis-store.yaml", "-policies", "best-fit,first-fit,best-fit"}, ExitUsage, "-policies names best-fit twice"},
 		{"compare unknown policy", []string{"compare", "../../scenarios/bopis-store.yaml", "-policies", "best-fit,nope"}, ExitProblem, `unknown allocator policy "nope"`},
 		{"compare bad fail-if", []string{"compare", "../../scenarios/bopis-store.yaml", "-policies", "best-fit,first-fit", "-fail-if", "overflow=3"}, ExitUsage, "want KPI>VALUE"},
 		// Refused before any policy runs: this table runs nothing.

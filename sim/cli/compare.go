@@ -74,7 +74,15 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "lockersim compare: -policies needs at least two policies, e.g. best-fit,reserve-large")
 		return ExitUsage
 	}
-	for _, n := range names {
+	for i, n := range names {
+		if n == "" {
+			fmt.Fprintf(stderr, "lockersim compare: -policies %q names an empty policy; give names separated by commas, e.g. best-fit,reserve-large\n", *policies)
+			return ExitUsage
+		}
+		if slices.Contains(names[:i], n) {
+			fmt.Fprintf(stderr, "lockersim compare: -policies names %s twice; a policy compared with itself differs by nothing\n", n)
+			return ExitUsage
+		}
 		if err := allocator.Known(n); err != nil {
 			fmt.Fprintln(stderr, "lockersim:", err)
 			return ExitProblem
