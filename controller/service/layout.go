@@ -116,6 +116,27 @@ func LayoutsFromScenario(sc *scenarios.Scenario) ([]SiteLayout, error) {
 }
 
 // build makes the inventory, policy and settings of a layout.
+// check makes every check starting the site makes (its layout builds, and
+// a core accepts its cabinets), on a core with nothing behind it: a layout
+// that would not start is refused before it is stored, where it would stop
+// every later start of lockerd.
+func (l *SiteLayout) check() error {
+	inv, pol, set, err := l.build()
+	if err != nil {
+		return err
+	}
+	_, err = controller.New(controller.Config{Site: l.ID, Inventory: inv, Policy: pol, Settings: set,
+		Clock: twin.NewManualClock(time.Unix(0, 0)), Rand: controller.CryptoRand{}, CodeKey: make([]byte, 32),
+		Log: &controller.HeadLog{}, Out: discardOutputs{}})
+	return err
+}
+
+// discardOutputs drops what a core checked by check would send.
+type discardOutputs struct{}
+
+func (discardOutputs) Send(string, twin.Command)      {}
+func (discardOutputs) Notify(controller.Notification) {}
+
 func (l *SiteLayout) build() (*allocator.Inventory, allocator.Policy, controller.Settings, error) {
 	var set controller.Settings
 	if !twin.ValidID(l.ID) {

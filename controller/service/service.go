@@ -272,8 +272,8 @@ type CabinetSecret struct {
 // provision stores a site's layout and creates credentials for cabinets that
 // have none, returning the new secrets (see recordSecrets).
 func (s *Service) provision(l SiteLayout) ([]CabinetSecret, error) {
-	if _, _, _, err := l.build(); err != nil {
-		return nil, err
+	if err := l.check(); err != nil {
+		return nil, err // nothing stored: a bad layout must not outlive the request
 	}
 	b, err := l.encode()
 	if err != nil {

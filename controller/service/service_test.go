@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -896,4 +897,60 @@ func TestCabinetThatLostItsSequence(t *testing.T) {
 	_, slot = h.doors.await(t)
 	h.cab.Do(func(c *twin.Cabinet) { require.NoError(t, c.Remove(slot)); require.NoError(t, c.Close(slot)) })
 	h.eventually("p1", "picked_up")
+}
+
+// TestABadLayoutIsNotStored: a layout lockerd cannot start is refused
+// before anything of it is stored. Once, a layout with a cabinet named twice
+// passed the first checks, was stored, and failed only when its site
+// started: the id was taken for good ("already provisioned with another
+// layout") and every later start of lockerd failed on it.
+func TestABadLayoutIsNotStored(t *testing.T) {
+	dir := t.TempDir()
+	h := start(t, dir, newInbox())
+	good := tinyLayout(t)[0]
+	good.ID = "annex"
+	twice := good
+	twice.Cabinets = append(slices.Clone(good.Cabinets), good.Cabinets[0])
+	badName := good
+	badName.Cabinets = []CabinetLayout{{Name: "C 1", Compartments: good.Cabinets[0].Compartments}}
+	tooMany := good
+	tooMany.Cabinets = []CabinetLayout{{Name: "c1", Compartments: make([]CompartmentLayout, twin.MaxCompartments+1)}}
+	for i := range tooMany.Cabinets[0].Compartments {
+		tooMany.Cabinets[0].Compartments[i] = good.Cabinets[0].Compartments[0]
+	}
+	noPolicy := good
+	noPolicy.Policy.Allocator = "worst-fit"
+	for _, tt := range []struct {
+		name    string
+		layout  SiteLayout
+		message string
+	}{
+		{"a cabinet named twice", twice, `cabinet name "c1" is invalid or repeated`},
+		{"a cabinet name with a space", badName, `cabinet name "C 1" is invalid or repeated`},
+		{"more compartments than the protocol numbers", tooMany, "at most 512"},
+		{"an unknown policy", noPolicy, `unknown allocator policy "worst-fit"`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			code, res := h.call("POST", "/v1/sites", h.admin, tt.layout)
+			require.Equal(t, 400, code, res)
+			require.Equal(t, "bad_layout", res["code"])
+			require.Contains(t, res["message"], tt.message)
+			code, _ = h.call("GET", "/v1/sites/annex", h.admin, nil)
+			require.Equal(t, 404, code)
+		})
+	}
+	secrets, _ := NewCabinetSecrets(dir)
+	for _, s := range secrets {
+		require.NotEqual(t, "annex", s.Site, "no credentials for a site refused")
+	}
+	code, res := h.call("POST", "/v1/sites", h.admin, good)
+	require.Equal(t, 201, code, "the id is still free: %v", res)
+
+	// And lockerd starts again on this data directory.
+	require.NoError(t, h.svc.Shutdown(context.Background()))
+	h = start(t, dir, newInbox())
+	defer h.stop()
+	code, res = h.call("GET", "/v1/sites", h.admin, nil)
+	require.Equal(t, 200, code, res)
+	require.Equal(t, []any{"annex", "lobby"}, res["sites"])
 }
