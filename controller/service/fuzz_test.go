@@ -37,6 +37,8 @@ func FuzzAPIRequests(f *testing.F) {
 		`{"cabinet":"c1","code":"123456789012"}`, `{"cabinet":"c1","qr":"LT1.p1.c1.1.0.1.AAAAAAAAAAAAAAAAAAAAAA"}`,
 		`{}`, `null`, `[]`, `{"id":"p1","class":"S","recipient":"r"} {}`, `{"id":`, `{"id":"` + strings.Repeat("x", 70) + `"}`,
 		`{"id":"s2","layout":{}}`, "", `{"resolution":"resume"}`, `{"resolution":"removed","why":1}`,
+		`{"id":"s3","classes":[{"name":"S","width_mm":1,"height_mm":1,"depth_mm":1}],"cabinets":[{"name":"c1","compartments":[{"class":"S"}]},{"name":"c1","compartments":[{"class":"S"}]}]}`,
+		`{"id":"s4","classes":[{"name":"S","width_mm":1,"height_mm":1,"depth_mm":1}],"cabinets":[{"name":"c1","compartments":[{"class":"S","bottom_mm":9,"top_mm":1}]}]}`,
 	} {
 		f.Add(uint8(i), body, i%2 == 0)
 	}
@@ -59,6 +61,14 @@ func FuzzAPIRequests(f *testing.F) {
 			require.NoError(t, json.Unmarshal(raw, &e), "%s", raw)
 			require.NotEmpty(t, e.Code, "%s", raw)
 			require.NotEmpty(t, e.Message, "%s", raw)
+		}
+		// Every stored layout is a running site: a refused one was not
+		// stored, where it would stop lockerd's next start.
+		stored, err := svc.store.SiteLayouts()
+		require.NoError(t, err)
+		for id := range stored {
+			_, running := svc.site(id)
+			require.True(t, running, "site %s stored but not running, after %s %q", id, req.URL.Path, body)
 		}
 	})
 }
