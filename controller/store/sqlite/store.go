@@ -460,7 +460,8 @@ func (s *Store) SaveSite(id string, layout []byte) error {
 	case err != nil:
 		return err
 	case string(existing) != string(layout):
-		return fmt.Errorf("site %s is already provisioned with another layout", id)
+		return fmt.Errorf("site %s is already provisioned with another layout; a site's layout cannot change in place, "+
+			"for its log names its compartments: provision the new layout as a new site, or start from a new data directory", id)
 	}
 	return nil
 }
