@@ -176,8 +176,12 @@ func (s *Service) routes() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if allowed := allowedMethods(mux, r); len(allowed) > 0 {
 			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			verb := " are"
+			if len(allowed) == 1 {
+				verb = " is"
+			}
 			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed",
-				r.Method+" is not served at "+r.URL.Path+"; "+strings.Join(allowed, ", ")+" are")
+				r.Method+" is not served at "+r.URL.Path+"; "+strings.Join(allowed, ", ")+verb)
 			return
 		}
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)

@@ -361,6 +361,10 @@ func TestBadRequestsAre4xx(t *testing.T) {
 		require.Equal(t, 405, resp.StatusCode, path)
 		require.Equal(t, allow, resp.Header.Get("Allow"), path)
 	}
+	_, res := h.call("DELETE", "/v1/sites/lobby/pickup", "", nil)
+	require.Equal(t, "DELETE is not served at /v1/sites/lobby/pickup; POST is", res["message"])
+	_, res = h.call("PUT", "/v1/sites", "", nil)
+	require.Equal(t, "PUT is not served at /v1/sites; GET, HEAD, POST are", res["message"])
 
 	// A pickup's message says what is wrong: nothing given, or both.
 	for _, tc := range []struct {
@@ -390,7 +394,7 @@ func TestBadRequestsAre4xx(t *testing.T) {
 	code, _ = h.call("POST", "/v1/sites/lobby/parcels", h.courier, body)
 	require.Equal(t, 201, code)
 	body["class"] = "M"
-	code, res := h.call("POST", "/v1/sites/lobby/parcels", h.courier, body)
+	code, res = h.call("POST", "/v1/sites/lobby/parcels", h.courier, body)
 	require.Equal(t, 409, code)
 	require.Equal(t, "duplicate_parcel", res["code"])
 }
