@@ -115,7 +115,6 @@ func LayoutsFromScenario(sc *scenarios.Scenario) ([]SiteLayout, error) {
 	return out, nil
 }
 
-// build makes the inventory, policy and settings of a layout.
 // check makes every check starting the site makes (its layout builds, and
 // a core accepts its cabinets), on a core with nothing behind it: a layout
 // that would not start is refused before it is stored, where it would stop
@@ -137,6 +136,7 @@ type discardOutputs struct{}
 func (discardOutputs) Send(string, twin.Command)      {}
 func (discardOutputs) Notify(controller.Notification) {}
 
+// build makes the inventory, policy and settings of a layout.
 func (l *SiteLayout) build() (*allocator.Inventory, allocator.Policy, controller.Settings, error) {
 	var set controller.Settings
 	if !twin.ValidID(l.ID) {

@@ -31,7 +31,7 @@ const alarmPrefix = "alarms_"
 
 // KPINames lists the KPIs every replication of sc reports, in the order it
 // reports them. A replication may also report the occasional counts and an
-// alarms_<kind> per kind of alarm raised (KnownKPI accepts those).
+// alarms_<kind> per kind of alarm raised (CheckKPI accepts those).
 func KPINames(sc *scenarios.Scenario) []string {
 	names := []string{"offered", "accepted", "refused", "overflow_rate", "redirected", "deferred",
 		"occupancy_mean", "utilization"}
