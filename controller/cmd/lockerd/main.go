@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -40,7 +41,7 @@ func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
 func run(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("lockerd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	configFile := fs.String("config", "", "optional YAML configuration (flags given on the command line win)")
+	configFile := fs.String("config", "", "optional YAML configuration (flags given on the command line win; relative paths in it are relative to its directory)")
 	httpAddr := fs.String("http", ":8080", "HTTP API address")
 	mqttAddr := fs.String("mqtt", ":1883", "MQTT listener address for cabinets")
 	wsAddr := fs.String("ws", "", "optional MQTT-over-WebSocket listener address")
@@ -75,6 +76,14 @@ func run(args []string, stderr io.Writer) int {
 		if ps := scenarios.DecodeStrict(*configFile, data, &fc); len(ps) > 0 {
 			fmt.Fprintln(stderr, ps.Error())
 			return 1
+		}
+		// A path in the file means the same wherever lockerd is started
+		// from (`lockerd -config /etc/lockerd/lockerd.yaml`): relative to
+		// the file, not to the working directory.
+		for _, p := range []*string{&fc.Data, &fc.Scenario, &fc.View} {
+			if *p != "" && !filepath.IsAbs(*p) {
+				*p = filepath.Join(filepath.Dir(*configFile), *p)
+			}
 		}
 		for name, v := range map[string]struct {
 			dst *string

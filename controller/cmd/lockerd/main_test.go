@@ -17,6 +17,7 @@ func TestRunRefusesBadInputBeforeServing(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, content string) string {
 		p := filepath.Join(dir, name)
+		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o700))
 		require.NoError(t, os.WriteFile(p, []byte(content), 0o600))
 		return p
 	}
@@ -40,6 +41,10 @@ func TestRunRefusesBadInputBeforeServing(t *testing.T) {
 		{"no scenario file", append(local, "-scenario", filepath.Join(dir, "none.yaml")), 1, "none.yaml: cannot read the scenario: no such file or directory"},
 		{"a webhook of another scheme", append(local, "-webhook", "ftp://host/hook"), 1, `webhook URL "ftp://host/hook": want http:// or https://`},
 		{"unknown sync mode", append(local, "-sync", "sometimes"), 1, `unknown sync mode "sometimes"`},
+		// A path in the configuration is relative to the file: here the
+		// scenario beside it, whatever the working directory.
+		{"a scenario beside the configuration", append(local, "-config", write("etc/lockerd.yaml", "scenario: site.yaml\n")), 1,
+			filepath.Join(dir, "etc", "site.yaml") + ": cannot read the scenario"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
