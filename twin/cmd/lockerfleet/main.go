@@ -22,6 +22,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -203,7 +204,7 @@ func run(args []string, stderr io.Writer) int {
 				log.Error("cabinet did not connect", "site", s.Site, "cabinet", s.Cabinet, "err", err)
 				return
 			}
-			people.runner = r
+			people.runner.Store(r)
 			runners[i] = r
 		}()
 	}
@@ -276,42 +277,57 @@ func run(args []string, stderr io.Writer) int {
 
 // people act at a cabinet's doors when they open for a command, and a
 // technician repairs a jammed door after a while (repair; 0: never).
+//
+// They act through the cabinet's runner, which mqttlink.Start returns only
+// once the cabinet is connected: a command can open a door before that (a
+// controller resends what a cabinet has not acknowledged the moment it
+// reports online), so the runner is set atomically and looked up when the
+// person acts, not when the door opens.
 type people struct {
-	runner   *mqttlink.Runner
+	runner   atomic.Pointer[mqttlink.Runner]
 	handling time.Duration
 	enabled  bool
 	repair   time.Duration
 }
 
+// later runs f on the cabinet's goroutine after d, once its runner is
+// known (a cabinet that never finishes connecting is left alone after
+// connectWait).
+func (p *people) later(d time.Duration, f func(c *twin.Cabinet)) {
+	giveUp := time.Now().Add(d + connectWait)
+	var act func()
+	act = func() {
+		if r := p.runner.Load(); r != nil {
+			r.Do(f)
+		} else if time.Now().Before(giveUp) {
+			time.AfterFunc(10*time.Millisecond, act) // still connecting
+		}
+	}
+	time.AfterFunc(d, act)
+}
+
 func (p *people) DoorOpened(_ string, slot int, command string) {
-	if !p.enabled || command == "" || p.runner == nil {
+	if !p.enabled || command == "" {
 		return
 	}
-	r := p.runner
-	time.AfterFunc(p.handling, func() {
-		r.Do(func(c *twin.Cabinet) {
-			_, occupied, err := c.DoorState(slot)
-			if err != nil {
-				return
-			}
-			if occupied {
-				_ = c.Remove(slot)
-			} else {
-				_ = c.Place(slot)
-			}
-			_ = c.Close(slot)
-		})
+	p.later(p.handling, func(c *twin.Cabinet) {
+		_, occupied, err := c.DoorState(slot)
+		if err != nil {
+			return
+		}
+		if occupied {
+			_ = c.Remove(slot)
+		} else {
+			_ = c.Place(slot)
+		}
+		_ = c.Close(slot)
 	})
 }
 
 func (p *people) DoorJammed(_ string, slot int) {
-	if p.repair <= 0 || p.runner == nil {
-		return
+	if p.repair > 0 {
+		p.later(p.repair, func(c *twin.Cabinet) { _ = c.Repair(slot) })
 	}
-	r := p.runner
-	time.AfterFunc(p.repair, func() {
-		r.Do(func(c *twin.Cabinet) { _ = c.Repair(slot) })
-	})
 }
 
 func fnv(s string) uint64 {

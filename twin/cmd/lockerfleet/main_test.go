@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lockertwin/lockertwin/twin"
+	"github.com/lockertwin/lockertwin/twin/broker"
 	"github.com/stretchr/testify/require"
 )
 
@@ -203,4 +205,58 @@ func FuzzLoadMemory(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestFleetRemembersItsCabinets runs the fleet against an in-process
+// broker twice. In the first run its cabinet is commanded open, and the
+// person at the door places an item and closes it: three events. The
+// memory file it leaves is clean and says so; the second run's cabinet
+// reports itself where the first one stopped, not as a new, empty cabinet
+// counting from 1.
+func TestFleetRemembersItsCabinets(t *testing.T) {
+	creds := broker.NewCredentials()
+	_, secret, err := creds.AddCabinet("lobby", "c1")
+	require.NoError(t, err)
+	b, err := broker.New(broker.Config{TCPAddr: "127.0.0.1:0", Credentials: creds})
+	require.NoError(t, err)
+	require.NoError(t, b.Start())
+	defer b.Close()
+	dir := t.TempDir()
+	secrets := filepath.Join(dir, "new-cabinet-secrets.json")
+	require.NoError(t, os.WriteFile(secrets, []byte(`[{"site":"lobby","cabinet":"c1","secret":"`+secret+`","chilled":[false,false]}]`), 0o600))
+	states := make(chan twin.State, 16)
+	_, err = b.Subscribe(twin.CabinetTopic("lobby", "c1", twin.ChanState), func(_ string, payload []byte) {
+		if st, err := twin.DecodeState(payload); err == nil {
+			states <- st
+		}
+	})
+	require.NoError(t, err)
+	// The fleet stops after -duration: long enough, even under the race
+	// detector on a busy machine, to connect and act on the command.
+	args := func(d string) []string {
+		return []string{"-broker", "mqtt://" + b.Addr(), "-secrets", secrets, "-handling", "10ms", "-duration", d}
+	}
+
+	go func() { // the controller's side: open compartment 2 once the cabinet is up
+		<-states
+		at := time.Now()
+		cmd, _ := json.Marshal(twin.Command{V: twin.ProtocolVersion, ID: "lobby-cmd-1", Type: twin.CmdOpen, Compartment: 2,
+			IssuedAt: at, ExpiresAt: at.Add(time.Minute)})
+		_ = b.Publish(twin.CabinetTopic("lobby", "c1", twin.ChanCmd), cmd, false, time.Minute)
+	}()
+	var stderr bytes.Buffer
+	require.Equal(t, 0, run(args("3s"), &stderr), stderr.String())
+	mem, err := loadMemory(filepath.Join(dir, "fleet-memory.json"))
+	require.NoError(t, err)
+	require.False(t, mem.skipped, "the run stopped cleanly")
+	kept := mem.Cabinets["lobby/c1"]
+	require.EqualValues(t, 3, kept.Seq, "ack, door opened, door closed")
+	require.Equal(t, []bool{false, true}, kept.Occupied)
+	require.Len(t, kept.Commands, 1)
+
+	stderr.Reset()
+	require.Equal(t, 0, run(args("1s"), &stderr), stderr.String())
+	first := <-states // published on connecting
+	require.EqualValues(t, 3, first.Seq, "it counts on from where it stopped")
+	require.True(t, first.Compartments[1].Occupied, "and still holds the item")
 }
