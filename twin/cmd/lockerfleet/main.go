@@ -269,6 +269,9 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "lockerfleet: cannot save the cabinets' memory:", err)
 		return 1
 	}
+	if memPath != "none" {
+		fmt.Fprintf(stderr, "lockerfleet: stopped; the next run carries on from the cabinets' memory in %s\n", memPath)
+	}
 	if failed > 0 {
 		return 1
 	}

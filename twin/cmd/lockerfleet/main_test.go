@@ -246,6 +246,7 @@ func TestFleetRemembersItsCabinets(t *testing.T) {
 	}()
 	var stderr bytes.Buffer
 	require.Equal(t, 0, run(args("3s"), &stderr), stderr.String())
+	require.Contains(t, stderr.String(), "lockerfleet: stopped; the next run carries on from the cabinets' memory in "+filepath.Join(dir, "fleet-memory.json"))
 	mem, err := loadMemory(filepath.Join(dir, "fleet-memory.json"))
 	require.NoError(t, err)
 	require.False(t, mem.skipped, "the run stopped cleanly")
