@@ -226,6 +226,21 @@ func (s *Service) siteOf(w http.ResponseWriter, r *http.Request) (*site, bool) {
 	return st, ok
 }
 
+// onSite runs f on the site r names, on the site's goroutine (committed
+// before it returns, as every input is), and answers a missing site or
+// f's error itself; false when it did. The caller has authorized r.
+func (s *Service) onSite(w http.ResponseWriter, r *http.Request, f func(st *site) error) (*site, bool) {
+	st, ok := s.siteOf(w, r)
+	if !ok {
+		return nil, false
+	}
+	if err := st.call(r.Context(), func() error { return f(st) }); err != nil {
+		writeCoreError(w, err)
+		return nil, false
+	}
+	return st, true
+}
+
 func (s *Service) listSites(w http.ResponseWriter, r *http.Request) {
 	if !s.authorize(w, r, roleCourier) {
 		return
@@ -302,14 +317,10 @@ func (s *Service) getSite(w http.ResponseWriter, r *http.Request) {
 	if !s.authorize(w, r, roleCourier) {
 		return
 	}
-	st, ok := s.siteOf(w, r)
-	if !ok {
-		return
-	}
 	var view []compartmentView
 	var cabView []cabinetView
 	var classes []string
-	err := st.call(r.Context(), func() error {
+	st, ok := s.onSite(w, r, func(st *site) error {
 		inv := st.core.Inventory()
 		cat := inv.Catalog()
 		for id := range cat.Len() {
@@ -332,8 +343,7 @@ func (s *Service) getSite(w http.ResponseWriter, r *http.Request) {
 		}
 		return nil
 	})
-	if err != nil {
-		writeCoreError(w, err)
+	if !ok {
 		return
 	}
 	writeJSON(w, 200, map[string]any{"site": st.id, "classes": classes, "cabinets": cabView, "compartments": view})
@@ -401,18 +411,11 @@ func (s *Service) doorCall(w http.ResponseWriter, r *http.Request, op func(*cont
 	if !s.authorize(w, r, roleCourier) {
 		return
 	}
-	st, ok := s.siteOf(w, r)
-	if !ok {
-		return
-	}
 	var d controller.DoorOpening
-	err := st.call(r.Context(), func() error {
-		var err error
+	if _, ok := s.onSite(w, r, func(st *site) (err error) {
 		d, err = op(st.core, r.PathValue("parcel"))
 		return err
-	})
-	if err != nil {
-		writeCoreError(w, err)
+	}); !ok {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, doorView{Parcel: d.Parcel, Cabinet: d.Cabinet, Compartment: d.Compartment, Command: d.Command})
@@ -430,18 +433,11 @@ func (s *Service) issueQR(w http.ResponseWriter, r *http.Request) {
 	if !s.authorize(w, r, roleAdmin) {
 		return
 	}
-	st, ok := s.siteOf(w, r)
-	if !ok {
-		return
-	}
 	var qr string
-	err := st.call(r.Context(), func() error {
-		var err error
+	if _, ok := s.onSite(w, r, func(st *site) (err error) {
 		qr, err = st.core.IssueQR(r.PathValue("parcel"))
 		return err
-	})
-	if err != nil {
-		writeCoreError(w, err)
+	}); !ok {
 		return
 	}
 	writeJSON(w, 200, map[string]string{"qr": qr})
@@ -459,21 +455,15 @@ type parcelView struct {
 // before the answer, as every input is) and answers with the parcel's
 // state afterwards. The caller has authorized the request.
 func (s *Service) parcelAction(w http.ResponseWriter, r *http.Request, op func(*controller.Core, string) error) {
-	st, ok := s.siteOf(w, r)
-	if !ok {
-		return
-	}
 	id := r.PathValue("parcel")
 	var info controller.ParcelInfo
-	err := st.call(r.Context(), func() error {
+	if _, ok := s.onSite(w, r, func(st *site) error {
 		if err := op(st.core, id); err != nil {
 			return err
 		}
 		info, _ = st.core.Parcel(id) // known: op found it
 		return nil
-	})
-	if err != nil {
-		writeCoreError(w, err)
+	}); !ok {
 		return
 	}
 	writeJSON(w, 200, parcelView{Parcel: id, State: info.State.String(), Cabinet: info.Cabinet, Compartment: info.Compartment})
@@ -519,20 +509,15 @@ func (s *Service) exceptions(w http.ResponseWriter, r *http.Request) {
 	if !s.authorize(w, r, roleAdmin) {
 		return
 	}
-	st, ok := s.siteOf(w, r)
-	if !ok {
-		return
-	}
 	out := []exceptionView{}
-	err := st.call(r.Context(), func() error {
+	st, ok := s.onSite(w, r, func(st *site) error {
 		for _, p := range st.core.Exceptions() {
 			out = append(out, exceptionView{Parcel: p.ID, Exception: p.Exception, Previous: p.Previous.String(),
 				Cabinet: p.Cabinet, Compartment: p.Compartment, Class: p.Class})
 		}
 		return nil
 	})
-	if err != nil {
-		writeCoreError(w, err)
+	if !ok {
 		return
 	}
 	writeJSON(w, 200, map[string]any{"site": st.id, "parcels": out})
@@ -544,18 +529,13 @@ func (s *Service) backInService(w http.ResponseWriter, r *http.Request) {
 	if !s.authorize(w, r, roleAdmin) {
 		return
 	}
-	st, ok := s.siteOf(w, r)
-	if !ok {
-		return
-	}
 	cab := r.PathValue("cabinet")
 	slot, err := strconv.Atoi(r.PathValue("compartment"))
-	if err != nil || slot < 1 {
-		writeError(w, http.StatusBadRequest, "bad_request", "compartment must be a slot number from 1, got "+strconv.Quote(r.PathValue("compartment")))
-		return
-	}
 	var status string
-	err = st.call(r.Context(), func() error {
+	if _, ok := s.onSite(w, r, func(st *site) error {
+		if err != nil || slot < 1 {
+			return fmt.Errorf("%w: compartment must be a slot number from 1, got %q", controller.ErrBadRequest, r.PathValue("compartment"))
+		}
 		if err := st.core.ReturnToService(cab, slot); err != nil {
 			return err
 		}
@@ -564,9 +544,7 @@ func (s *Service) backInService(w http.ResponseWriter, r *http.Request) {
 		id, _ := inv.CompartmentAt(allocator.CabinetID(ci), slot)
 		status = inv.Status(id).String()
 		return nil
-	})
-	if err != nil {
-		writeCoreError(w, err)
+	}); !ok {
 		return
 	}
 	writeJSON(w, 200, map[string]any{"cabinet": cab, "compartment": slot, "status": status})
