@@ -17,6 +17,12 @@ type Duration time.Duration
 // Never is the value of a duration written "none".
 const Never Duration = -1
 
+// MaxDuration is the longest span a scenario may write, 36500d (a hundred
+// years): longer than any window, horizon or time between failures means,
+// and well inside the 292 years that virtual time, counted in nanoseconds,
+// can hold, so that adding two spans cannot overflow.
+const MaxDuration = Duration(36500 * day)
+
 const (
 	day  = 24 * time.Hour
 	week = 7 * day
@@ -51,31 +57,46 @@ func ParseDuration(s string) (Duration, error) {
 		}
 		num, unit := rest[:i], rest[i:j]
 		rest = rest[j:]
-		var scale time.Duration
-		switch unit {
-		case "d":
-			scale = day
-		case "w":
-			scale = week
-		case "ns", "us", "µs", "ms", "s", "m", "h":
+		scale, known := units[unit]
+		switch {
+		case unit == "":
+			return 0, fmt.Errorf("duration %q: missing unit (use s, m, h, d or w)", s)
+		case !known:
+			return 0, fmt.Errorf("duration %q: unknown unit %q (use s, m, h, d or w)", s, unit)
+		}
+		f, err := strconv.ParseFloat(num, 64)
+		if err != nil {
+			return 0, fmt.Errorf("duration %q: malformed number %q", s, num)
+		}
+		// Each part is at most MaxDuration and so is the sum before it, so
+		// the sum cannot overflow before it is checked.
+		if f*float64(scale) > float64(MaxDuration) {
+			return 0, tooLong(s)
+		}
+		if unit == "d" || unit == "w" {
+			total += time.Duration(f * float64(scale))
+		} else {
 			d, err := time.ParseDuration(num + unit)
 			if err != nil {
 				return 0, fmt.Errorf("duration %q: %w", s, err)
 			}
 			total += d
-			continue
-		case "":
-			return 0, fmt.Errorf("duration %q: missing unit (use s, m, h, d or w)", s)
-		default:
-			return 0, fmt.Errorf("duration %q: unknown unit %q (use s, m, h, d or w)", s, unit)
 		}
-		f, err := strconv.ParseFloat(num, 64)
-		if err != nil {
-			return 0, fmt.Errorf("duration %q: %w", s, err)
+		if total > time.Duration(MaxDuration) {
+			return 0, tooLong(s)
 		}
-		total += time.Duration(f * float64(scale))
 	}
 	return Duration(total), nil
+}
+
+// units are the units a duration may use, with their spans.
+var units = map[string]time.Duration{
+	"ns": time.Nanosecond, "us": time.Microsecond, "µs": time.Microsecond, "ms": time.Millisecond,
+	"s": time.Second, "m": time.Minute, "h": time.Hour, "d": day, "w": week,
+}
+
+func tooLong(s string) error {
+	return fmt.Errorf("duration %q is longer than %v (a hundred years)", s, MaxDuration)
 }
 
 // D returns the span as a time.Duration. Never has no span; callers test

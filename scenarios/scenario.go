@@ -103,11 +103,36 @@ type SiteGrid struct {
 	ParcelsPerDay *float64       `yaml:"parcels_per_day"`
 }
 
-// Season scales demand by Factor between From and To (offsets from the start).
+// Season scales demand by Factor between From and To (offsets from the
+// start of the run, warm-up included). Seasons that overlap multiply: a
+// Black Friday week inside a holiday month gets both factors.
 type Season struct {
 	From   Duration `yaml:"from"`
 	To     Duration `yaml:"to"`
 	Factor float64  `yaml:"factor"`
+}
+
+// SeasonFactor is what the seasons scale demand by at offset t from the
+// start: the product of the factors of the seasons t is in, 1 in none.
+func (d *Demand) SeasonFactor(t Duration) float64 {
+	f := 1.0
+	for _, s := range d.Seasonality {
+		if t >= s.From && t < s.To {
+			f *= s.Factor
+		}
+	}
+	return f
+}
+
+// PeakSeasonFactor is the largest SeasonFactor at any time. The product
+// changes only where a season starts or ends, so those are the times to
+// look at; it is at least 1, the factor between seasons.
+func (d *Demand) PeakSeasonFactor() float64 {
+	peak := 1.0
+	for _, s := range d.Seasonality {
+		peak = max(peak, d.SeasonFactor(s.From), d.SeasonFactor(s.To))
+	}
+	return peak
 }
 
 // Demand is how many parcels arrive, when, and what they need.

@@ -163,17 +163,42 @@ func TestProblemCases(t *testing.T) {
 		{"season order", "demand: {parcels_per_day: 1, size_mix: {S: 1}, seasonality: [{from: 3d, to: 1d, factor: 2}]}\n", []string{"season must have 0 ≤ from < to"}},
 		{"too many compartments", "cabinet_models: [{name: m, compartments: {S: 513}}]\n", []string{`cabinet model "m" has 513 compartments, at most 512`}},
 		{"the most compartments", "cabinet_models: [{name: m, compartments: {S: 512}}]\n", nil},
+		// Sizes past what a run can hold, each refused with its own message
+		// rather than overflowing (a grid of 2³² × 2³² sites is 0 sites in
+		// an int, and was expanded until memory ran out).
+		{"grid product overflows", "site_grids: [{prefix: g, rows: 4294967296, cols: 4294967296, spacing_m: 10, cabinets: [{model: m, count: 1}]}]\n",
+			[]string{"site grid of 4294967296 × 4294967296 sites is larger than 100000"}},
+		{"largest grid", "site_grids: [{prefix: g, rows: 1, cols: 99999, spacing_m: 10, cabinets: [{model: m, count: 1}]}]\n", nil},
+		{"grid too large", "site_grids: [{prefix: g, rows: 2, cols: 50001, spacing_m: 10, cabinets: [{model: m, count: 1}]}]\n",
+			[]string{"site grid of 2 × 50001 sites is larger than 100000"}},
+		{"too many cabinets in a group", "sites: [{id: a, cabinets: [{model: m, count: 1000000000}]}]\n",
+			[]string{"cabinet count must be from 1 to 100000, got 1000000000"}},
+		{"too many cabinets in all", "site_grids: [{prefix: g, rows: 100, cols: 100, spacing_m: 10, cabinets: [{model: m, count: 11}]}]\n",
+			[]string{"9:13: the scenario has 110001 cabinets or more; at most 100000"}},
+		{"compartment too large", "compartment_classes: [{name: S, width_mm: 3000000000, height_mm: 3000000000, depth_mm: 3000000000}]\n",
+			[]string{"width_mm of class \"S\" must be a number of millimetres from 1 to 10000, got 3000000000"}},
+		{"parcels per day", "demand: {parcels_per_day: 1e7, size_mix: {S: 1}}\n",
+			[]string{"parcels_per_day of 1e+07 at one site is more than 1000000"}},
+		{"site parcels per day", "sites: [{id: a, cabinets: [{model: m, count: 1}], parcels_per_day: 2e6}]\n",
+			[]string{"8:68: parcels_per_day of 2e+06 at one site is more than 1000000"}},
+		{"overlapping seasons multiply", "demand: {parcels_per_day: 1, size_mix: {S: 1}, seasonality: [{from: 0d, to: 2d, factor: 40}, {from: 1d, to: 3d, factor: 30}]}\n",
+			[]string{"seasons scale demand by up to 1200 (seasons that overlap multiply); at most 1000"}},
+		{"seasons apart", "demand: {parcels_per_day: 1, size_mix: {S: 1}, seasonality: [{from: 0d, to: 1d, factor: 1000}, {from: 1d, to: 3d, factor: 1000}]}\n", nil},
+		{"horizon", "duration: 3600d\nwarmup: 51d\n", []string{"8:11: warm-up 51d plus duration 3600d is more than a run may simulate, 3650d (ten years)"}},
+		{"longest horizon", "duration: 3600d\nwarmup: 50d\n", nil},
+		{"outages too often", "faults: {cabinet_outage: {mtbf: 1ms, mttr: 1ms}}\n", []string{"mtbf 1ms is shorter than 1h"}},
+		{"outages hourly", "faults: {cabinet_outage: {mtbf: 1h, mttr: 1m}}\n", nil},
+		{"duration overflows", "duration: 300000d\n", []string{`duration "300000d" is longer than 36500d`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			// The patch's first key replaces minimal's line of that key.
 			src := minimal + tt.patch
-			if strings.HasPrefix(tt.patch, "policy:") || strings.HasPrefix(tt.patch, "couriers:") || strings.HasPrefix(tt.patch, "faults:") ||
-				strings.HasPrefix(tt.patch, "warmup:") || strings.HasPrefix(tt.patch, "site_grids:") {
-				// new sections: no duplicate
-			} else if strings.HasPrefix(tt.patch, "demand:") {
-				src = strings.Replace(minimal, "demand: {parcels_per_day: 1, size_mix: {S: 1}}\n", "", 1) + tt.patch
-			} else if strings.HasPrefix(tt.patch, "cabinet_models:") {
-				src = strings.Replace(minimal, "cabinet_models: [{name: m, compartments: {S: 1}}]\n", "", 1) + tt.patch
+			key, _, _ := strings.Cut(tt.patch, ":")
+			for line := range strings.SplitSeq(minimal, "\n") {
+				if strings.HasPrefix(line, key+":") {
+					src = strings.Replace(minimal, line+"\n", "", 1) + tt.patch
+				}
 			}
 			_, warnings, err := Parse("t.yaml", []byte(src))
 			all := ""
@@ -228,6 +253,16 @@ func TestParseDuration(t *testing.T) {
 		{"3", 0, "missing unit"},
 		{"3y", 0, `unknown unit "y"`},
 		{"h", 0, "expected a number"},
+		{"1.2.3s", 0, `malformed number "1.2.3"`},
+		{"36500d", 36500 * 24 * time.Hour, ""},
+		{"5214w2d", 36500 * 24 * time.Hour, ""},
+		// Past a hundred years, and past what a time.Duration holds: each
+		// said to be too long, none wrapped round to a negative span.
+		{"36500d1ns", 0, `duration "36500d1ns" is longer than 36500d`},
+		{"300000d", 0, `duration "300000d" is longer than 36500d`},
+		{"100000000h", 0, `duration "100000000h" is longer than 36500d`},
+		{"20000d20000d", 0, "longer than 36500d"},
+		{"99999999999999999999999d", 0, "longer than 36500d"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -283,10 +318,21 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(minimal))
 	f.Add([]byte("a: &x [*x]\n"))
 	f.Add([]byte("version: 1\nsites: {id: x}\n"))
+	f.Add([]byte(minimal + "site_grids: [{prefix: g, rows: 4294967296, cols: 4294967296, spacing_m: 10, cabinets: [{model: m, count: 1}]}]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, warnings, err := Parse("fuzz.yaml", data)
 		if err == nil {
+			// What is accepted can be run: within every limit.
 			require.NotNil(t, s)
+			require.LessOrEqual(t, s.CabinetCount(), MaxCabinets)
+			require.LessOrEqual(t, s.Warmup+s.Duration, MaxHorizon)
+			require.LessOrEqual(t, s.Demand.PeakSeasonFactor(), float64(MaxSeasonFactor))
+			for _, site := range s.Sites {
+				require.LessOrEqual(t, s.SiteParcelsPerDay(site), float64(MaxParcelsPerDay))
+			}
+			for _, cl := range s.CompartmentClasses {
+				require.LessOrEqual(t, max(cl.WidthMm, cl.HeightMm, cl.DepthMm), MaxCompartmentMm)
+			}
 		}
 		for _, p := range append(warnings, problemsOf(err)...) {
 			require.Positive(t, p.Pos.Line)

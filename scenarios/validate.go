@@ -15,6 +15,21 @@ var namePattern = regexp.MustCompile(`^[a-z0-9-]+$`)
 // test holds equal; this package imports no other of lockertwin's).
 const MaxCabinetCompartments = 512
 
+// The most a scenario may ask for. Each is far beyond a real deployment
+// (the city network is 2,000 cabinets of 100 doors, 60 parcels a day each,
+// simulated for a month), and each keeps a run's arithmetic inside its
+// types: a mistyped number is refused here, not found as a run that
+// overflows, never ends or runs out of memory.
+const (
+	MaxHorizon       = Duration(3650 * day) // warm-up plus duration: ten years
+	MaxCompartmentMm = 10_000               // a side of a compartment class: 10 m
+	MaxGridSites     = 100_000              // sites of one site grid
+	MaxCabinets      = 100_000              // cabinets over all sites
+	MaxParcelsPerDay = 1_000_000            // at one site
+	MaxSeasonFactor  = 1_000                // demand at the peak of the seasons, over the normal
+	MinOutageMTBF    = Duration(time.Hour)  // mean time between a cabinet's outages
+)
+
 // shareTolerance is how far a list of shares may be from summing to 1.
 const shareTolerance = 1e-6
 
@@ -55,6 +70,8 @@ func (s *Scenario) validate(d *decoder) {
 	c.positiveDuration("duration", s.Duration, true)
 	if s.Warmup == Never {
 		c.errorf("warmup", "warmup cannot be none")
+	} else if err := CheckHorizon(s.Warmup, s.Duration); err != nil {
+		c.errorf("duration", "%v", err)
 	}
 	if s.Replications < 1 || s.Replications > 10_000 {
 		c.errorf("replications", "replications must be between 1 and 10000, got %d", s.Replications)
@@ -103,12 +120,14 @@ func (c checker) classes() map[string]CompartmentClass {
 		} else if _, dup := byName[cl.Name]; dup {
 			c.errorf(p+".name", "compartment class %q is defined twice", cl.Name)
 		}
+		sized := true
 		for _, dim := range []struct {
 			key string
 			v   int
 		}{{"width_mm", cl.WidthMm}, {"height_mm", cl.HeightMm}, {"depth_mm", cl.DepthMm}} {
-			if dim.v <= 0 {
-				c.errorf(p+"."+dim.key, "%s of class %q must be a positive number of millimetres", dim.key, cl.Name)
+			if dim.v <= 0 || dim.v > MaxCompartmentMm {
+				c.errorf(p+"."+dim.key, "%s of class %q must be a number of millimetres from 1 to %d, got %d", dim.key, cl.Name, MaxCompartmentMm, dim.v)
+				sized = false
 			}
 		}
 		switch cl.Zone {
@@ -116,11 +135,13 @@ func (c checker) classes() map[string]CompartmentClass {
 		default:
 			c.errorf(p+".zone", "zone %q is not one of ambient, chilled, frozen", cl.Zone)
 		}
-		vol := cl.WidthMm * cl.HeightMm * cl.DepthMm
-		if prev, ok := lastVolume[cl.Zone]; ok && vol < prev {
-			c.errorf(p, "class %q is smaller than the class before it in zone %s; list classes smallest first", cl.Name, cl.Zone)
+		if sized { // its volume is within an int, and a class with a wrong size is not compared
+			vol := cl.WidthMm * cl.HeightMm * cl.DepthMm
+			if prev, ok := lastVolume[cl.Zone]; ok && vol < prev {
+				c.errorf(p, "class %q is smaller than the class before it in zone %s; list classes smallest first", cl.Name, cl.Zone)
+			}
+			lastVolume[cl.Zone] = vol
 		}
-		lastVolume[cl.Zone] = vol
 		if _, dup := byName[cl.Name]; cl.Name != "" && !dup {
 			byName[cl.Name] = cl
 		}
@@ -185,8 +206,8 @@ func (c checker) cabinetGroups(p string, groups []CabinetGroup, models map[strin
 			}
 			c.errorf(gp+".model", "unknown cabinet model %q%s", g.Model, Suggest(g.Model, names))
 		}
-		if g.Count < 1 {
-			c.errorf(gp+".count", "cabinet count must be at least 1, got %d", g.Count)
+		if g.Count < 1 || g.Count > MaxCabinets {
+			c.errorf(gp+".count", "cabinet count must be from 1 to %d, got %d", MaxCabinets, g.Count)
 		}
 	}
 }
@@ -210,29 +231,66 @@ func (c checker) sites(models map[string]CabinetModel) {
 		}
 		ids[site.ID] = p
 		c.cabinetGroups(p, site.Cabinets, models)
-		if site.ParcelsPerDay != nil && *site.ParcelsPerDay < 0 {
-			c.errorf(p+".parcels_per_day", "parcels_per_day cannot be negative")
-		}
+		c.parcelsPerDay(p+".parcels_per_day", site.ParcelsPerDay)
 	}
 	for i, g := range s.SiteGrids {
 		p := indexPath("site_grids", i)
 		if !namePattern.MatchString(g.Prefix) {
 			c.errorf(p+".prefix", "site grid prefix %q must match [a-z0-9-]+", g.Prefix)
 		}
-		if g.Rows < 1 || g.Cols < 1 {
+		switch {
+		case g.Rows < 1 || g.Cols < 1:
 			c.errorf(p, "site grid needs rows ≥ 1 and cols ≥ 1")
-		}
-		if g.Rows*g.Cols > 100_000 {
-			c.errorf(p, "site grid of %d sites is larger than 100000", g.Rows*g.Cols)
+		case g.Rows > MaxGridSites/g.Cols: // Rows×Cols could overflow
+			c.errorf(p, "site grid of %d × %d sites is larger than %d", g.Rows, g.Cols, MaxGridSites)
 		}
 		if g.SpacingM <= 0 {
 			c.errorf(p+".spacing_m", "spacing_m must be positive")
 		}
 		c.cabinetGroups(p, g.Cabinets, models)
-		if g.ParcelsPerDay != nil && *g.ParcelsPerDay < 0 {
-			c.errorf(p+".parcels_per_day", "parcels_per_day cannot be negative")
+		c.parcelsPerDay(p+".parcels_per_day", g.ParcelsPerDay)
+	}
+	if n := c.cabinets(); n > MaxCabinets {
+		where := "sites"
+		if len(s.SiteGrids) > 0 {
+			where = "site_grids"
+		}
+		c.errorf(where, "the scenario has %d cabinets or more; at most %d", n, MaxCabinets)
+	}
+}
+
+// parcelsPerDay checks a site's (or the default) demand, if set.
+func (c checker) parcelsPerDay(path string, v *float64) {
+	switch {
+	case v == nil:
+	case *v < 0:
+		c.errorf(path, "parcels_per_day cannot be negative")
+	case *v > MaxParcelsPerDay:
+		c.errorf(path, "parcels_per_day of %g at one site is more than %d", *v, MaxParcelsPerDay)
+	}
+}
+
+// cabinets counts the cabinets of every site and grid, stopping once past
+// MaxCabinets so that the sum cannot overflow; counts out of range are
+// reported by cabinetGroups and not counted.
+func (c checker) cabinets() int {
+	n := 0
+	add := func(sites int, groups []CabinetGroup) {
+		for _, g := range groups {
+			if g.Count >= 1 && g.Count <= MaxCabinets && n <= MaxCabinets {
+				n += min(sites, MaxCabinets+1) * g.Count
+			}
 		}
 	}
+	for _, site := range c.s.Sites {
+		add(1, site.Cabinets)
+	}
+	for _, g := range c.s.SiteGrids {
+		if g.Rows >= 1 && g.Cols >= 1 && g.Rows <= MaxGridSites/g.Cols {
+			add(g.Rows*g.Cols, g.Cabinets)
+		}
+	}
+	return n
 }
 
 func (c checker) profile(path string, values []float64, want int) {
@@ -258,9 +316,7 @@ func (c checker) profile(path string, values []float64, want int) {
 func (c checker) demand(classes map[string]CompartmentClass, models map[string]CabinetModel) {
 	s := c.s
 	dem := s.Demand
-	if dem.ParcelsPerDay < 0 {
-		c.errorf("demand.parcels_per_day", "parcels_per_day cannot be negative")
-	}
+	c.parcelsPerDay("demand.parcels_per_day", &dem.ParcelsPerDay)
 	if !s.Has("demand.parcels_per_day") {
 		missing := len(s.SiteGrids) > 0 && anyGridWithoutRate(s.SiteGrids)
 		for _, site := range s.Sites {
@@ -280,6 +336,9 @@ func (c checker) demand(classes map[string]CompartmentClass, models map[string]C
 		if season.Factor < 0 {
 			c.errorf(p+".factor", "season factor cannot be negative")
 		}
+	}
+	if peak := dem.PeakSeasonFactor(); peak > MaxSeasonFactor {
+		c.errorf("demand.seasonality", "seasons scale demand by up to %g (seasons that overlap multiply); at most %d", peak, MaxSeasonFactor)
 	}
 	c.mix("demand.size_mix", dem.SizeMix, classes, ZoneAmbient, true)
 	c.share("demand.chilled_share", dem.ChilledShare)
@@ -524,6 +583,9 @@ func (c checker) faults() {
 	c.share("faults.door_left_open_probability", f.DoorLeftOpenProbability)
 	if f.CabinetOutage != nil {
 		c.positiveDuration("faults.cabinet_outage.mtbf", f.CabinetOutage.MTBF, true)
+		if m := f.CabinetOutage.MTBF; m > 0 && m < MinOutageMTBF {
+			c.errorf("faults.cabinet_outage.mtbf", "mtbf %v is shorter than %v: a cabinet that fails that often is down, not faulty, and its outages would swamp the run", m, MinOutageMTBF)
+		}
 		c.positiveDuration("faults.cabinet_outage.mttr", f.CabinetOutage.MTTR, true)
 	}
 	if f.Link.Latency < 0 {
@@ -541,4 +603,13 @@ func (c checker) faults() {
 func (s *Scenario) String() string {
 	return fmt.Sprintf("%s: %d sites, %d cabinets, %v (+%v warm-up), %d replication(s), seed %d",
 		s.Name, len(s.Sites), s.CabinetCount(), s.Duration, s.Warmup, s.Replications, s.Seed)
+}
+
+// CheckHorizon checks a run's simulated span, warm-up plus duration, as a
+// scenario's validation does and as a -duration that overrides it must.
+func CheckHorizon(warmup, duration Duration) error {
+	if warmup >= 0 && duration > 0 && warmup+duration > MaxHorizon {
+		return fmt.Errorf("warm-up %v plus duration %v is more than a run may simulate, %v (ten years)", warmup, duration, MaxHorizon)
+	}
+	return nil
 }

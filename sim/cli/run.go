@@ -70,6 +70,9 @@ func (f *runFlags) load(file string, stderr io.Writer) (*scenarios.Scenario, []b
 	}
 	if f.duration != "" {
 		d, err := scenarios.ParseDuration(f.duration)
+		if err == nil && d > 0 {
+			err = scenarios.CheckHorizon(s.Warmup, d)
+		}
 		if err != nil || d <= 0 {
 			fmt.Fprintf(stderr, "lockersim: -duration: %v\n", orPositive(err))
 			return nil, nil, false

@@ -277,11 +277,8 @@ func New(sc *scenarios.Scenario, opts Options) (*World, error) {
 	w.end = base.end
 	base.hourly = normalise(sc.Demand.HourlyProfile, 24)
 	base.weekly = normalise(sc.Demand.WeeklyProfile, 7)
-	peakSeason := 1.0
-	for _, s := range sc.Demand.Seasonality {
-		peakSeason = math.Max(peakSeason, s.Factor)
-	}
-	base.maxRate = maxOf(base.hourly) * maxOf(base.weekly) * peakSeason
+	// The bound of the arrivals' thinning: the rate must never exceed it.
+	base.maxRate = maxOf(base.hourly) * maxOf(base.weekly) * sc.Demand.PeakSeasonFactor()
 	base.ambientMix = cumulative(sc.Demand.SizeMix)
 	base.chilledMix = cumulative(sc.Demand.ChilledSizeMix)
 	if len(base.chilledMix) == 0 && sc.Demand.ChilledShare > 0 {
@@ -751,10 +748,8 @@ func (w *World) Events() uint64 {
 func (w *shard) rate(s *site, t sim.Time) float64 {
 	ts := Epoch.Add(time.Duration(t))
 	r := s.ratePerH * w.hourly[ts.Hour()] * w.weekly[(int(ts.Weekday())+6)%7]
-	for _, season := range w.sc.Demand.Seasonality {
-		if t >= sim.FromDuration(season.From.D()) && t < sim.FromDuration(season.To.D()) {
-			r *= season.Factor
-		}
+	if len(w.sc.Demand.Seasonality) > 0 {
+		r *= w.sc.Demand.SeasonFactor(scenarios.Duration(t))
 	}
 	return r
 }
