@@ -522,7 +522,9 @@ func (c checker) couriers() {
 	if cr.OnFull == OnFullNearestSite && len(c.s.Sites)+len(c.s.SiteGrids) < 2 {
 		gridSites := 0
 		for _, g := range c.s.SiteGrids {
-			gridSites += g.Rows * g.Cols
+			if g.Rows >= 1 && g.Cols >= 1 {
+				gridSites += min(g.Rows, 2) * min(g.Cols, 2) // enough to tell one site from more, without overflow
+			}
 		}
 		if len(c.s.Sites)+gridSites < 2 {
 			c.warnf("couriers.on_full", "on_full: nearest_site with a single site behaves like refuse")
