@@ -130,12 +130,31 @@ func TestRunWritesTheThreeFiles(t *testing.T) {
 	require.Equal(t, ExitOK, code)
 	require.True(t, strings.HasPrefix(strings.TrimSpace(out), "{"), "-json prints summary.json")
 	var sum struct {
+		KPIs   map[string]map[string]*float64 `json:"kpis"`
 		Engine struct {
 			Workers int `json:"workers"`
 		} `json:"engine"`
 	}
 	require.NoError(t, json.Unmarshal([]byte(out), &sum))
 	require.Equal(t, runtime.GOMAXPROCS(0), sum.Engine.Workers, "-workers 0 is one per core, and the summary says how many")
+	// One replication has no interval: null bounds, not the mean twice.
+	offered := sum.KPIs["offered"]
+	require.NotNil(t, offered["mean"])
+	require.Contains(t, offered, "ci95_low")
+	require.Nil(t, offered["ci95_low"])
+	require.Nil(t, offered["ci95_high"])
+
+	// Two replications have one, around the mean.
+	var two struct {
+		KPIs map[string]map[string]*float64 `json:"kpis"`
+	}
+	require.NoError(t, json.Unmarshal(summary, &two))
+	offered = two.KPIs["offered"]
+	require.NotNil(t, offered["ci95_low"])
+	require.NotNil(t, offered["ci95_high"])
+	require.LessOrEqual(t, *offered["ci95_low"], *offered["mean"])
+	require.GreaterOrEqual(t, *offered["ci95_high"], *offered["mean"])
+	require.Less(t, *offered["ci95_low"], *offered["ci95_high"], "two replications differ")
 }
 
 func TestRunRefusesBadInputBeforeRunning(t *testing.T) {

@@ -36,11 +36,14 @@ type Summary struct {
 	Engine        Engine              `json:"engine"`
 }
 
-// Interval is a KPI's mean and 95 % confidence interval.
+// Interval is a KPI's mean and 95 % confidence interval. One replication
+// has no interval: its bounds are null, as the table and the report leave
+// them blank, rather than equal to the mean, which would claim an exact
+// figure.
 type Interval struct {
-	Mean     float64 `json:"mean"`
-	CI95Low  float64 `json:"ci95_low"`
-	CI95High float64 `json:"ci95_high"`
+	Mean     float64  `json:"mean"`
+	CI95Low  *float64 `json:"ci95_low"`
+	CI95High *float64 `json:"ci95_high"`
 }
 
 // Engine is how fast the run went: the only part that varies run to run.
@@ -69,7 +72,12 @@ func NewSummary(out *runner.Output) Summary {
 		s.Engine.ParcelsPerSecond = math.Round(float64(out.Parcels) / out.WallSeconds)
 	}
 	for _, st := range out.Summary {
-		s.KPIs[st.Name] = Interval{Mean: round(st.Mean, 6), CI95Low: round(st.Low, 6), CI95High: round(st.High, 6)}
+		iv := Interval{Mean: round(st.Mean, 6)}
+		if out.Replications > 1 {
+			low, high := round(st.Low, 6), round(st.High, 6)
+			iv.CI95Low, iv.CI95High = &low, &high
+		}
+		s.KPIs[st.Name] = iv
 	}
 	return s
 }
