@@ -27,6 +27,7 @@ import (
 
 	"github.com/lockertwin/lockertwin/controller"
 	"github.com/lockertwin/lockertwin/controller/store/sqlite"
+	"github.com/lockertwin/lockertwin/internal/atomicfile"
 	"github.com/lockertwin/lockertwin/twin"
 	"github.com/lockertwin/lockertwin/twin/broker"
 )
@@ -183,26 +184,36 @@ func New(cfg Config) (*Service, error) {
 // Tokens returns the API tokens (admin, courier).
 func (s *Service) Tokens() (admin, courier string) { return s.tokens.Admin, s.tokens.Courier }
 
+// loadOrCreateSecret reads a key of n bytes, or makes one if there is
+// none. Only a missing file makes a new key: a key that cannot be read is
+// an error, not replaced, since every code issued under it would then fail.
 func loadOrCreateSecret(path string, n int) ([]byte, error) {
-	if b, err := os.ReadFile(path); err == nil {
-		if len(b) != n {
-			return nil, fmt.Errorf("%s: expected %d bytes", path, n)
-		}
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil && len(b) != n:
+		return nil, fmt.Errorf("%s: expected %d bytes, has %d", path, n, len(b))
+	case err == nil:
 		return b, nil
+	case !errors.Is(err, os.ErrNotExist):
+		return nil, err
 	}
-	b := make([]byte, n)
+	b = make([]byte, n)
 	if _, err := crand.Read(b); err != nil {
 		return nil, err
 	}
-	return b, os.WriteFile(path, b, 0o600)
+	return b, atomicfile.Write(path, b, 0o600)
 }
 
 func loadTokens(path, admin, courier string) (tokens, error) {
 	var t tokens
-	if b, err := os.ReadFile(path); err == nil {
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
 		if err := json.Unmarshal(b, &t); err != nil {
 			return t, fmt.Errorf("%s: %w", path, err)
 		}
+	case !errors.Is(err, os.ErrNotExist):
+		return t, err
 	}
 	if admin != "" {
 		t.Admin = admin
@@ -210,7 +221,6 @@ func loadTokens(path, admin, courier string) (tokens, error) {
 	if courier != "" {
 		t.Courier = courier
 	}
-	var err error
 	if t.Admin == "" {
 		if t.Admin, err = broker.NewSecret(); err != nil {
 			return t, err
@@ -221,8 +231,8 @@ func loadTokens(path, admin, courier string) (tokens, error) {
 			return t, err
 		}
 	}
-	b, _ := json.MarshalIndent(t, "", "  ")
-	return t, os.WriteFile(path, b, 0o600)
+	b, _ = json.MarshalIndent(t, "", "  ")
+	return t, atomicfile.Write(path, b, 0o600)
 }
 
 // credentials persist as hashed entries in DataDir/credentials.db.json.
@@ -251,11 +261,7 @@ func (s *Service) saveCredentials() error {
 	if err != nil {
 		return err
 	}
-	tmp := s.credentialsPath() + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, s.credentialsPath())
+	return atomicfile.Write(s.credentialsPath(), b, 0o600)
 }
 
 // CabinetSecret is a newly provisioned cabinet's MQTT login, with what a
@@ -323,12 +329,7 @@ func (s *Service) recordSecrets(fresh []CabinetSecret) error {
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(s.cfg.DataDir, "new-cabinet-secrets.json")
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, out, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.Write(filepath.Join(s.cfg.DataDir, "new-cabinet-secrets.json"), out, 0o600)
 }
 
 // NewCabinetSecrets reads the secrets of cabinets provisioned by this data

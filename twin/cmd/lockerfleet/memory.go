@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 
+	"github.com/lockertwin/lockertwin/internal/atomicfile"
 	"github.com/lockertwin/lockertwin/twin"
 )
 
@@ -74,16 +74,12 @@ func (m *fleetMemory) resume(site, cabinet string, compartments int) *twin.Memor
 	return &mem
 }
 
-// save writes the memory atomically (a temporary file renamed over it),
-// so that a fleet killed mid-write leaves the previous one.
+// save writes the memory atomically and durably, so that a fleet killed
+// mid-write, or a machine that loses power, leaves the previous one.
 func (m *fleetMemory) save(path string) error {
 	data, err := json.Marshal(m)
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.Write(path, data, 0o600)
 }
