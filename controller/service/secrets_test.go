@@ -1,6 +1,7 @@
 package service
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
@@ -73,4 +74,46 @@ func TestTokensAreKeptOrMade(t *testing.T) {
 	require.NoError(t, os.Mkdir(unreadable, 0o700))
 	_, err = loadTokens(unreadable, "", "")
 	require.ErrorContains(t, err, "is a directory")
+}
+
+// A store starts only with the code key its codes were issued under: a
+// lost key made anew, or another directory's, would leave every active
+// pickup code unable to open its door, with nothing said.
+func TestStoreRefusesAnotherCodeKey(t *testing.T) {
+	dir := t.TempDir()
+	h := start(t, dir, newInbox())
+	h.stop()
+	path := filepath.Join(dir, "code.key")
+	key, err := os.ReadFile(path)
+	require.NoError(t, err)
+
+	other := bytes.Repeat([]byte{7}, 32)
+	for _, tt := range []struct {
+		name    string
+		prepare func()
+		err     string
+		after   []byte // code.key's contents after the refusal; nil: none
+	}{
+		{"replaced", func() { require.NoError(t, os.WriteFile(path, other, 0o600)) },
+			"code.key is not the key this store's pickup codes were issued under", other},
+		{"lost", func() { require.NoError(t, os.Remove(path)) },
+			"code.key is missing, and this store's pickup codes were issued under the key with id", nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.prepare()
+			_, err := New(Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0"})
+			require.ErrorContains(t, err, tt.err)
+			require.ErrorContains(t, err, "put back the code.key of this data directory")
+			got, err := os.ReadFile(path)
+			if tt.after == nil {
+				require.ErrorIs(t, err, os.ErrNotExist, "a lost key is not made anew")
+			} else {
+				require.Equal(t, tt.after, got)
+			}
+		})
+	}
+
+	require.NoError(t, os.WriteFile(path, key, 0o600))
+	h = start(t, dir, newInbox())
+	h.stop()
 }

@@ -11,7 +11,10 @@ package service
 
 import (
 	"context"
+	"crypto/hmac"
 	crand "crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -135,7 +138,7 @@ func New(cfg Config) (*Service, error) {
 		st.Close()
 		return nil, err
 	}
-	if s.key, err = loadOrCreateSecret(filepath.Join(cfg.DataDir, "code.key"), 32); err != nil {
+	if s.key, err = loadCodeKey(st, filepath.Join(cfg.DataDir, "code.key")); err != nil {
 		return fail(err)
 	}
 	if s.tokens, err = loadTokens(filepath.Join(cfg.DataDir, "tokens.json"), cfg.AdminToken, cfg.CourierToken); err != nil {
@@ -202,6 +205,40 @@ func loadOrCreateSecret(path string, n int) ([]byte, error) {
 		return nil, err
 	}
 	return b, atomicfile.Write(path, b, 0o600)
+}
+
+// loadCodeKey reads the key pickup codes are issued under, or makes it on
+// a store's first start, and holds it to the store: the store keeps the
+// id of its key, and a store whose key was lost, replaced or taken from
+// another data directory does not start (nor is a lost key made anew).
+// Its active pickup codes were issued under the old key, and not one would
+// open a door.
+func loadCodeKey(st *sqlite.Store, path string) ([]byte, error) {
+	pinned, has, err := st.Pinned("code_key_id")
+	if err != nil {
+		return nil, fmt.Errorf("reading the code key's id: %w", err)
+	}
+	putBack := "put back the code.key of this data directory; with another key, no issued code would open its door"
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) && has {
+		return nil, fmt.Errorf("%s is missing, and this store's pickup codes were issued under the key with id %s: %s", path, pinned, putBack)
+	}
+	key, err := loadOrCreateSecret(path, 32)
+	if err != nil {
+		return nil, err
+	}
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte("lockertwin code key id"))
+	id := hex.EncodeToString(mac.Sum(nil)[:8])
+	if !has {
+		if _, err := st.Pin("code_key_id", id); err != nil {
+			return nil, fmt.Errorf("recording the code key's id: %w", err)
+		}
+		return key, nil
+	}
+	if pinned != id {
+		return nil, fmt.Errorf("%s is not the key this store's pickup codes were issued under (the store's key has id %s, this one %s): %s", path, pinned, id, putBack)
+	}
+	return key, nil
 }
 
 func loadTokens(path, admin, courier string) (tokens, error) {

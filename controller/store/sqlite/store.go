@@ -466,6 +466,32 @@ func (s *Store) SaveSite(id string, layout []byte) error {
 	return nil
 }
 
+// Pin records value under name in the store's meta table the first time
+// it is asked, and returns what is recorded: value then, the first value
+// ever after. A caller compares the two to find that something the store
+// depends on (the key its pickup codes were issued under) has changed.
+func (s *Store) Pin(name, value string) (string, error) {
+	if name == "schema" {
+		return "", errors.New("the schema version is not pinned by callers")
+	}
+	if _, err := s.db.Exec(`INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING`, name, value); err != nil {
+		return "", err
+	}
+	var stored string
+	err := s.db.QueryRow(`SELECT value FROM meta WHERE key = ?`, name).Scan(&stored)
+	return stored, err
+}
+
+// Pinned returns what Pin recorded under name, and whether there is any.
+func (s *Store) Pinned(name string) (string, bool, error) {
+	var stored string
+	err := s.db.QueryRow(`SELECT value FROM meta WHERE key = ?`, name).Scan(&stored)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	return stored, err == nil, err
+}
+
 // SiteLayouts returns every provisioned site's layout, by id.
 func (s *Store) SiteLayouts() (map[string][]byte, error) {
 	rows, err := s.db.Query(`SELECT id, layout FROM sites ORDER BY id`)

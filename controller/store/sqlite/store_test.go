@@ -300,6 +300,34 @@ func TestSiteLayoutsAreSavedOnce(t *testing.T) {
 	require.Equal(t, map[string][]byte{"lobby": []byte(`{"a":1}`)}, layouts)
 }
 
+// TestPinKeepsTheFirstValue: a pinned value is recorded once and outlives
+// a reopening; a later value does not replace it.
+func TestPinKeepsTheFirstValue(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "p.db")
+	st, err := Open(path)
+	require.NoError(t, err)
+	_, has, err := st.Pinned("code_key_id")
+	require.NoError(t, err)
+	require.False(t, has)
+	got, err := st.Pin("code_key_id", "aaaa")
+	require.NoError(t, err)
+	require.Equal(t, "aaaa", got)
+	got, err = st.Pin("code_key_id", "bbbb")
+	require.NoError(t, err)
+	require.Equal(t, "aaaa", got, "the first value stays")
+	_, err = st.Pin("schema", "0")
+	require.Error(t, err, "the schema version is the store's own")
+	require.NoError(t, st.Close())
+
+	st, err = Open(path)
+	require.NoError(t, err)
+	defer st.Close()
+	got, has, err = st.Pinned("code_key_id")
+	require.NoError(t, err)
+	require.True(t, has)
+	require.Equal(t, "aaaa", got)
+}
+
 // TestGroupCommitAcrossSites: sites committing at once share transactions;
 // every site's log comes back whole and verified, and a site whose batch
 // cannot be written (an entry it already wrote) fails alone.
