@@ -78,15 +78,28 @@ func occupancyPlot(out *runner.Output, rows []world.HourRow) (*plot.Plot, error)
 	return p, nil
 }
 
-// dayTicks labels a day axis in whole days: weekly, or daily for a short
-// horizon, with unlabelled daily marks between.
+// dayTicks labels a day axis in whole days, at most maxDayLabels of them:
+// daily for a short horizon, then every week, fortnight, four weeks, …
+// quarter, year. Unlabelled marks between are daily up to two months and
+// weekly up to 60 weeks; a longer axis has none (they would blur into a
+// bar).
 func dayTicks(days int) plot.Ticker {
-	step := 7
-	if days <= 10 {
-		step = 1
+	step := dayLabelSteps[len(dayLabelSteps)-1]
+	for _, s := range dayLabelSteps {
+		if days/s <= maxDayLabels-1 {
+			step = s
+			break
+		}
+	}
+	minor := step
+	switch {
+	case days <= 60:
+		minor = 1
+	case days <= 420:
+		minor = 7
 	}
 	var ticks []plot.Tick
-	for d := 0; d <= days; d++ {
+	for d := 0; d <= days; d += minor {
 		t := plot.Tick{Value: float64(d)}
 		if d%step == 0 {
 			t.Label = strconv.Itoa(d)
@@ -95,6 +108,15 @@ func dayTicks(days int) plot.Ticker {
 	}
 	return plot.ConstantTicks(ticks)
 }
+
+// maxDayLabels is the most labels a day axis gets: more overlap on a plot
+// half a page wide.
+const maxDayLabels = 12
+
+// dayLabelSteps are the spans between a day axis's labels, shortest first;
+// after the first, each a multiple of a week, so that weekly marks fall on
+// them.
+var dayLabelSteps = []int{1, 7, 14, 28, 56, 91, 182, 364, 728}
 
 func capacities(out *runner.Output) []int {
 	classes := out.Results[0].Classes

@@ -4,6 +4,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -120,6 +121,41 @@ func TestDwellBarsHaveRoundWidths(t *testing.T) {
 		require.Equal(t, tt.width, h.Width, "p99 %v h", tt.p99)
 		require.Len(t, h.Bins, tt.bins, "p99 %v h", tt.p99)
 		require.InDelta(t, tt.last, h.Bins[len(h.Bins)-1].Min, 1e-9, "p99 %v h", tt.p99)
+	}
+}
+
+// TestDayAxisLabelsDoNotOverlap: a day axis has a dozen labels at most,
+// whatever the horizon. A year's run once had 53, every week, printed over
+// one another, and a daily mark each, drawn into a grey bar.
+func TestDayAxisLabelsDoNotOverlap(t *testing.T) {
+	tests := []struct {
+		days, step, minor int
+	}{
+		{3, 1, 1},
+		{11, 1, 1},
+		{28, 7, 1},
+		{60, 7, 1},
+		{84, 14, 7},
+		{180, 28, 7},
+		{365, 56, 7},
+		{730, 91, 91},
+		{3650, 364, 364},
+	}
+	for _, tt := range tests {
+		ticks := dayTicks(tt.days).Ticks(0, float64(tt.days))
+		var labels []float64
+		for _, tk := range ticks {
+			if tk.Label != "" {
+				labels = append(labels, tk.Value)
+				require.Equal(t, strconv.Itoa(int(tk.Value)), tk.Label)
+			}
+		}
+		require.LessOrEqual(t, len(labels), maxDayLabels, "%d days", tt.days)
+		require.GreaterOrEqual(t, len(labels), 3, "%d days", tt.days)
+		require.Equal(t, 0.0, labels[0])
+		require.Equal(t, float64(tt.step), labels[1], "%d days: the step between labels", tt.days)
+		require.Equal(t, float64(tt.minor), ticks[1].Value, "%d days: the step between marks", tt.days)
+		require.LessOrEqual(t, len(ticks), 61, "%d days: marks", tt.days)
 	}
 }
 
