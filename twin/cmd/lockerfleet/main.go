@@ -196,7 +196,7 @@ func run(args []string, stderr io.Writer) int {
 			defer cancel()
 			r, err := mqttlink.Start(cctx, mqttlink.Config{Broker: *brokerURL, Site: s.Site, Cabinet: s.Cabinet, Secret: s.Secret, Logger: log,
 				OnConnectError: waiting},
-				twin.CabinetConfig{Compartments: spec, Faults: faults, Memory: memory.resume(s.Site, s.Cabinet, len(spec))}, streams, people)
+				twin.CabinetConfig{Compartments: spec, Faults: faults, Memory: memory.resume(s.Site, s.Cabinet, s.Secret, len(spec))}, streams, people)
 			if err != nil {
 				mu.Lock()
 				failed++
@@ -231,10 +231,10 @@ func run(args []string, stderr io.Writer) int {
 		if memPath == "none" {
 			return nil
 		}
-		next := &fleetMemory{Clean: clean, Cabinets: maps.Clone(memory.Cabinets)}
+		next := &fleetMemory{Clean: clean, Cabinets: maps.Clone(memory.Cabinets), Logins: maps.Clone(memory.Logins)}
 		for i, r := range runners {
 			if r != nil {
-				next.Cabinets[memoryKey(secrets[i].Site, secrets[i].Cabinet)] = r.Memory()
+				next.keep(secrets[i].Site, secrets[i].Cabinet, secrets[i].Secret, r.Memory())
 			}
 		}
 		return next.save(memPath)

@@ -126,23 +126,31 @@ func FuzzDecodeSecrets(f *testing.F) {
 
 // TestFleetMemory: the memory file round-trips; a cabinet resumes from it
 // as it stopped after a clean stop, crashSkip further on after a kill, and
-// afresh when lockerd has provisioned it anew (another number of
-// compartments) or the file does not know it.
+// afresh when lockerd has provisioned it anew (another secret, another
+// number of compartments) or the file does not know it.
 func TestFleetMemory(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "fleet-memory.json")
 	m, err := loadMemory(path)
 	require.NoError(t, err, "no file yet: an empty memory")
-	require.Nil(t, m.resume("lobby", "c1", 2))
-	m.Cabinets[memoryKey("lobby", "c1")] = twin.Memory{Seq: 41, Version: 9, Occupied: []bool{true, false}, Jammed: []bool{false, true}}
+	require.Nil(t, m.resume("lobby", "c1", "s3cret", 2))
+	m.keep("lobby", "c1", "s3cret", twin.Memory{Seq: 41, Version: 9, Occupied: []bool{true, false}, Jammed: []bool{false, true}})
 	require.NoError(t, m.save(path))
+	raw, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.NotContains(t, string(raw), "s3cret", "a digest of the secret, not the secret")
 
 	back, err := loadMemory(path)
 	require.NoError(t, err)
 	require.Equal(t, m, back)
-	got := back.resume("lobby", "c1", 2)
+	got := back.resume("lobby", "c1", "s3cret", 2)
 	require.Equal(t, &twin.Memory{Seq: 41, Version: 9, Occupied: []bool{true, false}, Jammed: []bool{false, true}}, got)
-	require.Nil(t, back.resume("lobby", "c1", 3), "provisioned anew with other compartments")
-	require.Nil(t, back.resume("lobby", "c2", 2))
+	require.Nil(t, back.resume("lobby", "c1", "s3cret", 3), "provisioned anew with other compartments")
+	require.Nil(t, back.resume("lobby", "c1", "other", 2), "provisioned anew by another lockerd: another secret")
+	require.Nil(t, back.resume("lobby", "c2", "s3cret", 2))
+
+	// A file from before logins were kept: taken as it is.
+	older := &fleetMemory{Cabinets: map[string]twin.Memory{memoryKey("lobby", "c1"): {Seq: 5, Occupied: []bool{false, false}}}}
+	require.EqualValues(t, 5, older.resume("lobby", "c1", "any", 2).Seq)
 
 	// Saved while running, and the fleet was killed after it: every
 	// cabinet moves on, those not started this time too.
@@ -151,7 +159,7 @@ func TestFleetMemory(t *testing.T) {
 	killed, err := loadMemory(path)
 	require.NoError(t, err)
 	require.True(t, killed.skipped)
-	require.EqualValues(t, 41+crashSkip, killed.resume("lobby", "c1", 2).Seq)
+	require.EqualValues(t, 41+crashSkip, killed.resume("lobby", "c1", "s3cret", 2).Seq)
 	require.EqualValues(t, 41+crashSkip, killed.Cabinets[memoryKey("lobby", "c1")].Seq, "kept for a cabinet not started")
 	require.True(t, killed.Clean, "saved again, it is not skipped twice")
 
@@ -177,6 +185,7 @@ func FuzzLoadMemory(f *testing.F) {
 	f.Add([]byte(`{"clean":false,"cabinets":{"lobby/c1":{"seq":7,"occupied":[true]}}}`))
 	f.Add([]byte(`{"cabinets":{"lobby/c1":{"occupied":[],"commands":[{"id":"","until":"0001-01-01T00:00:00Z"}]}}}`))
 	f.Add([]byte(`null`))
+	f.Add([]byte(`{"clean":true,"cabinets":{"lobby/c1":{"seq":3,"occupied":[false]}},"logins":{"lobby/c1":"` + loginOf("secret") + `"}}`))
 	dir := f.TempDir()
 	at := time.Date(2029, 1, 1, 0, 0, 0, 0, time.UTC)
 	streams := func(string) *rand.Rand { return rand.New(rand.NewPCG(1, 2)) }
@@ -193,7 +202,7 @@ func FuzzLoadMemory(f *testing.F) {
 				if n < 1 || n > twin.MaxCompartments {
 					continue
 				}
-				mem := m.resume(site, cab, n)
+				mem := m.resume(site, cab, "secret", n)
 				c, err := twin.NewCabinet(twin.CabinetConfig{Site: "lobby", Name: "c1", Compartments: make([]twin.CompartmentSpec, n), Memory: mem},
 					twin.NewManualClock(at), nowhere{}, nil, streams)
 				require.NoError(t, err, "resume gives only a memory that fits")

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +27,12 @@ import (
 type fleetMemory struct {
 	Clean    bool                   `json:"clean"`
 	Cabinets map[string]twin.Memory `json:"cabinets"` // by "site/cabinet"
+	// Logins tells, by "site/cabinet", which provisioning of the cabinet a
+	// memory belongs to: a digest of the secret lockerd gave it. A cabinet
+	// provisioned anew (another lockerd data directory) gets a new secret
+	// and starts afresh, not from a sequence and contents that lockerd has
+	// never seen. A memory without one (an older file) is taken as it is.
+	Logins map[string]string `json:"logins,omitempty"`
 	// skipped: loaded from an unclean save, every cabinet's sequence has
 	// moved on by crashSkip (those this run does not start too, so that a
 	// later save keeps the skip).
@@ -36,6 +44,13 @@ type fleetMemory struct {
 const crashSkip = 1000
 
 func memoryKey(site, cabinet string) string { return site + "/" + cabinet }
+
+// loginOf is what Logins keeps of a cabinet's secret: a digest, not the
+// secret.
+func loginOf(secret string) string {
+	sum := sha256.Sum256([]byte("lockerfleet memory\x00" + secret))
+	return hex.EncodeToString(sum[:8])
+}
 
 // loadMemory reads the fleet's memory file; none yet is an empty memory.
 func loadMemory(path string) (*fleetMemory, error) {
@@ -63,15 +78,28 @@ func loadMemory(path string) (*fleetMemory, error) {
 	return m, nil
 }
 
-// resume is what a cabinet with that many compartments starts from:
-// nil for one the memory does not have, or has with another number of
-// compartments (lockerd provisioned it anew).
-func (m *fleetMemory) resume(site, cabinet string, compartments int) *twin.Memory {
-	mem, ok := m.Cabinets[memoryKey(site, cabinet)]
+// resume is what a cabinet with that secret and that many compartments
+// starts from: nil for one the memory does not have, or has from another
+// provisioning (another secret, or another number of compartments).
+func (m *fleetMemory) resume(site, cabinet, secret string, compartments int) *twin.Memory {
+	key := memoryKey(site, cabinet)
+	mem, ok := m.Cabinets[key]
+	if login, known := m.Logins[key]; known && login != loginOf(secret) {
+		return nil
+	}
 	if !ok || len(mem.Occupied) != compartments || len(mem.Jammed) != 0 && len(mem.Jammed) != compartments {
 		return nil
 	}
 	return &mem
+}
+
+// keep records what a cabinet with that secret remembers now.
+func (m *fleetMemory) keep(site, cabinet, secret string, mem twin.Memory) {
+	if m.Logins == nil {
+		m.Logins = map[string]string{}
+	}
+	key := memoryKey(site, cabinet)
+	m.Cabinets[key], m.Logins[key] = mem, loginOf(secret)
 }
 
 // save writes the memory atomically and durably, so that a fleet killed
