@@ -230,7 +230,7 @@ func loadCodeKey(st *sqlite.Store, path string) ([]byte, error) {
 	mac.Write([]byte("lockertwin code key id"))
 	id := hex.EncodeToString(mac.Sum(nil)[:8])
 	if !has {
-		if _, err := st.Pin("code_key_id", id); err != nil {
+		if err := st.Pin("code_key_id", id); err != nil {
 			return nil, fmt.Errorf("recording the code key's id: %w", err)
 		}
 		return key, nil

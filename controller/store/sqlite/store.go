@@ -466,20 +466,17 @@ func (s *Store) SaveSite(id string, layout []byte) error {
 	return nil
 }
 
-// Pin records value under name in the store's meta table the first time
-// it is asked, and returns what is recorded: value then, the first value
-// ever after. A caller compares the two to find that something the store
-// depends on (the key its pickup codes were issued under) has changed.
-func (s *Store) Pin(name, value string) (string, error) {
+// Pin records value under name in the store's meta table, unless a value
+// is recorded there already: the first value stays for good, and Pinned
+// reads it. A caller compares it with what it has now to find that
+// something the store depends on (the key its pickup codes were issued
+// under) has changed.
+func (s *Store) Pin(name, value string) error {
 	if name == "schema" {
-		return "", errors.New("the schema version is not pinned by callers")
+		return errors.New("the schema version is not pinned by callers")
 	}
-	if _, err := s.db.Exec(`INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING`, name, value); err != nil {
-		return "", err
-	}
-	var stored string
-	err := s.db.QueryRow(`SELECT value FROM meta WHERE key = ?`, name).Scan(&stored)
-	return stored, err
+	_, err := s.db.Exec(`INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING`, name, value)
+	return err
 }
 
 // Pinned returns what Pin recorded under name, and whether there is any.
