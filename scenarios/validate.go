@@ -238,11 +238,12 @@ func (c checker) sites(models map[string]CabinetModel) {
 		if !namePattern.MatchString(g.Prefix) {
 			c.errorf(p+".prefix", "site grid prefix %q must match [a-z0-9-]+", g.Prefix)
 		}
-		switch {
-		case g.Rows < 1 || g.Cols < 1:
-			c.errorf(p, "site grid needs rows ≥ 1 and cols ≥ 1")
-		case g.Rows > MaxGridSites/g.Cols: // Rows×Cols could overflow
-			c.errorf(p, "site grid of %d × %d sites is larger than %d", g.Rows, g.Cols, MaxGridSites)
+		if _, ok := g.size(); !ok {
+			if g.Rows < 1 || g.Cols < 1 {
+				c.errorf(p, "site grid needs rows ≥ 1 and cols ≥ 1")
+			} else {
+				c.errorf(p, "site grid of %d × %d sites is larger than %d", g.Rows, g.Cols, MaxGridSites)
+			}
 		}
 		if g.SpacingM <= 0 {
 			c.errorf(p+".spacing_m", "spacing_m must be positive")
@@ -286,11 +287,20 @@ func (c checker) cabinets() int {
 		add(1, site.Cabinets)
 	}
 	for _, g := range c.s.SiteGrids {
-		if g.Rows >= 1 && g.Cols >= 1 && g.Rows <= MaxGridSites/g.Cols {
-			add(g.Rows*g.Cols, g.Cabinets)
+		if sites, ok := g.size(); ok {
+			add(sites, g.Cabinets)
 		}
 	}
 	return n
+}
+
+// size is the grid's number of sites, if it has 1 to MaxGridSites of them:
+// Rows×Cols is computed only then, for it could overflow.
+func (g SiteGrid) size() (int, bool) {
+	if g.Rows < 1 || g.Cols < 1 || g.Rows > MaxGridSites/g.Cols {
+		return 0, false
+	}
+	return g.Rows * g.Cols, true
 }
 
 func (c checker) profile(path string, values []float64, want int) {
