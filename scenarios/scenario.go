@@ -405,13 +405,33 @@ func (s *Scenario) applyDefaults() {
 	}
 }
 
+// siteID is the id of the grid's site at row r, column c: the prefix, then
+// the row and the column zero-padded to the width of the largest.
+func (g SiteGrid) siteID(r, c int) string {
+	digitsR, digitsC := len(strconv.Itoa(g.Rows-1)), len(strconv.Itoa(g.Cols-1))
+	return fmt.Sprintf("%s-%0*d-%0*d", g.Prefix, digitsR, r, digitsC, c)
+}
+
+// eachSiteID calls seen with the id of every site of the grid, row by row,
+// until it reports one already seen (and where); it returns that, or "".
+func (g SiteGrid) eachSiteID(seen func(id string) (string, bool)) (where, id string) {
+	for r := 0; r < g.Rows; r++ {
+		for c := 0; c < g.Cols; c++ {
+			id := g.siteID(r, c)
+			if first, dup := seen(id); dup {
+				return first, id
+			}
+		}
+	}
+	return "", ""
+}
+
 // expandGrids appends the sites of every grid to Sites.
 func (s *Scenario) expandGrids() {
 	for gi, g := range s.SiteGrids {
-		digitsR, digitsC := len(strconv.Itoa(g.Rows-1)), len(strconv.Itoa(g.Cols-1))
 		for r := 0; r < g.Rows; r++ {
 			for c := 0; c < g.Cols; c++ {
-				id := fmt.Sprintf("%s-%0*d-%0*d", g.Prefix, digitsR, r, digitsC, c)
+				id := g.siteID(r, c)
 				site := Site{
 					ID:            id,
 					Position:      Position{XM: g.Origin.XM + float64(c)*g.SpacingM, YM: g.Origin.YM + float64(r)*g.SpacingM},

@@ -186,6 +186,14 @@ func TestProblemCases(t *testing.T) {
 		{"seasons apart", "demand: {parcels_per_day: 1, size_mix: {S: 1}, seasonality: [{from: 0d, to: 1d, factor: 1000}, {from: 1d, to: 3d, factor: 1000}]}\n", nil},
 		{"horizon", "duration: 3600d\nwarmup: 51d\n", []string{"8:11: warm-up 51d plus duration 3600d is more than a run may simulate, 3650d (ten years)"}},
 		{"longest horizon", "duration: 3600d\nwarmup: 50d\n", nil},
+		// A grid names its sites "{prefix}-{row}-{col}": a listed site or
+		// another grid with the same prefix could take the same id, and two
+		// sites with one id ran as if they were different.
+		{"grid site named like a listed one", "sites: [{id: a-0-0, cabinets: [{model: m, count: 1}]}]\nsite_grids: [{prefix: a, rows: 1, cols: 1, spacing_m: 10, cabinets: [{model: m, count: 1}]}]\n",
+			[]string{`site grid "a" names a site "a-0-0", as sites[0] does: site ids must be unique`}},
+		{"two grids with one prefix", "site_grids: [{prefix: g, rows: 2, cols: 2, spacing_m: 10, cabinets: [{model: m, count: 1}]}, {prefix: g, rows: 2, cols: 3, spacing_m: 10, cabinets: [{model: m, count: 1}]}]\n",
+			[]string{`site grid "g" names a site "g-0-0", as site_grids[0] does`}},
+		{"one prefix, other widths", "site_grids: [{prefix: g, rows: 2, cols: 2, spacing_m: 10, cabinets: [{model: m, count: 1}]}, {prefix: g, rows: 20, cols: 2, spacing_m: 10, cabinets: [{model: m, count: 1}]}]\n", nil},
 		{"outages too often", "faults: {cabinet_outage: {mtbf: 1ms, mttr: 1ms}}\n", []string{"mtbf 1ms is shorter than 1h"}},
 		{"outages hourly", "faults: {cabinet_outage: {mtbf: 1h, mttr: 1m}}\n", nil},
 		{"duration overflows", "duration: 300000d\n", []string{`duration "300000d" is longer than 36500d`}},
@@ -318,6 +326,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(minimal))
 	f.Add([]byte("a: &x [*x]\n"))
 	f.Add([]byte("version: 1\nsites: {id: x}\n"))
+	f.Add([]byte(minimal + "site_grids: [{prefix: a, rows: 1, cols: 1, spacing_m: 1, cabinets: [{model: m, count: 1}]}, {prefix: a, rows: 1, cols: 1, spacing_m: 1, cabinets: [{model: m, count: 1}]}]\n"))
 	f.Add([]byte(minimal + "site_grids: [{prefix: g, rows: 4294967296, cols: 4294967296, spacing_m: 10, cabinets: [{model: m, count: 1}]}]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, warnings, err := Parse("fuzz.yaml", data)
@@ -327,8 +336,11 @@ func FuzzParse(f *testing.F) {
 			require.LessOrEqual(t, s.CabinetCount(), MaxCabinets)
 			require.LessOrEqual(t, s.Warmup+s.Duration, MaxHorizon)
 			require.LessOrEqual(t, s.Demand.PeakSeasonFactor(), float64(MaxSeasonFactor))
+			ids := map[string]bool{}
 			for _, site := range s.Sites {
 				require.LessOrEqual(t, s.SiteParcelsPerDay(site), float64(MaxParcelsPerDay))
+				require.False(t, ids[site.ID], "site id %q twice", site.ID)
+				ids[site.ID] = true
 			}
 			for _, cl := range s.CompartmentClasses {
 				require.LessOrEqual(t, max(cl.WidthMm, cl.HeightMm, cl.DepthMm), MaxCompartmentMm)

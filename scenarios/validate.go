@@ -257,6 +257,23 @@ func (c checker) sites(models map[string]CabinetModel) {
 			where = "site_grids"
 		}
 		c.errorf(where, "the scenario has %d cabinets or more; at most %d", n, MaxCabinets)
+		return
+	}
+	// A grid's sites are named "{prefix}-{row}-{col}": none may take an id
+	// a listed site or another grid has (every site has a cabinet, so
+	// there are at most MaxCabinets ids to look at).
+	for i, g := range s.SiteGrids {
+		if _, ok := g.size(); !ok {
+			continue
+		}
+		p := indexPath("site_grids", i)
+		if first, dup := g.eachSiteID(func(id string) (string, bool) {
+			first, dup := ids[id]
+			ids[id] = p
+			return first, dup
+		}); dup != "" {
+			c.errorf(p+".prefix", "site grid %q names a site %q, as %s does: site ids must be unique", g.Prefix, dup, first)
+		}
 	}
 }
 
