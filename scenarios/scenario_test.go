@@ -194,6 +194,13 @@ func TestProblemCases(t *testing.T) {
 		{"two grids with one prefix", "site_grids: [{prefix: g, rows: 2, cols: 2, spacing_m: 10, cabinets: [{model: m, count: 1}]}, {prefix: g, rows: 2, cols: 3, spacing_m: 10, cabinets: [{model: m, count: 1}]}]\n",
 			[]string{`site grid "g" names a site "g-0-0", as site_grids[0] does`}},
 		{"one prefix, other widths", "site_grids: [{prefix: g, rows: 2, cols: 2, spacing_m: 10, cabinets: [{model: m, count: 1}]}, {prefix: g, rows: 20, cols: 2, spacing_m: 10, cabinets: [{model: m, count: 1}]}]\n", nil},
+		{"class name with a comma", "compartment_classes: [{name: \"S,x\", width_mm: 1, height_mm: 1, depth_mm: 1}]\n",
+			[]string{`compartment class name "S,x" must be 1-32 characters of [A-Za-z0-9._-]`}},
+		{"class name with a space", "compartment_classes: [{name: big box, width_mm: 1, height_mm: 1, depth_mm: 1}]\n",
+			[]string{`compartment class name "big box" must be`}},
+		{"class names as shipped", "compartment_classes: [{name: S, width_mm: 1, height_mm: 1, depth_mm: 1}, {name: M-cold, width_mm: 1, height_mm: 1, depth_mm: 1, zone: chilled}, {name: L_2.b, width_mm: 2, height_mm: 2, depth_mm: 2}]\n", nil},
+		{"too many classes", "compartment_classes: [" + strings.Repeat("{name: S, width_mm: 1, height_mm: 1, depth_mm: 1}, ", 33) + "]\n",
+			[]string{"33 compartment classes, at most 32"}},
 		{"outages too often", "faults: {cabinet_outage: {mtbf: 1ms, mttr: 1ms}}\n", []string{"mtbf 1ms is shorter than 1h"}},
 		{"outages hourly", "faults: {cabinet_outage: {mtbf: 1h, mttr: 1m}}\n", nil},
 		{"duration overflows", "duration: 300000d\n", []string{`duration "300000d" is longer than 36500d`}},
@@ -342,8 +349,10 @@ func FuzzParse(f *testing.F) {
 				require.False(t, ids[site.ID], "site id %q twice", site.ID)
 				ids[site.ID] = true
 			}
+			require.LessOrEqual(t, len(s.CompartmentClasses), MaxClasses)
 			for _, cl := range s.CompartmentClasses {
 				require.LessOrEqual(t, max(cl.WidthMm, cl.HeightMm, cl.DepthMm), MaxCompartmentMm)
+				require.Regexp(t, `^[A-Za-z0-9][A-Za-z0-9._-]*$`, cl.Name, "a class name fit for KPI names and CSV columns")
 			}
 		}
 		for _, p := range append(warnings, problemsOf(err)...) {

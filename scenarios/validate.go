@@ -10,6 +10,17 @@ import (
 
 var namePattern = regexp.MustCompile(`^[a-z0-9-]+$`)
 
+// classNamePattern is what a compartment class may be called. Its name
+// becomes part of KPI names (utilization_M-cold) and of timeseries.csv's
+// header (occupied_M-cold), where a comma, quote or space would break the
+// column or the name.
+var classNamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$`)
+
+// MaxClasses is how many compartment classes a scenario may define: what
+// the allocator's catalog holds (allocator.MaxClasses, which a test holds
+// equal).
+const MaxClasses = 32
+
 // MaxCabinetCompartments is the most compartments a cabinet can have: the
 // cabinet protocol numbers them 1 to 512 (twin.MaxCompartments, which a
 // test holds equal; this package imports no other of lockertwin's).
@@ -111,12 +122,16 @@ func (c checker) classes() map[string]CompartmentClass {
 	byName := map[string]CompartmentClass{}
 	if len(s.CompartmentClasses) == 0 {
 		c.errorf("", "compartment_classes: at least one class is required")
+	} else if n := len(s.CompartmentClasses); n > MaxClasses {
+		c.errorf("compartment_classes", "%d compartment classes, at most %d", n, MaxClasses)
 	}
 	lastVolume := map[string]int{}
 	for i, cl := range s.CompartmentClasses {
 		p := indexPath("compartment_classes", i)
 		if cl.Name == "" {
 			c.errorf(p, "compartment class needs a name")
+		} else if !classNamePattern.MatchString(cl.Name) {
+			c.errorf(p+".name", "compartment class name %q must be 1-32 characters of [A-Za-z0-9._-], starting with a letter or digit (it becomes part of KPI names and CSV columns)", cl.Name)
 		} else if _, dup := byName[cl.Name]; dup {
 			c.errorf(p+".name", "compartment class %q is defined twice", cl.Name)
 		}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lockertwin/lockertwin/allocator"
 	"github.com/lockertwin/lockertwin/internal/strarena"
 	"github.com/lockertwin/lockertwin/scenarios"
 	"github.com/lockertwin/lockertwin/twin"
@@ -65,4 +66,5 @@ func TestParcelIndex(t *testing.T) {
 // cabinet protocol's, which pickup codes rely on.
 func TestScenarioCabinetLimitIsTheProtocols(t *testing.T) {
 	require.Equal(t, twin.MaxCompartments, scenarios.MaxCabinetCompartments)
+	require.Equal(t, allocator.MaxClasses, scenarios.MaxClasses, "a scenario's classes fit the allocator's catalog")
 }
