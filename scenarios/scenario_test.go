@@ -194,6 +194,11 @@ func TestProblemCases(t *testing.T) {
 		{"two grids with one prefix", "site_grids: [{prefix: g, rows: 2, cols: 2, spacing_m: 10, cabinets: [{model: m, count: 1}]}, {prefix: g, rows: 2, cols: 3, spacing_m: 10, cabinets: [{model: m, count: 1}]}]\n",
 			[]string{`site grid "g" names a site "g-0-0", as site_grids[0] does`}},
 		{"one prefix, other widths", "site_grids: [{prefix: g, rows: 2, cols: 2, spacing_m: 10, cabinets: [{model: m, count: 1}]}, {prefix: g, rows: 20, cols: 2, spacing_m: 10, cabinets: [{model: m, count: 1}]}]\n", nil},
+		{"site id too long", "sites: [{id: " + strings.Repeat("s", 65) + ", cabinets: [{model: m, count: 1}]}]\n",
+			[]string{`site id "` + strings.Repeat("s", 65) + `" is 65 characters, at most 64`}},
+		{"longest site id", "sites: [{id: " + strings.Repeat("s", 64) + ", cabinets: [{model: m, count: 1}]}]\n", nil},
+		{"grid ids too long", "site_grids: [{prefix: " + strings.Repeat("g", 60) + ", rows: 100, cols: 10, spacing_m: 10, cabinets: [{model: m, count: 1}]}]\n",
+			[]string{`names sites like "` + strings.Repeat("g", 60) + `-99-9", 65 characters, at most 64`}},
 		{"class name with a comma", "compartment_classes: [{name: \"S,x\", width_mm: 1, height_mm: 1, depth_mm: 1}]\n",
 			[]string{`compartment class name "S,x" must be 1-32 characters of [A-Za-z0-9._-]`}},
 		{"class name with a space", "compartment_classes: [{name: big box, width_mm: 1, height_mm: 1, depth_mm: 1}]\n",
@@ -345,6 +350,7 @@ func FuzzParse(f *testing.F) {
 			require.LessOrEqual(t, s.Demand.PeakSeasonFactor(), float64(MaxSeasonFactor))
 			ids := map[string]bool{}
 			for _, site := range s.Sites {
+				require.LessOrEqual(t, len(site.ID), MaxSiteIDLen)
 				require.LessOrEqual(t, s.SiteParcelsPerDay(site), float64(MaxParcelsPerDay))
 				require.False(t, ids[site.ID], "site id %q twice", site.ID)
 				ids[site.ID] = true

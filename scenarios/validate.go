@@ -16,6 +16,11 @@ var namePattern = regexp.MustCompile(`^[a-z0-9-]+$`)
 // column or the name.
 var classNamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$`)
 
+// MaxSiteIDLen is the longest site id: the cabinet protocol's limit on
+// ids (twin.MaxIDLen, which a test holds equal), since a site's id names
+// its cabinets' topics.
+const MaxSiteIDLen = 64
+
 // MaxClasses is how many compartment classes a scenario may define: what
 // the allocator's catalog holds (allocator.MaxClasses, which a test holds
 // equal).
@@ -240,6 +245,8 @@ func (c checker) sites(models map[string]CabinetModel) {
 			c.errorf(p, "site needs an id")
 		case !namePattern.MatchString(site.ID):
 			c.errorf(p+".id", "site id %q must match [a-z0-9-]+", site.ID)
+		case len(site.ID) > MaxSiteIDLen:
+			c.errorf(p+".id", "site id %q is %d characters, at most %d (the cabinet protocol's)", site.ID, len(site.ID), MaxSiteIDLen)
 		}
 		if first, dup := ids[site.ID]; dup && site.ID != "" {
 			c.errorf(p+".id", "site id %q is used twice (first at %s)", site.ID, first)
@@ -259,6 +266,8 @@ func (c checker) sites(models map[string]CabinetModel) {
 			} else {
 				c.errorf(p, "site grid of %d × %d sites is larger than %d", g.Rows, g.Cols, MaxGridSites)
 			}
+		} else if last := g.siteID(g.Rows-1, g.Cols-1); len(last) > MaxSiteIDLen {
+			c.errorf(p+".prefix", "site grid %q names sites like %q, %d characters, at most %d (the cabinet protocol's)", g.Prefix, last, len(last), MaxSiteIDLen)
 		}
 		if g.SpacingM <= 0 {
 			c.errorf(p+".spacing_m", "spacing_m must be positive")

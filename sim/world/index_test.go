@@ -67,4 +67,5 @@ func TestParcelIndex(t *testing.T) {
 func TestScenarioCabinetLimitIsTheProtocols(t *testing.T) {
 	require.Equal(t, twin.MaxCompartments, scenarios.MaxCabinetCompartments)
 	require.Equal(t, allocator.MaxClasses, scenarios.MaxClasses, "a scenario's classes fit the allocator's catalog")
+	require.Equal(t, twin.MaxIDLen, scenarios.MaxSiteIDLen, "a scenario's site ids are valid cabinet protocol ids")
 }
