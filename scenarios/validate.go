@@ -284,8 +284,17 @@ func (c checker) sites(models map[string]CabinetModel) {
 		return
 	}
 	// A grid's sites are named "{prefix}-{row}-{col}": none may take an id
-	// a listed site or another grid has (every site has a cabinet, so
-	// there are at most MaxCabinets ids to look at).
+	// a listed site or another grid has. Every site has a cabinet, so a
+	// valid scenario has at most MaxCabinets ids to look at; one with more
+	// sites has cabinet groups in error already, and is not looked at.
+	total := len(s.Sites)
+	for _, g := range s.SiteGrids {
+		n, _ := g.size()
+		total += n
+	}
+	if total > MaxCabinets {
+		return
+	}
 	for i, g := range s.SiteGrids {
 		if _, ok := g.size(); !ok {
 			continue
