@@ -210,6 +210,8 @@ func TestProblemCases(t *testing.T) {
 		{"class names as shipped", "compartment_classes: [{name: S, width_mm: 1, height_mm: 1, depth_mm: 1}, {name: M-cold, width_mm: 1, height_mm: 1, depth_mm: 1, zone: chilled}, {name: L_2.b, width_mm: 2, height_mm: 2, depth_mm: 2}]\n", nil},
 		{"too many classes", "compartment_classes: [" + strings.Repeat("{name: S, width_mm: 1, height_mm: 1, depth_mm: 1}, ", 33) + "]\n",
 			[]string{"33 compartment classes, at most 32"}},
+		{"no demand anywhere", "demand: {parcels_per_day: 0, size_mix: {S: 1}}\n", []string{"warning: parcels_per_day is 0 at every site: no parcel will arrive"}},
+		{"demand at one site only", "demand: {parcels_per_day: 0, size_mix: {S: 1}}\nsite_grids: [{prefix: g, rows: 1, cols: 2, spacing_m: 10, cabinets: [{model: m, count: 1}], parcels_per_day: 3}]\n", nil},
 		{"outages too often", "faults: {cabinet_outage: {mtbf: 1ms, mttr: 1ms}}\n", []string{"mtbf 1ms is shorter than 1h"}},
 		{"outages hourly", "faults: {cabinet_outage: {mtbf: 1h, mttr: 1m}}\n", nil},
 		{"duration overflows", "duration: 300000d\n", []string{`duration "300000d" is longer than 36500d`}},

@@ -386,6 +386,9 @@ func (c checker) demand(classes map[string]CompartmentClass, models map[string]C
 			c.errorf("demand", "demand.parcels_per_day is required unless every site sets parcels_per_day")
 		}
 	}
+	if noDemand(s) {
+		c.warnf("demand.parcels_per_day", "parcels_per_day is 0 at every site: no parcel will arrive, and every KPI will be 0")
+	}
 	c.profile("demand.hourly_profile", dem.HourlyProfile, 24)
 	c.profile("demand.weekly_profile", dem.WeeklyProfile, 7)
 	for i, season := range dem.Seasonality {
@@ -417,6 +420,28 @@ func (c checker) demand(classes map[string]CompartmentClass, models map[string]C
 			c.warnf("demand.size_mix."+e.Key, "no cabinet model has class %q or a larger one of its zone: all such parcels will be refused", e.Key)
 		}
 	}
+}
+
+// noDemand reports whether no site of the scenario has parcels to receive
+// (a negative rate is an error of its own, not no demand).
+func noDemand(s *Scenario) bool {
+	rate := func(own *float64) float64 {
+		if own != nil {
+			return *own
+		}
+		return s.Demand.ParcelsPerDay
+	}
+	for _, site := range s.Sites {
+		if rate(site.ParcelsPerDay) != 0 {
+			return false
+		}
+	}
+	for _, g := range s.SiteGrids {
+		if rate(g.ParcelsPerDay) != 0 {
+			return false
+		}
+	}
+	return len(s.Sites)+len(s.SiteGrids) > 0
 }
 
 func anyGridWithoutRate(grids []SiteGrid) bool {
