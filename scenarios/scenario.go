@@ -467,9 +467,13 @@ func (s *Scenario) Model(name string) (CabinetModel, bool) {
 }
 
 // SiteParcelsPerDay is a site's mean parcels per day over a normal week.
-func (s *Scenario) SiteParcelsPerDay(site Site) float64 {
-	if site.ParcelsPerDay != nil {
-		return *site.ParcelsPerDay
+func (s *Scenario) SiteParcelsPerDay(site Site) float64 { return s.parcelsPerDay(site.ParcelsPerDay) }
+
+// parcelsPerDay is a site's (or a grid's) own rate if it sets one, else
+// demand.parcels_per_day.
+func (s *Scenario) parcelsPerDay(own *float64) float64 {
+	if own != nil {
+		return *own
 	}
 	return s.Demand.ParcelsPerDay
 }

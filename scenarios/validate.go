@@ -425,19 +425,13 @@ func (c checker) demand(classes map[string]CompartmentClass, models map[string]C
 // noDemand reports whether no site of the scenario has parcels to receive
 // (a negative rate is an error of its own, not no demand).
 func noDemand(s *Scenario) bool {
-	rate := func(own *float64) float64 {
-		if own != nil {
-			return *own
-		}
-		return s.Demand.ParcelsPerDay
-	}
 	for _, site := range s.Sites {
-		if rate(site.ParcelsPerDay) != 0 {
+		if s.SiteParcelsPerDay(site) != 0 {
 			return false
 		}
 	}
 	for _, g := range s.SiteGrids {
-		if rate(g.ParcelsPerDay) != 0 {
+		if s.parcelsPerDay(g.ParcelsPerDay) != 0 {
 			return false
 		}
 	}
