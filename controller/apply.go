@@ -205,6 +205,9 @@ func (c *Core) apply(e *Event) {
 		c.pushDeadlines(p)
 	case AlarmRaised:
 		c.alarms[e.Text]++
+		if w := c.warmth(e.Cabinet, e.Compartment); w != nil && e.Text == twin.FaultTempRange {
+			*w = true
+		}
 		if e.Text == "door_left_open" && e.Compartment >= 0 {
 			slot := &c.comps[e.Compartment]
 			slot.alarmed = true
@@ -219,6 +222,10 @@ func (c *Core) apply(e *Event) {
 		must(c.inv.ReturnToService(allocator.CompartmentID(e.Compartment)))
 	case CabinetStatus:
 		must(c.inv.SetCabinetOnline(allocator.CabinetID(e.Cabinet), e.Text == twin.StatusOnline))
+	case AlarmCleared:
+		if w := c.warmth(e.Cabinet, e.Compartment); w != nil {
+			*w = false
+		}
 	case Cancelled:
 		p := c.parcelOf(e)
 		if p.comp >= 0 {

@@ -162,7 +162,7 @@ func (c *Core) dispatch(ci int32, comp allocator.CompartmentID, ev *twin.Event, 
 	case twin.EvtFault:
 		return c.onFault(ci, comp, ev)
 	case twin.EvtTemp:
-		c.alarm("temperature", ci, int32(comp), "")
+		return c.onTempBack(ci, comp, ev)
 	case twin.EvtPin:
 		// A code typed long ago (held in the cabinet through an outage, or
 		// stuck on a slow link) would open a door for someone who has
@@ -178,6 +178,32 @@ func (c *Core) dispatch(ci int32, comp allocator.CompartmentID, ev *twin.Event, 
 			return err
 		}
 	case twin.EvtHeartbeat:
+	}
+	return nil
+}
+
+// onTempBack ends the temperature excursion a cabinet's temp_out_of_range
+// fault began: a temperature event says the place is back in range
+// (PROTOCOL.md). It is not an alarm. A reading with no excursion open
+// changes nothing, so logs nothing.
+func (c *Core) onTempBack(ci int32, comp allocator.CompartmentID, ev *twin.Event) error {
+	if w := c.warmth(ci, int32(comp)); w == nil || !*w {
+		return nil
+	}
+	e := c.newEvent(AlarmCleared, ci, int32(comp))
+	e.Text, e.CabinetSeq = twin.FaultTempRange, ev.Seq
+	return c.emit(e)
+}
+
+// warmth is where the core keeps whether a place (a compartment, or a
+// cabinet when no compartment is named) has a temperature excursion open;
+// nil when there is no such place.
+func (c *Core) warmth(cab, comp int32) *bool {
+	switch {
+	case comp >= 0 && int(comp) < len(c.comps):
+		return &c.comps[comp].warm
+	case comp < 0 && cab >= 0 && int(cab) < len(c.cabinets):
+		return &c.cabinets[cab].warm
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/lockertwin/lockertwin/allocator"
+	"github.com/lockertwin/lockertwin/twin"
 )
 
 // Checker watches a core's domain events and checks the invariants the
@@ -22,7 +23,9 @@ import (
 //   - each notifiable event is notified exactly once;
 //   - a cabinet's sequence numbers never go backwards;
 //   - keypad failures stay within the lockout limits, a code locks after its
-//     limit of wrong guesses (and takes no more), and no lockout outlasts its limit.
+//     limit of wrong guesses (and takes no more), and no lockout outlasts its limit;
+//   - an alarm is cleared only while it is raised (a temperature excursion
+//     ends once, after it began).
 //
 // Attach it with Core.AddHook. The first violation is kept (Err) and passed
 // to OnViolation, with the events that led to it.
@@ -56,6 +59,7 @@ type Checker struct {
 	live    []liveCommand         // live command ids, and the compartment each is for
 	cabSeq  []uint64              // by cabinet: the last sequence number seen
 	rejects map[int32][]int64
+	warm    map[[2]int32]bool // places with a temperature excursion open: {cabinet, compartment}
 	limits  CodeLimits
 	err     *Violation
 	recent  *[recentEvents]recentEvent // a ring, made when first written (Recall)
@@ -413,6 +417,19 @@ func (k *Checker) Check(e *Event) {
 			}
 			k.leave(e)
 		}
+	case AlarmRaised:
+		if e.Text == twin.FaultTempRange {
+			if k.warm == nil {
+				k.warm = map[[2]int32]bool{}
+			}
+			k.warm[[2]int32{e.Cabinet, e.Compartment}] = true
+		}
+	case AlarmCleared:
+		at := [2]int32{e.Cabinet, e.Compartment}
+		if e.Text != twin.FaultTempRange || !k.warm[at] {
+			k.fail(e, "an alarm is cleared only while raised (%s at cabinet %d compartment %d)", e.Text, e.Cabinet, e.Compartment)
+		}
+		delete(k.warm, at)
 	}
 	if k.Deposited != k.inLocker+k.PickedUp+k.Returned+k.Removed {
 		k.fail(e, "parcels are conserved: deposited %d ≠ in locker %d + picked up %d + returned %d + removed %d",

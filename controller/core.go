@@ -210,6 +210,7 @@ type cabinet struct {
 	held        map[uint64]heldEvent // events waiting for an earlier one
 	flush       Timer
 	syncAt      int64 // when the core last asked for the cabinet's state, 0 never
+	warm        bool  // temp_out_of_range raised for the cabinet (no compartment named) and not yet cleared
 	// live are the cabinet's live door commands, in no order: a handful at
 	// most (one per compartment at the very most), so a scan finds one by
 	// id sooner than a map would.
@@ -224,6 +225,7 @@ type compartment struct {
 	openSeq  uint64 // the cabinet's sequence number of the opening
 	occupied bool
 	alarmed  bool // door-left-open alarm raised for this opening
+	warm     bool // temp_out_of_range raised and not yet cleared
 }
 
 type parcel struct {

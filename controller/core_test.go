@@ -1420,3 +1420,66 @@ func TestCommandsLeaveTheFarTimerSet(t *testing.T) {
 	require.Equal(t, 1, r.out.byKind[NotifyReminder], "the reminder came on time")
 	r.healthy()
 }
+
+// A cabinet reports a compartment out of its temperature range with a
+// temp_out_of_range fault, and back in range with a temperature event
+// (PROTOCOL.md). The first is an alarm; the second ends it, and is not an
+// alarm itself: once it was, and every excursion counted twice.
+func TestTemperatureBackInRangeClearsTheAlarm(t *testing.T) {
+	r := newRig(t, testSettings())
+	hot, back := ptr(6.2), ptr(5.4)
+	logged := func() int { return len(r.log.Events()) }
+	lastKind := func() Kind { ev := r.log.Events(); return ev[len(ev)-1].Kind }
+
+	steps := []struct {
+		name    string
+		ev      twin.Event
+		logs    Kind // KindInvalid: logs nothing
+		raised  int  // temp_out_of_range alarms so far
+		warm3   bool // compartment 3 out of range
+		warmCab bool // cabinet a1 as a whole out of range
+	}{
+		{"a reading in range with nothing open", twin.Event{Type: twin.EvtTemp, Compartment: 3, TempC: back}, KindInvalid, 0, false, false},
+		{"compartment 3 warms up", twin.Event{Type: twin.EvtFault, Fault: twin.FaultTempRange, Compartment: 3, TempC: hot}, AlarmRaised, 1, true, false},
+		{"the cabinet as a whole warms up", twin.Event{Type: twin.EvtFault, Fault: twin.FaultTempRange, TempC: hot}, AlarmRaised, 2, true, true},
+		{"compartment 3 is back", twin.Event{Type: twin.EvtTemp, Compartment: 3, TempC: back}, AlarmCleared, 2, false, true},
+		{"compartment 3 is back again", twin.Event{Type: twin.EvtTemp, Compartment: 3, TempC: back}, KindInvalid, 2, false, true},
+		{"another compartment's reading leaves the cabinet's open", twin.Event{Type: twin.EvtTemp, Compartment: 4, TempC: back}, KindInvalid, 2, false, true},
+		{"the cabinet is back", twin.Event{Type: twin.EvtTemp, TempC: back}, AlarmCleared, 2, false, false},
+	}
+	comp3, ok := r.core.inv.CompartmentAt(0, 3)
+	require.True(t, ok)
+	for _, st := range steps {
+		before := logged()
+		require.NoError(t, r.evt("a1", st.ev), st.name)
+		if st.logs == KindInvalid {
+			require.Equal(t, before, logged(), "%s: logs nothing", st.name)
+		} else {
+			require.Equal(t, before+1, logged(), st.name)
+			require.Equal(t, st.logs, lastKind(), st.name)
+		}
+		require.Equal(t, st.raised, r.core.Alarms()[twin.FaultTempRange], st.name)
+		require.Zero(t, r.core.Alarms()["temperature"], "%s: back in range is no alarm", st.name)
+		require.Equal(t, st.warm3, r.core.comps[comp3].warm, st.name)
+		require.Equal(t, st.warmCab, r.core.cabinets[0].warm, st.name)
+		r.healthy()
+	}
+
+	// An excursion still open is part of the state a rebuild reproduces.
+	require.NoError(t, r.evt("a1", twin.Event{Type: twin.EvtFault, Fault: twin.FaultTempRange, Compartment: 3, TempC: hot}))
+	rebuilt, err := Rebuild(r.rebuildConfig(), r.log.Events())
+	require.NoError(t, err)
+	require.Equal(t, r.core.Snapshot(), rebuilt.Snapshot())
+	require.True(t, rebuilt.comps[comp3].warm)
+}
+
+// The checker holds that an alarm is cleared only while it is raised: a
+// core that logged a clearing out of nowhere is caught.
+func TestCheckerCatchesAnAlarmClearedThatWasNotRaised(t *testing.T) {
+	r := newRig(t, testSettings())
+	comp3, _ := r.core.inv.CompartmentAt(0, 3)
+	e := r.core.newEvent(AlarmCleared, 0, int32(comp3))
+	e.Text = twin.FaultTempRange
+	require.NoError(t, r.core.emit(e))
+	require.ErrorContains(t, r.checker.Err(), "an alarm is cleared only while raised")
+}

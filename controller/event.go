@@ -80,6 +80,10 @@ const (
 	CabinetStatus
 	// Cancelled: Parcel (withdrawn before deposit; its reservation is released).
 	Cancelled
+	// AlarmCleared: Text = the kind of the alarm that ended (temp_out_of_range:
+	// the cabinet reported the temperature back in range), Cabinet,
+	// Compartment. Kinds are stored by number: a new kind goes last.
+	AlarmCleared
 	numKinds
 )
 
@@ -94,6 +98,7 @@ var kindNames = [...]string{
 	Expired: "expired", Returned: "returned", ExceptionRaised: "exception_raised",
 	ExceptionResolved: "exception_resolved", AlarmRaised: "alarm", OutOfService: "out_of_service",
 	BackInService: "back_in_service", CabinetStatus: "cabinet_status", Cancelled: "cancelled",
+	AlarmCleared: "alarm_cleared",
 }
 
 // ParseKind is the Kind named s (as String gives it); false if none.

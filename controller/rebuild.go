@@ -93,12 +93,12 @@ func (c *Core) Snapshot() Snapshot {
 		if cp.cmd != nil {
 			cmd = cp.cmd.id
 		}
-		s.Compartments = append(s.Compartments, fmt.Sprintf("%d %v parcel=%s cmd=%s open=%v@%d occ=%v alarmed=%v",
-			i, c.inv.Status(allocator.CompartmentID(i)), pid, cmd, cp.doorOpen, cp.openedAt, cp.occupied, cp.alarmed))
+		s.Compartments = append(s.Compartments, fmt.Sprintf("%d %v parcel=%s cmd=%s open=%v@%d occ=%v alarmed=%v warm=%v",
+			i, c.inv.Status(allocator.CompartmentID(i)), pid, cmd, cp.doorOpen, cp.openedAt, cp.occupied, cp.alarmed, cp.warm))
 	}
 	for i, cb := range c.cabinets {
-		s.Cabinets = append(s.Cabinets, fmt.Sprintf("%s online=%v seq=%d fails=%v locked=%d",
-			cb.name, c.inv.CabinetOnline(allocator.CabinetID(i)), cb.loggedSeq, cb.fails, cb.lockedUntil))
+		s.Cabinets = append(s.Cabinets, fmt.Sprintf("%s online=%v seq=%d fails=%v locked=%d warm=%v",
+			cb.name, c.inv.CabinetOnline(allocator.CabinetID(i)), cb.loggedSeq, cb.fails, cb.lockedUntil, cb.warm))
 	}
 	for _, cmd := range c.liveCommands() {
 		pid := ""

@@ -140,6 +140,25 @@ func chaos(t *testing.T, r *rig, seed uint64, steps int) {
 						require.NoError(t, r.evt(cab, twin.Event{Type: twin.EvtOccupancy, Compartment: slot, Occupied: ptr(rng.IntN(2) == 0)}))
 					}
 				}
+			} else if rng.IntN(3) == 0 { // a compartment or cabinet warms up, or is back in range
+				cab := []string{"a1", "a2"}[rng.IntN(2)]
+				slot := rng.IntN(8) // 0: the cabinet as a whole
+				ev := twin.Event{Type: twin.EvtFault, Fault: twin.FaultTempRange, Compartment: slot, TempC: ptr(6.1)}
+				if rng.IntN(2) == 0 {
+					// Mostly a compartment that is out of range comes back.
+					var warm []allocator.CompartmentID
+					for i := range r.core.comps {
+						if r.core.comps[i].warm {
+							warm = append(warm, allocator.CompartmentID(i))
+						}
+					}
+					if len(warm) > 0 && rng.IntN(4) > 0 {
+						comp, _ := r.core.inv.Compartment(warm[rng.IntN(len(warm))])
+						cab, slot = r.core.cabinets[comp.Cabinet].name, comp.Slot
+					}
+					ev = twin.Event{Type: twin.EvtTemp, Compartment: slot, TempC: ptr(5.4)}
+				}
+				require.NoError(t, r.evt(cab, ev))
 			}
 		default:
 			r.clock.Advance(time.Duration(rng.ExpFloat64() * float64(3*time.Hour)))
@@ -168,7 +187,7 @@ func TestRebuildReproducesTheCoreExactly(t *testing.T) {
 		}
 		require.Positive(t, codeLocks, "seed %d: the history should lock a code", seed)
 		for _, k := range []Kind{Refused, ReservationLapsed, CommandRetried, CommandFailed, Deposited, DepositAborted,
-			PickedUp, PickupAborted, Expired, Returned, ExceptionRaised, ExceptionResolved, AlarmRaised, OutOfService, CodeRejected, LockedOut} {
+			PickedUp, PickupAborted, Expired, Returned, ExceptionRaised, ExceptionResolved, AlarmRaised, AlarmCleared, OutOfService, CodeRejected, LockedOut} {
 			require.True(t, kinds[k], "seed %d: the history should exercise %v", seed, k)
 		}
 

@@ -52,7 +52,7 @@ const (
 	EvtDoorOpened EventType = "door_opened" // a door opened (Command says which command, if any)
 	EvtDoorClosed EventType = "door_closed" // a door closed; Occupied is the sensor reading at closing
 	EvtOccupancy  EventType = "occupancy"   // the occupancy sensor changed while the door was closed
-	EvtTemp       EventType = "temperature" // a chilled zone's temperature, when out of range or on request
+	EvtTemp       EventType = "temperature" // back in range after a temp_out_of_range fault (TempC says at what)
 	EvtFault      EventType = "fault"       // Fault says what: jam, door_left_open, temp_out_of_range, ...
 	EvtPin        EventType = "pin_entered" // a code typed on the keypad (Code)
 	EvtHeartbeat  EventType = "heartbeat"   // the cabinet is alive

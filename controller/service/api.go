@@ -727,7 +727,7 @@ func (st *site) observation(e *controller.Event) Observation {
 	o := Observation{Site: st.id, Seq: e.Seq, At: time.Unix(0, e.At).UTC().Format(time.RFC3339Nano), Kind: e.Kind.String(), Parcel: e.Parcel}
 	o.Cabinet, o.Compartment, _ = st.place(e)
 	switch e.Kind {
-	case controller.AlarmRaised, controller.ExceptionRaised, controller.Refused, controller.OutOfService, controller.CabinetStatus, controller.Notified:
+	case controller.AlarmRaised, controller.AlarmCleared, controller.ExceptionRaised, controller.Refused, controller.OutOfService, controller.CabinetStatus, controller.Notified:
 		o.Detail = e.Text
 	}
 	return o

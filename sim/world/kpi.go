@@ -7,6 +7,7 @@ import (
 	"github.com/lockertwin/lockertwin/allocator"
 	"github.com/lockertwin/lockertwin/controller"
 	"github.com/lockertwin/lockertwin/sim"
+	"github.com/lockertwin/lockertwin/twin"
 )
 
 // Collector streams a replication's KPIs: counts, time-weighted occupancy
@@ -28,6 +29,12 @@ type Collector struct {
 	occ, capacity []int
 	area          []float64 // occupied compartment-hours since the warm-up
 	lastT         sim.Time
+
+	// warm are the places (a compartment, or a cabinet that named none)
+	// whose temperature is out of range: from a temp_out_of_range alarm to
+	// its clearing. warmArea is their place-hours since the warm-up.
+	warm     map[warmPlace]bool
+	warmArea float64
 
 	hours                         []HourRow
 	hourArea                      []float64
@@ -73,6 +80,7 @@ func (k *Collector) start() {
 		for i := range k.area {
 			k.area[i], k.hourArea[i] = 0, 0
 		}
+		k.warmArea = 0
 		k.hourArrivals, k.hourRefusals, k.hourPickups, k.hourDeposits = 0, 0, 0, 0
 	})
 	k.nextHour(k.w.warmup + sim.Hour)
@@ -94,6 +102,7 @@ func (k *Collector) advance() {
 		for c, n := range k.occ {
 			k.area[c] += float64(n) * dt
 		}
+		k.warmArea += float64(len(k.warm)) * dt
 	}
 	k.lastT = now
 }
@@ -211,6 +220,16 @@ func (k *Collector) onEvent(s *site, e *controller.Event) {
 		if k.measuring {
 			k.alarms[e.Text]++
 		}
+		if e.Text == twin.FaultTempRange {
+			k.advance()
+			if k.warm == nil {
+				k.warm = map[warmPlace]bool{}
+			}
+			k.warm[warmPlace{s, e.Cabinet, e.Compartment}] = true
+		}
+	case controller.AlarmCleared:
+		k.advance()
+		delete(k.warm, warmPlace{s, e.Cabinet, e.Compartment})
 	case controller.DoorCommanded:
 		s.compKPI[e.Compartment].cmd, s.compKPI[e.Compartment].issued = e.Command, now
 	case controller.DoorOpened:
@@ -225,6 +244,12 @@ func (k *Collector) onEvent(s *site, e *controller.Event) {
 			s.compKPI[e.Compartment].cmd = ""
 		}
 	}
+}
+
+// warmPlace is a place whose temperature can go out of range.
+type warmPlace struct {
+	s         *site
+	cab, comp int32
 }
 
 // compartmentKPI is what the KPIs follow per compartment of a site: the
@@ -291,6 +316,7 @@ func (w *World) result() *Result {
 		for name, n := range k.alarms {
 			m.alarms[name] += n
 		}
+		m.warmArea += k.warmArea
 		m.dwell.Merge(k.dwell)
 		m.pickupDelay.Merge(k.pickupDelay)
 		m.doorRTT.Merge(k.doorRTT)
@@ -380,6 +406,9 @@ func (k *Collector) summary() *Result {
 	add("courier_stops", float64(k.courierStops))
 	saved := float64(k.accepted-k.courierStops) * w.sc.Couriers.DoorstepStopM / 1000
 	add("distance_saved_km", math.Max(0, saved))
+	if hasChilled(w.sc) {
+		add(kpiTempExcursionHours, k.warmArea)
+	}
 	for _, name := range sortedKeys(k.counts) {
 		add(name, float64(k.counts[name]))
 	}

@@ -25,6 +25,23 @@ var occasionalCounts = []string{
 	kpiDepositsCancelled, kpiPickupsLockerOffline, kpiRemovedByStaff,
 }
 
+// kpiTempExcursionHours is the place-hours (compartment-hours, in the
+// virtual cabinets) that chilled compartments spent out of their range:
+// from the cabinet's temp_out_of_range fault to its back-in-range report.
+// Reported by a scenario with a chilled class.
+const kpiTempExcursionHours = "temp_excursion_hours"
+
+// hasChilled says whether sc has a chilled compartment class: the only
+// compartments whose temperature the virtual cabinet follows.
+func hasChilled(sc *scenarios.Scenario) bool {
+	for _, cl := range sc.CompartmentClasses {
+		if cl.Zone == scenarios.ZoneChilled {
+			return true
+		}
+	}
+	return false
+}
+
 // alarmPrefix starts the KPI of each kind of alarm raised: the kinds are
 // open-ended (a cabinet names its own faults).
 const alarmPrefix = "alarms_"
@@ -38,10 +55,14 @@ func KPINames(sc *scenarios.Scenario) []string {
 	for _, cl := range sc.CompartmentClasses {
 		names = append(names, "utilization_"+cl.Name)
 	}
-	return append(names, "picked_up", "expired", "returned",
+	names = append(names, "picked_up", "expired", "returned",
 		"dwell_hours_mean", "dwell_hours_p50", "dwell_hours_p90",
 		"pickup_delay_hours_p50", "pickup_delay_hours_p90", "door_rtt_ms_p50", "door_rtt_ms_p99",
-		"courier_stops", "distance_saved_km", "alarms_total")
+		"courier_stops", "distance_saved_km")
+	if hasChilled(sc) {
+		names = append(names, kpiTempExcursionHours)
+	}
+	return append(names, "alarms_total")
 }
 
 // CheckKPI says whether a replication of sc can report a KPI of this

@@ -87,7 +87,7 @@ func (w *shard) observe(s *site, e *controller.Event) {
 		o.Compartment = c.Slot
 	}
 	switch e.Kind {
-	case controller.AlarmRaised, controller.Refused, controller.ExceptionResolved, controller.CabinetStatus:
+	case controller.AlarmRaised, controller.AlarmCleared, controller.Refused, controller.ExceptionResolved, controller.CabinetStatus:
 		o.Detail = e.Text
 	}
 	watch(o)

@@ -395,3 +395,60 @@ func TestCheckKPIRefusesWhatNoRunReports(t *testing.T) {
 		})
 	}
 }
+
+// TestTempExcursionHoursAreTheExcursionsInTheHorizon checks the chilled
+// KPI against the events themselves: the hours from each temp_out_of_range
+// alarm to the alarm_cleared of its place, cut to the measured horizon
+// (an excursion still open at the end counts to the end). A temperature
+// back in range is not an alarm.
+func TestTempExcursionHoursAreTheExcursionsInTheHorizon(t *testing.T) {
+	sc, _, err := scenarios.LoadShipped("grocery-chilled.yaml")
+	require.NoError(t, err)
+	sc.Duration = scenarios.Duration(14 * 24 * time.Hour)
+	type place struct {
+		site      string
+		cab, comp int32
+	}
+	open := map[place]int64{}
+	var spans [][2]int64
+	raised := 0
+	w, err := New(sc, Options{Seed: 7, Observer: func(site string, e *controller.Event) {
+		at := place{site, e.Cabinet, e.Compartment}
+		switch {
+		case e.Kind == controller.AlarmRaised && e.Text == "temp_out_of_range":
+			raised++
+			if _, ok := open[at]; !ok {
+				open[at] = e.At
+			}
+		case e.Kind == controller.AlarmCleared:
+			from, ok := open[at]
+			require.True(t, ok, "a clearing follows its alarm")
+			spans = append(spans, [2]int64{from, e.At})
+			delete(open, at)
+		}
+	}})
+	require.NoError(t, err)
+	r, err := w.Run()
+	require.NoError(t, err)
+
+	start := Epoch.Add(time.Duration(sc.Warmup)).UnixNano()
+	end := Epoch.Add(time.Duration(sc.Warmup + sc.Duration)).UnixNano()
+	for _, from := range open {
+		spans = append(spans, [2]int64{from, end})
+	}
+	want := 0.0
+	for _, s := range spans {
+		require.Less(t, s[0], s[1], "an excursion lasts")
+		if lo, hi := max(s[0], start), min(s[1], end); hi > lo {
+			want += time.Duration(hi - lo).Hours()
+		}
+	}
+	require.GreaterOrEqual(t, raised, 3, "the scenario's doors left open warm chilled compartments")
+	got, ok := r.Get("temp_excursion_hours")
+	require.True(t, ok)
+	t.Logf("%d excursions, %.3f compartment-hours in the horizon", raised, got)
+	require.Positive(t, got)
+	require.InDelta(t, want, got, 1e-9*want)
+	_, ok = r.Get("alarms_temperature")
+	require.False(t, ok, "back in range is not an alarm")
+}
