@@ -51,6 +51,13 @@ func (s State) Terminal() bool {
 	return s == StatePickedUp || s == StateReturned || s == StateRefused || s == StateRemoved || s == StateCancelled
 }
 
+// Reofferable reports whether a parcel that ended in state s may be
+// announced again under its id: one refused for want of room, or withdrawn
+// before its deposit, never entered the locker, and its courier brings it
+// back later (the next wave, the next day) under the same tracking number.
+// Its new announcement starts it afresh; its log keeps both histories.
+func (s State) Reofferable() bool { return s == StateRefused || s == StateCancelled }
+
 // InLocker reports whether a parcel in state s is physically in a compartment.
 func (s State) InLocker() bool {
 	switch s {
@@ -183,7 +190,8 @@ type Config struct {
 	Log       Log
 	Out       Outputs
 	// RetainFinished keeps terminal parcels, so a re-announced finished id
-	// is refused and its history stays queryable. The service sets it; a
+	// is refused (but for a refused or cancelled one: State.Reofferable)
+	// and its history stays queryable. The service sets it; a
 	// simulation of millions of parcels does not.
 	RetainFinished bool
 	// Unsealed numbers events but does not hash-chain them (Prev and Hash
@@ -556,7 +564,9 @@ func (c *Core) resolve(spec ParcelSpec) (allocator.Request, error) {
 
 // Announce registers a parcel on its way and reserves a compartment for it.
 // Announcing the same parcel again with the same details returns its current
-// reservation (idempotent); with other details it is ErrDuplicateParcel.
+// reservation (idempotent); with other details it is ErrDuplicateParcel,
+// as is the id of a parcel that ended, but for one refused or cancelled:
+// that is offered afresh (State.Reofferable).
 // When nothing fits it returns a *RefusedError and the parcel is refused.
 func (c *Core) Announce(id string, spec ParcelSpec, recipient string) (Reservation, error) {
 	if !validParcelID(id) {
@@ -571,8 +581,8 @@ func (c *Core) Announce(id string, spec ParcelSpec, recipient string) (Reservati
 		}
 		return c.reservation(p), nil
 	}
-	if _, done := c.finished[id]; done {
-		return Reservation{}, fmt.Errorf("%w: %s already finished", ErrDuplicateParcel, id)
+	if st, done := c.finished[id]; done && !st.Reofferable() {
+		return Reservation{}, fmt.Errorf("%w: %s already %v", ErrDuplicateParcel, id, st)
 	}
 	req, err := c.resolve(spec)
 	if err != nil {

@@ -1483,3 +1483,51 @@ func TestCheckerCatchesAnAlarmClearedThatWasNotRaised(t *testing.T) {
 	require.NoError(t, r.core.emit(e))
 	require.ErrorContains(t, r.checker.Err(), "an alarm is cleared only while raised")
 }
+
+// A parcel refused for want of room, or withdrawn before its deposit,
+// never entered the locker: its courier brings it back at the next wave
+// under the same tracking number, and it is offered afresh. Once it was
+// "duplicate_parcel" for good, and the courier had to invent an id.
+func TestARefusedOrCancelledParcelIsOfferedAgain(t *testing.T) {
+	r := newRig(t, testSettings())
+	large := ParcelSpec{Class: "L"}
+	announce := func(id string) error { _, err := r.core.Announce(id, large, id+"@example.org"); return err }
+	announced := func(id string) int {
+		n := 0
+		for _, e := range r.log.Events() {
+			if e.Kind == Announced && e.Parcel == id {
+				n++
+			}
+		}
+		return n
+	}
+	require.NoError(t, announce("l1"))
+	require.NoError(t, announce("l2")) // both L compartments are held
+	require.ErrorIs(t, announce("l3"), ErrNoCapacity)
+	require.Equal(t, StateRefused, r.state("l3"))
+
+	require.NoError(t, r.core.Cancel("l1"))
+	require.Equal(t, StateCancelled, r.state("l1"))
+	require.NoError(t, announce("l3"), "refused at one wave, offered at the next")
+	require.Equal(t, StateReserved, r.state("l3"))
+	require.Equal(t, 2, announced("l3"), "the log keeps both offers")
+
+	require.ErrorIs(t, announce("l1"), ErrNoCapacity, "a cancelled parcel is offered again (and finds no room)")
+	require.Equal(t, StateRefused, r.state("l1"))
+	r.healthy()
+
+	// A parcel that was in the locker keeps its id: picked up is final.
+	_, err := r.core.StartDeposit("l3")
+	require.NoError(t, err)
+	r.doorCycle(true)
+	_, err = r.core.Pickup(r.out.last().cabinet, r.out.codes["l3"])
+	require.NoError(t, err)
+	r.doorCycle(false)
+	require.Equal(t, StatePickedUp, r.state("l3"))
+	require.ErrorIs(t, announce("l3"), ErrDuplicateParcel)
+	r.healthy()
+
+	rebuilt, err := Rebuild(r.rebuildConfig(), r.log.Events())
+	require.NoError(t, err)
+	require.Equal(t, r.core.Snapshot(), rebuilt.Snapshot())
+}

@@ -3,6 +3,7 @@ package controller
 import (
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -65,17 +66,37 @@ func chaos(t *testing.T, r *rig, seed uint64, steps int) {
 		}
 		switch op := rng.IntN(12); op {
 		case 0, 1:
-			next++
 			spec := ParcelSpec{Class: classes[rng.IntN(len(classes))]}
 			if rng.IntN(5) == 0 {
 				spec = ParcelSpec{LengthMm: 100 + rng.IntN(500), WidthMm: 100 + rng.IntN(300), HeightMm: 20 + rng.IntN(400)}
 			}
-			_, err := r.core.Announce("p"+itoa(uint64(next)), spec, "r")
+			id := ""
+			if rng.IntN(4) == 0 { // a refused or cancelled parcel brought back
+				var again []string
+				for fid, st := range r.core.finished {
+					if st.Reofferable() {
+						again = append(again, fid)
+					}
+				}
+				slices.Sort(again)
+				if len(again) > 0 {
+					id = pick(again)
+				}
+			}
+			if id == "" {
+				next++
+				id = "p" + itoa(uint64(next))
+			}
+			_, err := r.core.Announce(id, spec, "r")
 			if err != nil && !errors.Is(err, ErrNoCapacity) {
 				require.NoError(t, err)
 			}
 		case 2, 3:
 			if l := append(ids(StateReserved), ids(StateAnnounced)...); len(l) > 0 {
+				if rng.IntN(6) == 0 { // the courier withdraws it
+					require.NoError(t, r.core.Cancel(pick(l)))
+					break
+				}
 				_, err := r.core.StartDeposit(pick(l))
 				if err != nil && !errors.Is(err, ErrNoCapacity) {
 					require.NoError(t, err)
@@ -173,7 +194,7 @@ func chaos(t *testing.T, r *rig, seed uint64, steps int) {
 func TestRebuildReproducesTheCoreExactly(t *testing.T) {
 	for seed := uint64(1); seed <= 4; seed++ {
 		r := newRig(t, testSettings())
-		chaos(t, r, seed, 1500)
+		chaos(t, r, seed, 2000)
 		r.healthy()
 		events := r.log.Events()
 		require.Greater(t, len(events), 1000)
@@ -187,7 +208,7 @@ func TestRebuildReproducesTheCoreExactly(t *testing.T) {
 		}
 		require.Positive(t, codeLocks, "seed %d: the history should lock a code", seed)
 		for _, k := range []Kind{Refused, ReservationLapsed, CommandRetried, CommandFailed, Deposited, DepositAborted,
-			PickedUp, PickupAborted, Expired, Returned, ExceptionRaised, ExceptionResolved, AlarmRaised, AlarmCleared, OutOfService, CodeRejected, LockedOut} {
+			PickedUp, PickupAborted, Expired, Returned, ExceptionRaised, ExceptionResolved, AlarmRaised, AlarmCleared, OutOfService, CodeRejected, LockedOut, Cancelled} {
 			require.True(t, kinds[k], "seed %d: the history should exercise %v", seed, k)
 		}
 

@@ -898,8 +898,8 @@ func (w *shard) full(p *parcel, s *site, err error) {
 		p.carries++
 		if p.carries < maxCarries {
 			w.kpi.deferred(p)
-			// A refused id cannot be announced again: the parcel gets a new one.
-			w.renew(p)
+			// Offered again at the next wave under its id, as a courier
+			// does with a tracking number (State.Reofferable).
 			w.sites[p.home].pending = append(w.sites[p.home].pending, p)
 			return
 		}
@@ -969,7 +969,8 @@ func (w *shard) tryAt(p *parcel, s *site) bool {
 	return true
 }
 
-// renew gives a parcel a fresh controller id (a refused id is final).
+// renew gives a parcel an id of this shard: a parcel redirected from
+// another shard's site is indexed here (ids name their shard).
 func (w *shard) renew(p *parcel) {
 	w.parcels.remove(p)
 	w.newID(p, w.sites[p.home])
