@@ -3,6 +3,7 @@ package allocator
 import (
 	"errors"
 	"fmt"
+	"math"
 )
 
 // CompartmentID indexes a compartment in its site's Inventory. Compartments
@@ -98,7 +99,13 @@ type Inventory struct {
 	maxFree  []int32 // per class: the highest cabFree over cabinets
 	counts   [4]int
 	perClass [][4]int // [class][status] counts
+	// lowestTop is, per class, the lowest top of its compartments (noTop
+	// when the site has none): whether a reach can ever be met.
+	lowestTop []int
 }
+
+// noTop is the lowest top of a class the site has no compartment of.
+const noTop = math.MaxInt
 
 // Errors of inventory operations. They wrap into *StateError.
 var (
@@ -184,9 +191,14 @@ func NewInventory(cat *Catalog, cabinets []CabinetSpec) (*Inventory, error) {
 			}
 		}
 	}
+	inv.lowestTop = make([]int, nc)
+	for c := range inv.lowestTop {
+		inv.lowestTop[c] = noTop
+	}
 	for _, comp := range inv.comps {
 		inv.perClass[comp.Class][Free]++
 		inv.addFree(comp.ID)
+		inv.lowestTop[comp.Class] = min(inv.lowestTop[comp.Class], comp.TopMm)
 	}
 	inv.counts[Free] = n
 	return inv, nil

@@ -42,8 +42,9 @@ type Reason uint8
 
 const (
 	ReasonNone Reason = iota
-	// ReasonNoFittingClass: no class of the parcel's zone can hold it, at any
-	// occupancy. Capacity will not help; a different cabinet model might.
+	// ReasonNoFittingClass: no class of the parcel's zone can hold it, or
+	// the site has no compartment of one that can, at any occupancy.
+	// Capacity will not help; a different cabinet model might.
 	ReasonNoFittingClass
 	// ReasonAllBusy: fitting classes exist, but every fitting compartment
 	// (meeting the hints) is reserved, occupied, out of service or in a
@@ -54,6 +55,10 @@ const (
 	ReasonReserveHeld
 	// ReasonVetoed: a hook vetoed the assignment.
 	ReasonVetoed
+	// ReasonOutOfReach: compartments that fit exist, but none is within the
+	// recipient's reach (Hints.MaxTopMm), at any occupancy. Capacity will
+	// not help; lower compartments would.
+	ReasonOutOfReach
 )
 
 func (r Reason) String() string {
@@ -68,6 +73,8 @@ func (r Reason) String() string {
 		return "reserve-held"
 	case ReasonVetoed:
 		return "vetoed"
+	case ReasonOutOfReach:
+		return "out-of-reach"
 	}
 	return fmt.Sprintf("Reason(%d)", uint8(r))
 }
@@ -87,6 +94,8 @@ func (e *RefusalError) Error() string {
 		return "the free fitting compartments are held in reserve for parcels that need them"
 	case ReasonVetoed:
 		return "the assignment was vetoed"
+	case ReasonOutOfReach:
+		return "no compartment that fits the parcel is within the recipient's reach"
 	}
 	return "refused: " + e.Reason.String()
 }
@@ -96,6 +105,7 @@ var (
 	ErrNoFittingClass error = &RefusalError{ReasonNoFittingClass}
 	ErrAllBusy        error = &RefusalError{ReasonAllBusy}
 	ErrReserveHeld    error = &RefusalError{ReasonReserveHeld}
+	ErrOutOfReach     error = &RefusalError{ReasonOutOfReach}
 )
 
 // ReasonOf returns the refusal reason carried by err, or ReasonNone.
@@ -228,7 +238,31 @@ func choose(p chooser, inv *Inventory, req *Request) (CompartmentID, error) {
 	if held {
 		return NoCompartment, ErrReserveHeld
 	}
-	return NoCompartment, ErrAllBusy
+	return NoCompartment, busyOrNever(inv, classes, checkDims, req)
+}
+
+// busyOrNever is the reason nothing free was admissible: ErrAllBusy when
+// some compartment, free or not, would take the request (capacity will
+// help), else what stands in the way at any occupancy: no compartment of a
+// fitting class at the site, or none within the recipient's reach.
+func busyOrNever(inv *Inventory, classes []ClassID, checkDims bool, req *Request) error {
+	exists := false
+	for _, c := range classes {
+		if checkDims && !req.Dims.FitsIn(inv.cat.classes[c].Inner()) {
+			continue
+		}
+		if inv.lowestTop[c] == noTop {
+			continue // the site has none of this class
+		}
+		exists = true
+		if noHeight(&req.Hints) || inv.lowestTop[c] <= req.Hints.MaxTopMm {
+			return ErrAllBusy
+		}
+	}
+	if !exists {
+		return ErrNoFittingClass
+	}
+	return ErrOutOfReach
 }
 
 // preferred returns the lowest admissible free compartment of class c in

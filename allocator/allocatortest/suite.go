@@ -111,12 +111,20 @@ func fits(cat *allocator.Catalog, req allocator.Request, c allocator.ClassID) bo
 func requireValid(t *testing.T, inv *allocator.Inventory, req allocator.Request, id allocator.CompartmentID, err error) allocator.Reason {
 	t.Helper()
 	cat := inv.Catalog()
-	admissible := 0
+	// admissible: free ones the request may take; fitting and reachable:
+	// the site's compartments that would take it at some occupancy.
+	admissible, fitting, reachable := 0, 0, 0
 	for i := 0; i < inv.Len(); i++ {
 		c, _ := inv.Compartment(allocator.CompartmentID(i))
-		if inv.Status(c.ID) == allocator.Free && fits(cat, req, c.Class) &&
-			(req.Hints.MaxTopMm <= 0 || c.TopMm <= req.Hints.MaxTopMm) {
-			admissible++
+		if !fits(cat, req, c.Class) {
+			continue
+		}
+		fitting++
+		if req.Hints.MaxTopMm <= 0 || c.TopMm <= req.Hints.MaxTopMm {
+			reachable++
+			if inv.Status(c.ID) == allocator.Free {
+				admissible++
+			}
 		}
 	}
 	if err != nil {
@@ -125,12 +133,15 @@ func requireValid(t *testing.T, inv *allocator.Inventory, req allocator.Request,
 		switch r {
 		case allocator.ReasonAllBusy:
 			require.Zero(t, admissible, "refused as all busy while %d admissible compartments are free (req %+v)", admissible, req)
+			require.Positive(t, reachable, "all-busy, but no compartment would ever take it (req %+v)", req)
 		case allocator.ReasonReserveHeld:
 			require.Positive(t, admissible, "reserve-held with nothing free: that is all-busy")
 		case allocator.ReasonNoFittingClass:
-			for c := 0; c < cat.Len(); c++ {
-				require.False(t, fits(cat, req, allocator.ClassID(c)), "no-fitting-class but class %q fits", cat.Class(allocator.ClassID(c)).Name)
-			}
+			require.Zero(t, fitting, "no-fitting-class but %d of the site's compartments fit (req %+v)", fitting, req)
+		case allocator.ReasonOutOfReach:
+			require.Positive(t, req.Hints.MaxTopMm, "out-of-reach without a reach")
+			require.Positive(t, fitting, "out-of-reach, but nothing fits: that is no-fitting-class")
+			require.Zero(t, reachable, "out-of-reach while %d fitting compartments are within reach", reachable)
 		default:
 			require.Failf(t, "unexpected refusal", "%v (reason %v)", err, r)
 		}
@@ -335,6 +346,40 @@ func hints(t *testing.T, newPolicy NewPolicy) {
 			}
 		}
 		require.Positive(t, high, "the fixture must have compartments above the reach")
+	})
+	// A refusal says whether capacity would help: a reach below every
+	// compartment that fits, or a class the site has none of, is refused
+	// so on an empty site, not as all busy.
+	t.Run("what no occupancy would meet is not all-busy", func(t *testing.T) {
+		inv := FixtureInventory(cat)
+		lowest := 0
+		for i := 0; i < inv.Len(); i++ {
+			c, _ := inv.Compartment(allocator.CompartmentID(i))
+			if fits(cat, allocator.Request{Class: M}, c.Class) && (lowest == 0 || c.TopMm < lowest) {
+				lowest = c.TopMm
+			}
+		}
+		require.Positive(t, lowest)
+		onlyS, err := allocator.StackLayout(cat, []allocator.ClassCount{{Class: S, Count: 8}})
+		require.NoError(t, err)
+		smallSite, err := allocator.NewInventory(cat, []allocator.CabinetSpec{{Name: "small", Compartments: onlyS}})
+		require.NoError(t, err)
+		for _, tt := range []struct {
+			name string
+			inv  *allocator.Inventory
+			req  allocator.Request
+			want allocator.Reason
+		}{
+			{"reach below every fitting compartment", inv, allocator.Request{Class: M, Hints: allocator.Hints{MaxTopMm: lowest - 1}}, allocator.ReasonOutOfReach},
+			{"reach at the lowest fitting compartment", inv, allocator.Request{Class: M, Hints: allocator.Hints{MaxTopMm: lowest}}, allocator.ReasonNone},
+			{"a class the site has none of", smallSite, allocator.Request{Class: M}, allocator.ReasonNoFittingClass},
+			{"dimensions only the site's missing classes hold", smallSite, allocator.Request{Dims: allocator.Dims{LengthMm: 300, WidthMm: 300, HeightMm: 150}}, allocator.ReasonNoFittingClass},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				id, err := newPolicy(cat).Choose(tt.inv, tt.req)
+				require.Equal(t, tt.want, requireValid(t, tt.inv, tt.req, id, err))
+			})
+		}
 	})
 	t.Run("preferred cabinet when it has the class", func(t *testing.T) {
 		inv := FixtureInventory(cat)

@@ -27,9 +27,11 @@ import (
 //go:embed openapi.json
 var openapi []byte
 
-// apiError is every error body: a stable code and a message.
+// apiError is every error body: a stable code and a message; a refusal
+// (no_capacity) also says why, as the allocator names it.
 type apiError struct {
 	Code    string `json:"code"`
+	Reason  string `json:"reason,omitempty"`
 	Message string `json:"message"`
 }
 
@@ -69,7 +71,11 @@ func writeCoreError(w http.ResponseWriter, err error) {
 	if errors.Is(err, errShuttingDown) {
 		status, code = http.StatusServiceUnavailable, "shutting_down"
 	}
-	writeError(w, status, code, err.Error())
+	body := apiError{Code: code, Message: err.Error()}
+	if refused := (*controller.RefusedError)(nil); errors.As(err, &refused) {
+		body.Reason = refused.Reason.String()
+	}
+	writeJSON(w, status, body)
 }
 
 // decode reads a JSON body strictly: unknown fields and trailing data are

@@ -554,11 +554,15 @@ func TestSilentCabinetIsTakenOfflineAfterTheGrace(t *testing.T) {
 		n++
 		return h.call("POST", "/v1/sites/lobby/parcels", h.courier, map[string]any{"id": fmt.Sprintf("p%d", n), "class": "S", "recipient": "r"})
 	}
+	var refusal map[string]any
 	require.Eventually(t, func() bool {
 		code, res := announce()
+		refusal = res
 		return code == 409 && res["code"] == "no_capacity"
 	}, wait, 20*time.Millisecond, "the only cabinet never reported: nothing may be reserved in it")
-	code, res := h.call("GET", fmt.Sprintf("/v1/sites/lobby/parcels/p%d", n), h.courier, nil)
+	require.Equal(t, "all-busy", refusal["reason"], "an offline cabinet's compartments come back: capacity will help")
+	refused := fmt.Sprintf("p%d", n)
+	code, res := h.call("GET", "/v1/sites/lobby/parcels/"+refused, h.courier, nil)
 	require.Equal(t, 200, code)
 	require.Equal(t, "refused", res["state"])
 	require.NotContains(t, res, "cabinet", "a refused parcel was never in a compartment")
@@ -573,6 +577,12 @@ func TestSilentCabinetIsTakenOfflineAfterTheGrace(t *testing.T) {
 		code, _ := announce()
 		return code == 201
 	}, wait, 20*time.Millisecond, "online again once it connects")
+	code, res = h.call("POST", "/v1/sites/lobby/parcels", h.courier, map[string]any{"id": refused, "class": "S", "recipient": "r"})
+	require.Equal(t, 201, code, "the refused parcel, brought back under its id, is offered afresh: %v", res)
+	code, res = h.call("POST", "/v1/sites/lobby/parcels", h.courier, map[string]any{"id": "low", "class": "S", "recipient": "r", "max_top_mm": 1})
+	require.Equal(t, 409, code)
+	require.Equal(t, map[string]any{"code": "no_capacity", "reason": "out-of-reach",
+		"message": "parcel low refused: no compartment available (out-of-reach)"}, res, "no occupancy would meet that reach")
 }
 
 // TestEventStreamSaysWhatItDropped: a subscriber that falls behind loses
