@@ -172,8 +172,9 @@ type PickupDelay struct {
 type Recipients struct {
 	PickupDelay PickupDelay `yaml:"pickup_delay"`
 	NoShowShare float64     `yaml:"no_show_share"`
-	// ReminderResponse is the share of recipients still waiting who come
-	// within a few hours of a reminder instead of at their drawn time.
+	// ReminderResponse is the share of recipients still waiting who answer
+	// a reminder: they come within a few hours of it (exponential, mean
+	// 2 h), or at their drawn time if that is sooner.
 	ReminderResponse float64 `yaml:"reminder_response"`
 }
 

@@ -218,6 +218,7 @@ type parcel struct {
 	code     string
 	noShow   bool
 	visit    sim.EventID // the recipient's scheduled visit
+	visitAt  sim.Time    // when (while visit is set)
 	check    sim.EventID // the courier checking the deposit took
 	carries  int
 	tries    int
@@ -1083,6 +1084,9 @@ func (s *site) onNotify(n controller.Notification) {
 			return
 		}
 		soon := time.Duration(w.recipientRng.ExpFloat64() * float64(2*time.Hour))
+		if p.visit != 0 && p.visitAt <= w.eng.Now()+sim.FromDuration(soon) {
+			return // coming sooner anyway: a reminder hurries, never delays
+		}
 		w.revisit(p, soon)
 	case controller.NotifyExpiry:
 		w.eng.Cancel(p.visit)
@@ -1106,7 +1110,7 @@ func (s *site) onNotify(n controller.Notification) {
 func (w *shard) revisit(p *parcel, after time.Duration) {
 	at := w.eng.Now() + sim.FromDuration(after)
 	w.eng.Cancel(p.visit)
-	p.visit = w.eng.At(at, p, pVisit)
+	p.visit, p.visitAt = w.eng.At(at, p, pVisit), at
 }
 
 // What a parcel's event does: the low byte of its arg; a delivery carries

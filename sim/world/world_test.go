@@ -452,3 +452,39 @@ func TestTempExcursionHoursAreTheExcursionsInTheHorizon(t *testing.T) {
 	_, ok = r.Get("alarms_temperature")
 	require.False(t, ok, "back in range is not an alarm")
 }
+
+// TestAReminderHurriesButNeverDelays: recipients who answer a reminder
+// come within a few hours of it, unless they were coming sooner anyway.
+// Every recipient here comes 24.5 h after the notice and answers every
+// reminder (sent at 24 h): a reminder that replaced their visit put four
+// in five of them later than 24.5 h.
+func TestAReminderHurriesButNeverDelays(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		drawn    time.Duration
+		p50, p90 [2]float64 // bounds on the pickup delay's quantiles, hours
+	}{
+		// The reminder comes before the drawn visit, which stays: nobody is later.
+		{"coming half an hour after the reminder", 24*time.Hour + 30*time.Minute, [2]float64{24.2, 24.6}, [2]float64{24.2, 24.6}},
+		// Coming in six hours: the reminder brings them forward, ~exp(2 h).
+		{"coming six hours after the reminder", 30 * time.Hour, [2]float64{24.9, 25.8}, [2]float64{27.9, 29.4}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			sc, _, err := scenarios.LoadShipped("residential-tower.yaml")
+			require.NoError(t, err)
+			sc.Duration = scenarios.Duration(14 * 24 * time.Hour)
+			sc.Recipients.PickupDelay = scenarios.PickupDelay{Distribution: scenarios.DistFixed, Value: scenarios.Duration(tt.drawn)}
+			sc.Recipients.NoShowShare, sc.Recipients.ReminderResponse = 0, 1
+			require.Equal(t, 24*time.Hour, time.Duration(sc.Policy.ReminderAfter))
+			w, err := New(sc, Options{Seed: 3})
+			require.NoError(t, err)
+			r, err := w.Run()
+			require.NoError(t, err)
+			p50, _ := r.Get("pickup_delay_hours_p50")
+			p90, _ := r.Get("pickup_delay_hours_p90")
+			t.Logf("pickup delay p50 %.2f h, p90 %.2f h", p50, p90)
+			require.InDelta(t, (tt.p50[0]+tt.p50[1])/2, p50, (tt.p50[1]-tt.p50[0])/2)
+			require.InDelta(t, (tt.p90[0]+tt.p90[1])/2, p90, (tt.p90[1]-tt.p90[0])/2)
+		})
+	}
+}
