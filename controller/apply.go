@@ -28,7 +28,9 @@ func (c *Core) apply(e *Event) {
 		p.id, p.recipient, p.state, p.announcedAt = e.Parcel, e.Text, StateAnnounced, e.At
 		p.cabinet, p.comp, p.chilled = -1, allocator.NoCompartment, p.req.Zone != allocator.Ambient
 		c.parcels[e.Parcel] = p
-		delete(c.finished, e.Parcel) // a refused or cancelled parcel offered again
+		if c.finished != nil {
+			delete(c.finished, e.Parcel) // a refused or cancelled parcel offered again
+		}
 	case Reserved:
 		p := c.parcelOf(e)
 		id := allocator.CompartmentID(e.Compartment)
