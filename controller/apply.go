@@ -211,7 +211,7 @@ func (c *Core) apply(e *Event) {
 		if w := c.warmth(e.Cabinet, e.Compartment); w != nil && e.Text == twin.FaultTempRange {
 			*w = true
 		}
-		if e.Text == "door_left_open" && e.Compartment >= 0 {
+		if e.Text == ConditionLeftOpen && e.Compartment >= 0 {
 			slot := &c.comps[e.Compartment]
 			slot.alarmed = true
 			// Ask again for the cabinet's state while the door is
@@ -766,7 +766,7 @@ func (c *Core) due(d *deadline) {
 	case dlDoorOpen:
 		comp, _ := c.inv.Compartment(allocator.CompartmentID(d.comp))
 		if d.resync == 0 {
-			c.alarm("door_left_open", int32(comp.Cabinet), d.comp, "")
+			c.alarm(ConditionLeftOpen, int32(comp.Cabinet), d.comp, "")
 		} else {
 			n := min(d.resync+1, maxResync)
 			c.schedule(deadline{at: c.now() + c.resyncAfter(n), kind: dlDoorOpen, comp: d.comp, openedAt: d.openedAt, resync: n})

@@ -1195,6 +1195,40 @@ func (c *Core) Holding(id allocator.CompartmentID) (parcel string, state State, 
 	return p.id, p.state, true
 }
 
+// Alarms a compartment or cabinet can be in now (see Conditions).
+const (
+	ConditionLeftOpen   = "door_left_open"
+	ConditionOutOfRange = twin.FaultTempRange
+)
+
+// Conditions are the alarms a compartment is in now, as the core knows
+// them: its door left open past its limit (until it closes), its
+// temperature out of range (until the cabinet reports it back). doorOpen
+// says whether its door is open at all. Nil for none, or for a
+// compartment the site does not have.
+func (c *Core) Conditions(id allocator.CompartmentID) (alarms []string, doorOpen bool) {
+	if int(id) < 0 || int(id) >= len(c.comps) {
+		return nil, false
+	}
+	slot := &c.comps[id]
+	if slot.doorOpen && slot.alarmed {
+		alarms = append(alarms, ConditionLeftOpen)
+	}
+	if slot.warm {
+		alarms = append(alarms, ConditionOutOfRange)
+	}
+	return alarms, slot.doorOpen
+}
+
+// CabinetConditions are the alarms a cabinet as a whole is in now: its
+// temperature out of range, when it reported that for no one compartment.
+func (c *Core) CabinetConditions(id allocator.CabinetID) []string {
+	if int(id) < 0 || int(id) >= len(c.cabinets) || !c.cabinets[id].warm {
+		return nil
+	}
+	return []string{ConditionOutOfRange}
+}
+
 // CabinetSequence is the sequence number of the last event handled from a
 // cabinet (as far as the log records it after a rebuild: events that
 // change nothing are not logged); false for a cabinet the site does not

@@ -292,11 +292,20 @@ func TestDoorAlarms(t *testing.T) {
 	// means the parcel is gone: an exception, never a silent loss.
 	require.NoError(t, r.evt("a1", twin.Event{Type: twin.EvtDoorOpened, Compartment: info.Compartment}))
 	require.Equal(t, 1, r.core.Alarms()["uncommanded_open"])
+	id, _ := r.core.Inventory().CompartmentAt(0, info.Compartment)
+	alarms, open := r.core.Conditions(id)
+	require.True(t, open)
+	require.Empty(t, alarms, "open, not yet left open")
 	r.clock.Advance(2 * time.Minute)
 	require.Equal(t, 1, r.core.Alarms()["door_left_open"])
+	alarms, _ = r.core.Conditions(id)
+	require.Equal(t, []string{ConditionLeftOpen}, alarms)
 	r.clock.Advance(10 * time.Minute)
 	require.Equal(t, 1, r.core.Alarms()["door_left_open"], "one alarm per opening")
 	r.closed("a1", info.Compartment, false)
+	alarms, open = r.core.Conditions(id)
+	require.False(t, open)
+	require.Empty(t, alarms, "a door left open is over once it closes")
 	info, _ = r.core.Parcel("p1")
 	require.Equal(t, StateException, info.State)
 	require.Equal(t, "parcel_missing", info.Exception)
@@ -1460,8 +1469,17 @@ func TestTemperatureBackInRangeClearsTheAlarm(t *testing.T) {
 		}
 		require.Equal(t, st.raised, r.core.Alarms()[twin.FaultTempRange], st.name)
 		require.Zero(t, r.core.Alarms()["temperature"], "%s: back in range is no alarm", st.name)
-		require.Equal(t, st.warm3, r.core.comps[comp3].warm, st.name)
-		require.Equal(t, st.warmCab, r.core.cabinets[0].warm, st.name)
+		var want3, wantCab []string
+		if st.warm3 {
+			want3 = []string{ConditionOutOfRange}
+		}
+		if st.warmCab {
+			wantCab = []string{ConditionOutOfRange}
+		}
+		alarms, open := r.core.Conditions(comp3)
+		require.Equal(t, want3, alarms, st.name)
+		require.False(t, open, st.name)
+		require.Equal(t, wantCab, r.core.CabinetConditions(0), st.name)
 		r.healthy()
 	}
 
@@ -1470,7 +1488,8 @@ func TestTemperatureBackInRangeClearsTheAlarm(t *testing.T) {
 	rebuilt, err := Rebuild(r.rebuildConfig(), r.log.Events())
 	require.NoError(t, err)
 	require.Equal(t, r.core.Snapshot(), rebuilt.Snapshot())
-	require.True(t, rebuilt.comps[comp3].warm)
+	alarms, _ := rebuilt.Conditions(comp3)
+	require.Equal(t, []string{ConditionOutOfRange}, alarms)
 }
 
 // The checker holds that an alarm is cleared only while it is raised: a

@@ -292,13 +292,15 @@ func (s *Service) provisionSite(w http.ResponseWriter, r *http.Request) {
 }
 
 type compartmentView struct {
-	Cabinet     string `json:"cabinet"`
-	Compartment int    `json:"compartment"`
-	Class       string `json:"class"`
-	Chilled     bool   `json:"chilled,omitempty"`
-	Status      string `json:"status"`
-	Parcel      string `json:"parcel,omitempty"`
-	ParcelState string `json:"parcel_state,omitempty"`
+	Cabinet     string   `json:"cabinet"`
+	Compartment int      `json:"compartment"`
+	Class       string   `json:"class"`
+	Chilled     bool     `json:"chilled,omitempty"`
+	Status      string   `json:"status"`
+	Parcel      string   `json:"parcel,omitempty"`
+	ParcelState string   `json:"parcel_state,omitempty"`
+	DoorOpen    bool     `json:"door_open,omitempty"`
+	Alarms      []string `json:"alarms,omitempty"`
 }
 
 // compartmentStatus is the site view's status: the inventory's, except
@@ -315,8 +317,9 @@ func compartmentStatus(inv string, parcel controller.State) string {
 }
 
 type cabinetView struct {
-	Cabinet string `json:"cabinet"`
-	Online  bool   `json:"online"`
+	Cabinet string   `json:"cabinet"`
+	Online  bool     `json:"online"`
+	Alarms  []string `json:"alarms,omitempty"`
 }
 
 func (s *Service) getSite(w http.ResponseWriter, r *http.Request) {
@@ -334,13 +337,14 @@ func (s *Service) getSite(w http.ResponseWriter, r *http.Request) {
 		}
 		cabs := inv.Cabinets()
 		for _, cb := range cabs {
-			cabView = append(cabView, cabinetView{Cabinet: cb.Name, Online: inv.CabinetOnline(cb.ID)})
+			cabView = append(cabView, cabinetView{Cabinet: cb.Name, Online: inv.CabinetOnline(cb.ID), Alarms: st.core.CabinetConditions(cb.ID)})
 		}
 		for i := 0; i < inv.Len(); i++ {
 			c, _ := inv.Compartment(allocator.CompartmentID(i))
 			class := inv.Catalog().Class(c.Class)
 			v := compartmentView{Cabinet: cabs[c.Cabinet].Name, Compartment: c.Slot,
 				Class: class.Name, Chilled: class.Zone == allocator.Chilled, Status: inv.Status(c.ID).String()}
+			v.Alarms, v.DoorOpen = st.core.Conditions(c.ID)
 			if parcel, state, ok := st.core.Holding(c.ID); ok {
 				v.Parcel, v.ParcelState = parcel, state.String()
 				v.Status = compartmentStatus(v.Status, state)

@@ -968,3 +968,66 @@ func TestABadLayoutIsNotStored(t *testing.T) {
 	require.Equal(t, 200, code, res)
 	require.Equal(t, []any{"annex", "lobby"}, res["sites"])
 }
+
+// TestSiteViewSaysWhatIsWrongNow: the site view shows an open door, a door
+// left open, and a temperature out of range, for as long as each lasts.
+func TestSiteViewSaysWhatIsWrongNow(t *testing.T) {
+	h := start(t, t.TempDir(), newInbox())
+	defer h.stop()
+	st, ok := h.svc.site("lobby")
+	require.True(t, ok)
+	seq := uint64(0)
+	send := func(ev twin.Event) {
+		seq++
+		ev.V, ev.Seq, ev.ID, ev.At = twin.ProtocolVersion, seq, "c1-e"+strconv.FormatUint(seq, 10), time.Now()
+		require.NoError(t, st.call(context.Background(), func() error { return st.core.HandleEvent("c1", ev) }))
+	}
+	view := func() (compartment2, cabinet map[string]any) {
+		code, res := h.call("GET", "/v1/sites/lobby", h.courier, nil)
+		require.Equal(t, 200, code, res)
+		for _, c := range res["compartments"].([]any) {
+			if c := c.(map[string]any); c["compartment"] == 2.0 {
+				compartment2 = c
+			}
+		}
+		return compartment2, res["cabinets"].([]any)[0].(map[string]any)
+	}
+	c2, cab := view()
+	require.NotContains(t, c2, "door_open")
+	require.NotContains(t, c2, "alarms")
+	require.NotContains(t, cab, "alarms")
+
+	hot, back := 7.0, 5.0
+	for _, step := range []struct {
+		name     string
+		ev       twin.Event
+		open     bool
+		alarms   []any
+		cabAlarm []any
+	}{
+		{"opened by hand", twin.Event{Type: twin.EvtDoorOpened, Compartment: 2}, true, nil, nil},
+		{"warm", twin.Event{Type: twin.EvtFault, Fault: twin.FaultTempRange, Compartment: 2, TempC: &hot}, true, []any{"temp_out_of_range"}, nil},
+		{"the cabinet warm", twin.Event{Type: twin.EvtFault, Fault: twin.FaultTempRange, TempC: &hot}, true, []any{"temp_out_of_range"}, []any{"temp_out_of_range"}},
+		{"closed", twin.Event{Type: twin.EvtDoorClosed, Compartment: 2, Occupied: new(bool)}, false, []any{"temp_out_of_range"}, []any{"temp_out_of_range"}},
+		{"back in range", twin.Event{Type: twin.EvtTemp, Compartment: 2, TempC: &back}, false, nil, []any{"temp_out_of_range"}},
+		{"the cabinet back", twin.Event{Type: twin.EvtTemp, TempC: &back}, false, nil, nil},
+	} {
+		send(step.ev)
+		c2, cab = view()
+		if step.open {
+			require.Equal(t, true, c2["door_open"], step.name)
+		} else {
+			require.NotContains(t, c2, "door_open", step.name)
+		}
+		for _, got := range []struct {
+			view map[string]any
+			want []any
+		}{{c2, step.alarms}, {cab, step.cabAlarm}} {
+			if want := got.want; want == nil {
+				require.NotContains(t, got.view, "alarms", step.name)
+			} else {
+				require.Equal(t, want, got.view["alarms"], step.name)
+			}
+		}
+	}
+}
