@@ -435,6 +435,12 @@ func (c *Core) onFault(ci int32, comp allocator.CompartmentID, ev *twin.Event) e
 			}
 		}
 		return c.jam(ci, comp)
+	case twin.FaultTempRange:
+		// One alarm per excursion: a state report may have told of it
+		// before its fault arrived.
+		if w := c.warmth(ci, int32(comp)); w == nil || !*w {
+			c.alarm(ev.Fault, ci, int32(comp), "")
+		}
 	default:
 		c.alarm(ev.Fault, ci, int32(comp), "")
 	}

@@ -979,11 +979,28 @@ func (c *Core) HandleState(cabName string, st twin.State) error {
 	// opened, shows locked has closed, and its door_closed event was lost:
 	// the report's occupancy decides the operation as the event would have.
 	// Any other disagreement is left to a person (the alarms above).
+	// A report no older than the last event handled also says which
+	// compartments are out of their temperature range: it settles an
+	// excursion whose temp_out_of_range or temperature event was lost, or
+	// that a cabinet's restart ended.
+	current := st.Seq >= c.cabinets[ci].lastSeq
 	for i := 0; i < len(st.Compartments) && first+allocator.CompartmentID(i) < end; i++ {
 		id := first + allocator.CompartmentID(i)
 		slot := &c.comps[id]
-		if got := st.Compartments[i]; slot.doorOpen && slot.openSeq > 0 && st.Seq >= slot.openSeq && got.Door == twin.DoorLocked {
+		got := st.Compartments[i]
+		if slot.doorOpen && slot.openSeq > 0 && st.Seq >= slot.openSeq && got.Door == twin.DoorLocked {
 			if err := c.closeDoor(ci, id, got.Occupied, 0, ClosedFromState); err != nil {
+				return err
+			}
+		}
+		if current && got.TempC != nil && got.TempAlarm != slot.warm {
+			if got.TempAlarm {
+				c.alarm(ConditionOutOfRange, ci, int32(id), "")
+				continue
+			}
+			e := c.newEvent(AlarmCleared, ci, int32(id))
+			e.Text = ConditionOutOfRange
+			if err := c.emit(e); err != nil {
 				return err
 			}
 		}

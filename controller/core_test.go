@@ -1550,3 +1550,58 @@ func TestARefusedOrCancelledParcelIsOfferedAgain(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, r.core.Snapshot(), rebuilt.Snapshot())
 }
+
+// TestAStateReportSettlesATemperatureExcursion: a report no older than the
+// last event handled says which compartments are out of range. It raises
+// the alarm whose temp_out_of_range fault was lost (and that fault, come
+// late, raises no second one), and clears one whose temperature event was
+// lost or that a cabinet's restart ended. An older report settles nothing.
+func TestAStateReportSettlesATemperatureExcursion(t *testing.T) {
+	r := newRig(t, testSettings())
+	comp3, _ := r.core.inv.CompartmentAt(0, 3)
+	hot := 6.4
+	version := uint64(0)
+	report := func(warm bool, seqBack uint64) error {
+		version++
+		st := r.reportState("a1", version)
+		st.Seq -= seqBack
+		t := 5.1
+		if warm {
+			t = hot
+		}
+		st.Compartments[2].TempC, st.Compartments[2].TempAlarm = &t, warm
+		return r.core.HandleState("a1", st)
+	}
+	fault := func() error {
+		return r.evt("a1", twin.Event{Type: twin.EvtFault, Fault: twin.FaultTempRange, Compartment: 3, TempC: &hot})
+	}
+	for _, step := range []struct {
+		name   string
+		do     func() error
+		warm   bool
+		raised int
+	}{
+		{"a heartbeat, so the cabinet has a number", func() error { return r.evt("a1", twin.Event{Type: twin.EvtHeartbeat}) }, false, 0},
+		{"a report in range changes nothing", func() error { return report(false, 0) }, false, 0},
+		{"a report out of range: the fault was lost", func() error { return report(true, 0) }, true, 1},
+		{"the fault, late: no second alarm", fault, true, 1},
+		{"a report back in range: the temperature event was lost", func() error { return report(false, 0) }, false, 1},
+		{"another excursion", fault, true, 2},
+		{"a report older than the fault settles nothing", func() error { return report(false, 1) }, true, 2},
+		{"the cabinet restarted, in range", func() error { return report(false, 0) }, false, 2},
+	} {
+		require.NoError(t, step.do(), step.name)
+		alarms, _ := r.core.Conditions(comp3)
+		require.Equal(t, step.warm, slices.Contains(alarms, ConditionOutOfRange), step.name)
+		require.Equal(t, step.raised, r.core.Alarms()[ConditionOutOfRange], step.name)
+		total := 0
+		for _, n := range r.core.Alarms() {
+			total += n
+		}
+		require.Equal(t, step.raised, total, "%s: no other alarm (the reports match the doors)", step.name)
+		r.healthy()
+	}
+	rebuilt, err := Rebuild(r.rebuildConfig(), r.log.Events())
+	require.NoError(t, err)
+	require.Equal(t, r.core.Snapshot(), rebuilt.Snapshot())
+}

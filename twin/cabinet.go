@@ -336,7 +336,7 @@ func (c *Cabinet) State() State {
 		cs := CompartmentState{Compartment: i + 1, Door: d.state, Occupied: d.occupied}
 		if d.chilled {
 			t := c.temperature(d)
-			cs.TempC = &t
+			cs.TempC, cs.TempAlarm = &t, d.tempAlarm
 		}
 		st.Compartments[i] = cs
 	}

@@ -265,11 +265,16 @@ func TestChilledTemperatureModel(t *testing.T) {
 	require.Equal(t, EvtFault, ev.Type)
 	require.Equal(t, FaultTempRange, ev.Fault)
 	require.Greater(t, *ev.TempC, ChilledMaxC)
+	st := c.State().Compartments[2]
+	require.True(t, st.TempAlarm, "the state says so too, for a controller that lost the fault")
+	require.Greater(t, *st.TempC, ChilledMaxC)
 	require.NoError(t, c.Close(3))
 	clock.Advance(2 * time.Hour)
 	back := up.last()
 	require.Equal(t, EvtTemp, back.Type, "back in range is reported")
 	require.LessOrEqual(t, *back.TempC, ChilledMaxC)
+	require.False(t, c.State().Compartments[2].TempAlarm)
+	require.False(t, c.State().Compartments[0].TempAlarm, "an ambient compartment never")
 }
 
 func TestNewCabinetValidates(t *testing.T) {

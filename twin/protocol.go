@@ -109,6 +109,9 @@ type CompartmentState struct {
 	Door        DoorState `json:"door"`
 	Occupied    bool      `json:"occupied"`
 	TempC       *float64  `json:"temp_c,omitempty"`
+	// TempAlarm: the compartment's temperature is out of range (from its
+	// temp_out_of_range fault until its temperature event); with TempC.
+	TempAlarm bool `json:"temp_alarm,omitempty"`
 }
 
 // State is a cabinet's reported state on .../state (QoS 1, retained).
@@ -314,7 +317,7 @@ func (e *Event) Validate() error {
 			return invalid("event", "%s needs the occupancy reading", e.Type)
 		}
 	case EvtTemp:
-		if e.TempC == nil || *e.TempC < -60 || *e.TempC > 90 {
+		if e.TempC == nil || !validTemp(*e.TempC) {
 			return invalid("event", "temperature needs temp_c between -60 and 90")
 		}
 	case EvtFault:
@@ -358,9 +361,18 @@ func (s *State) Validate() error {
 		default:
 			return invalid("state", "compartment %d: unknown door state %q", c.Compartment, c.Door)
 		}
+		switch {
+		case c.TempC != nil && !validTemp(*c.TempC):
+			return invalid("state", "compartment %d: temp_c must be between -60 and 90", c.Compartment)
+		case c.TempAlarm && c.TempC == nil:
+			return invalid("state", "compartment %d: temp_alarm needs the temp_c it was judged on", c.Compartment)
+		}
 	}
 	return nil
 }
+
+// validTemp bounds a reported temperature: what a locker's sensor can read.
+func validTemp(t float64) bool { return t >= -60 && t <= 90 }
 
 // EncodeCommand validates and encodes a command.
 func EncodeCommand(c *Command) ([]byte, error) {

@@ -133,6 +133,18 @@ func TestStateValidation(t *testing.T) {
 	require.ErrorContains(t, st.Validate(), "unknown door state")
 	st.Compartments[1].Door = DoorOpen
 	require.NoError(t, st.Validate())
+	st.Compartments[1].TempAlarm = true
+	require.NoError(t, st.Validate(), "out of range, with the reading")
+	data, err = EncodeState(&st)
+	require.NoError(t, err)
+	require.Contains(t, string(data), `"temp_c":4.1,"temp_alarm":true`)
+	st.Compartments[0].TempAlarm = true
+	require.ErrorContains(t, st.Validate(), "temp_alarm needs the temp_c")
+	st.Compartments[0].TempAlarm = false
+	absurd := 1e300
+	st.Compartments[1].TempC = &absurd
+	require.ErrorContains(t, st.Validate(), "temp_c must be between -60 and 90")
+	st.Compartments[1].TempC = &temp
 	st.Cabinet = "A1"
 	require.ErrorContains(t, st.Validate(), "cabinet")
 }
