@@ -23,6 +23,7 @@ func FuzzCoreOperations(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 1, 0, 0, 9, 0, 0, 10, 0, 0, 11, 1, 0, 2, 0, 0, 9, 0, 0, 10, 0, 0, 11, 0, 0})
 	f.Add([]byte{0, 1, 3, 1, 1, 0, 9, 1, 0, 12, 200, 0, 10, 1, 0, 11, 1, 1, 12, 255, 9, 5, 1, 0, 6, 1, 1})
 	f.Add([]byte{0, 2, 1, 1, 2, 0, 9, 2, 0, 10, 2, 0, 11, 2, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 3, 2, 1, 4, 2, 0})
+	f.Add([]byte{15, 3, 0, 14, 255, 0, 15, 3, 1, 15, 0, 0, 14, 7, 4, 15, 0, 1, 14, 8, 1})
 	ids := []string{"p0", "p1", "p2", "p3", "bad id", ""}
 	classes := []string{"S", "M", "L", "M-cold", "XL", ""}
 	cabs := []string{"a1", "a2", "zz"}
@@ -33,7 +34,7 @@ func FuzzCoreOperations(f *testing.F) {
 		r := newRig(t, testSettings())
 		seqs := map[string]uint64{}
 		for ; len(in) >= 3; in = in[3:] {
-			op, a, b := in[0]%15, in[1], in[2]
+			op, a, b := in[0]%16, in[1], in[2]
 			id, cab := ids[int(a)%len(ids)], cabs[int(b)%len(cabs)]
 			before, n := r.core.Snapshot(), r.log.Len()
 			var err error
@@ -102,9 +103,25 @@ func FuzzCoreOperations(f *testing.F) {
 				st := twin.State{V: twin.ProtocolVersion, Cabinet: cab, Version: uint64(a % 8), Seq: seqs[cab] - uint64(b%3), At: r.clock.Now(), Firmware: "fz"}
 				for i := range int(a % 9) {
 					door := []twin.DoorState{twin.DoorLocked, twin.DoorOpen, twin.DoorJammed, "ajar"}[(int(b)+i)%4]
-					st.Compartments = append(st.Compartments, twin.CompartmentState{Compartment: i + 1, Door: door, Occupied: (int(b)>>i)&1 == 1})
+					cs := twin.CompartmentState{Compartment: i + 1, Door: door, Occupied: (int(b)>>i)&1 == 1}
+					if (int(a)>>i)&1 == 1 { // a chilled one's reading, in range or out
+						temp := 3 + float64(b%5)
+						cs.TempC, cs.TempAlarm = &temp, temp > 6
+					}
+					st.Compartments = append(st.Compartments, cs)
 				}
 				err = r.core.HandleState(cab, st)
+			case 15: // a compartment (0: the cabinet) out of its temperature range, or back
+				temp := 7.5
+				ev := twin.Event{Type: twin.EvtFault, Fault: twin.FaultTempRange, Compartment: int(a % 9), TempC: &temp}
+				if b%2 == 1 {
+					temp = 5
+					ev = twin.Event{Type: twin.EvtTemp, Compartment: int(a % 9), TempC: &temp}
+				}
+				seqs[cab]++
+				ev.V, ev.Seq, ev.At = twin.ProtocolVersion, seqs[cab], r.clock.Now()
+				ev.ID = cab + "-f" + strconv.FormatUint(seqs[cab], 10)
+				err = r.core.HandleEvent(cab, ev)
 			}
 			require.NoError(t, r.checker.Err())
 			require.NoError(t, CheckCore(r.core))
