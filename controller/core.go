@@ -1246,6 +1246,24 @@ func (c *Core) CabinetConditions(id allocator.CabinetID) []string {
 	return []string{ConditionOutOfRange}
 }
 
+// ConditionCounts counts the places in each alarm now (see Conditions and
+// CabinetConditions); a kind with none is there with 0.
+func (c *Core) ConditionCounts() map[string]int {
+	counts := map[string]int{ConditionLeftOpen: 0, ConditionOutOfRange: 0}
+	for i := range c.comps {
+		alarms, _ := c.Conditions(allocator.CompartmentID(i))
+		for _, a := range alarms {
+			counts[a]++
+		}
+	}
+	for i := range c.cabinets {
+		for _, a := range c.CabinetConditions(allocator.CabinetID(i)) {
+			counts[a]++
+		}
+	}
+	return counts
+}
+
 // CabinetSequence is the sequence number of the last event handled from a
 // cabinet (as far as the log records it after a rebuild: events that
 // change nothing are not logged); false for a cabinet the site does not

@@ -935,7 +935,18 @@ func newMetrics(s *Service) *metrics {
 	m.mqttRejected = prometheus.NewCounter(prometheus.CounterOpts{Name: "lockerd_mqtt_messages_rejected_total", Help: "Cabinet messages refused as malformed, misrouted or invalid."})
 	m.eventsDropped = prometheus.NewCounter(prometheus.CounterOpts{Name: "lockerd_cabinet_events_dropped_total",
 		Help: "Cabinet events dropped as already handled: copies (redelivered), or events of a cabinet behind its own sequence (restarted without its memory)."})
-	parcels := &parcelsByState{s: s, desc: prometheus.NewDesc("lockerd_parcels", "Active parcels by site and state.", []string{"site", "state"}, nil)}
+	parcels := &siteGauge{s: s, desc: prometheus.NewDesc("lockerd_parcels", "Active parcels by site and state.", []string{"site", "state"}, nil),
+		read: func(core *controller.Core) map[string]int {
+			counts := map[string]int{}
+			for state, n := range core.ParcelsByState() {
+				counts[state.String()] = n
+			}
+			return counts
+		}}
+	active := &siteGauge{s: s, desc: prometheus.NewDesc("lockerd_alarms_active",
+		"Compartments (and cabinets as a whole) in an alarm now, by site and kind: door_left_open until the door closes, temp_out_of_range until back in range.",
+		[]string{"site", "kind"}, nil),
+		read: func(core *controller.Core) map[string]int { return core.ConditionCounts() }}
 	connected := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lockerd_mqtt_clients_connected", Help: "Connected MQTT clients (cabinets)."}, func() float64 {
 		if s.broker == nil {
 			return 0
@@ -977,7 +988,7 @@ func newMetrics(s *Service) *metrics {
 		storeCounter("lockerd_store_wal_restarts_total", "Times the WAL was rewound after growing past its limit (-sync normal).", func(st sqlite.Stats) int64 { return st.Restarts }),
 		storeCounter("lockerd_store_checkpoint_errors_total", "Checkpoints that failed; the next one retries (-sync normal).", func(st sqlite.Stats) int64 { return st.CheckpointErrors }),
 	)
-	m.reg.MustRegister(m.requests, m.latency, m.doorRTT, m.alarms, m.mqttRejected, m.eventsDropped, parcels, connected,
+	m.reg.MustRegister(m.requests, m.latency, m.doorRTT, m.alarms, m.mqttRejected, m.eventsDropped, parcels, active, connected,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
@@ -987,25 +998,27 @@ func statCounter[T any](name, help string, read func() T, get func(T) int64) pro
 	return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(get(read())) })
 }
 
-// parcelsByState asks each site's goroutine for its counts at scrape time.
-type parcelsByState struct {
+// siteGauge asks each site's goroutine for its counts at scrape time
+// (read runs there): a gauge labelled by site and the counts' keys.
+type siteGauge struct {
 	s    *Service
 	desc *prometheus.Desc
+	read func(*controller.Core) map[string]int
 }
 
-func (p *parcelsByState) Describe(ch chan<- *prometheus.Desc) { ch <- p.desc }
+func (g *siteGauge) Describe(ch chan<- *prometheus.Desc) { ch <- g.desc }
 
-func (p *parcelsByState) Collect(ch chan<- prometheus.Metric) {
-	for _, st := range p.s.sortedSites() {
-		var counts map[controller.State]int
+func (g *siteGauge) Collect(ch chan<- prometheus.Metric) {
+	for _, st := range g.s.sortedSites() {
+		var counts map[string]int
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		err := st.call(ctx, func() error { counts = st.core.ParcelsByState(); return nil })
+		err := st.call(ctx, func() error { counts = g.read(st.core); return nil })
 		cancel()
 		if err != nil {
 			continue
 		}
-		for state, n := range counts {
-			ch <- prometheus.MustNewConstMetric(p.desc, prometheus.GaugeValue, float64(n), st.id, state.String())
+		for key, n := range counts {
+			ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, float64(n), st.id, key)
 		}
 	}
 }

@@ -1019,6 +1019,13 @@ func TestSiteViewSaysWhatIsWrongNow(t *testing.T) {
 		} else {
 			require.NotContains(t, c2, "door_open", step.name)
 		}
+		resp, err := http.Get(h.base + "/metrics")
+		require.NoError(t, err)
+		metrics, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		active := fmt.Sprintf(`lockerd_alarms_active{kind="temp_out_of_range",site="lobby"} %d`, len(step.alarms)+len(step.cabAlarm))
+		require.Contains(t, string(metrics), active, step.name)
+		require.Contains(t, string(metrics), `lockerd_alarms_active{kind="door_left_open",site="lobby"} 0`, step.name)
 		for _, got := range []struct {
 			view map[string]any
 			want []any
