@@ -208,7 +208,7 @@ func (c *Core) apply(e *Event) {
 		c.pushDeadlines(p)
 	case AlarmRaised:
 		c.alarms[e.Text]++
-		if w := c.warmth(e.Cabinet, e.Compartment); w != nil && e.Text == twin.FaultTempRange {
+		if w := c.warmth(e.Cabinet, e.Compartment); w != nil && e.Text == ConditionOutOfRange {
 			*w = true
 		}
 		if e.Text == ConditionLeftOpen && e.Compartment >= 0 {

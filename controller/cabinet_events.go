@@ -191,7 +191,7 @@ func (c *Core) onTempBack(ci int32, comp allocator.CompartmentID, ev *twin.Event
 		return nil
 	}
 	e := c.newEvent(AlarmCleared, ci, int32(comp))
-	e.Text, e.CabinetSeq = twin.FaultTempRange, ev.Seq
+	e.Text, e.CabinetSeq = ConditionOutOfRange, ev.Seq
 	return c.emit(e)
 }
 

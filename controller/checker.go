@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/lockertwin/lockertwin/allocator"
-	"github.com/lockertwin/lockertwin/twin"
 )
 
 // Checker watches a core's domain events and checks the invariants the
@@ -418,7 +417,7 @@ func (k *Checker) Check(e *Event) {
 			k.leave(e)
 		}
 	case AlarmRaised:
-		if e.Text == twin.FaultTempRange {
+		if e.Text == ConditionOutOfRange {
 			if k.warm == nil {
 				k.warm = map[[2]int32]bool{}
 			}
@@ -426,7 +425,7 @@ func (k *Checker) Check(e *Event) {
 		}
 	case AlarmCleared:
 		at := [2]int32{e.Cabinet, e.Compartment}
-		if e.Text != twin.FaultTempRange || !k.warm[at] {
+		if e.Text != ConditionOutOfRange || !k.warm[at] {
 			k.fail(e, "an alarm is cleared only while raised (%s at cabinet %d compartment %d)", e.Text, e.Cabinet, e.Compartment)
 		}
 		delete(k.warm, at)

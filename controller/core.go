@@ -978,11 +978,11 @@ func (c *Core) HandleState(cabName string, st twin.State) error {
 	// A door the core believes open that the report, made after the door
 	// opened, shows locked has closed, and its door_closed event was lost:
 	// the report's occupancy decides the operation as the event would have.
-	// Any other disagreement is left to a person (the alarms above).
-	// A report no older than the last event handled also says which
+	// And a report no older than the last event handled says which
 	// compartments are out of their temperature range: it settles an
 	// excursion whose temp_out_of_range or temperature event was lost, or
-	// that a cabinet's restart ended.
+	// that a cabinet's restart ended. Any other disagreement is left to a
+	// person (the alarms above).
 	current := st.Seq >= c.cabinets[ci].lastSeq
 	for i := 0; i < len(st.Compartments) && first+allocator.CompartmentID(i) < end; i++ {
 		id := first + allocator.CompartmentID(i)
@@ -993,11 +993,11 @@ func (c *Core) HandleState(cabName string, st twin.State) error {
 				return err
 			}
 		}
-		if current && got.TempC != nil && got.TempAlarm != slot.warm {
-			if got.TempAlarm {
-				c.alarm(ConditionOutOfRange, ci, int32(id), "")
-				continue
-			}
+		switch {
+		case !current || got.TempC == nil || got.TempAlarm == slot.warm:
+		case got.TempAlarm:
+			c.alarm(ConditionOutOfRange, ci, int32(id), "")
+		default:
 			e := c.newEvent(AlarmCleared, ci, int32(id))
 			e.Text = ConditionOutOfRange
 			if err := c.emit(e); err != nil {

@@ -7,7 +7,6 @@ import (
 	"github.com/lockertwin/lockertwin/allocator"
 	"github.com/lockertwin/lockertwin/controller"
 	"github.com/lockertwin/lockertwin/sim"
-	"github.com/lockertwin/lockertwin/twin"
 )
 
 // Collector streams a replication's KPIs: counts, time-weighted occupancy
@@ -220,7 +219,7 @@ func (k *Collector) onEvent(s *site, e *controller.Event) {
 		if k.measuring {
 			k.alarms[e.Text]++
 		}
-		if e.Text == twin.FaultTempRange {
+		if e.Text == controller.ConditionOutOfRange {
 			k.advance()
 			if k.warm == nil {
 				k.warm = map[warmPlace]bool{}
