@@ -239,7 +239,11 @@ func (g *Game) Draw(screen *ebiten.Image) {
 					fill = ColorDoorOpen
 				}
 				rect(screen, cx, cy, cell-1, cell-1, fill)
-				if c.Chilled && cell >= 5 {
+				switch {
+				case cell < 5:
+				case c.Warm:
+					rect(screen, cx, cy, 2, cell-1, ColorTooWarm)
+				case c.Chilled:
 					rect(screen, cx, cy, 2, cell-1, ColorChilled)
 				}
 			}
@@ -335,6 +339,9 @@ func drawLegend(img *ebiten.Image) {
 	y += 18
 	rect(img, 12, y, 3, 12, ColorChilled)
 	ebitenutil.DebugPrintAt(img, "chilled (left edge)", 30, int(y)-2)
+	y += 18
+	rect(img, 12, y, 3, 12, ColorTooWarm)
+	ebitenutil.DebugPrintAt(img, "too warm (left edge)", 30, int(y)-2)
 	y += 18
 	vector.DrawFilledCircle(img, 18, float32(y+6), 4, ColorCourier, true)
 	ebitenutil.DebugPrintAt(img, "courier van", 30, int(y)-2)

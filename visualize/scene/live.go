@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/lockertwin/lockertwin/controller"
 	"github.com/lockertwin/lockertwin/sim/world"
 )
 
@@ -33,9 +35,10 @@ type LiveSource struct {
 }
 
 type initialState struct {
-	site, cabinet string
-	slot          int
-	state         CompState
+	site, cabinet  string
+	slot           int
+	state          CompState
+	doorOpen, warm bool
 }
 
 type siteView struct {
@@ -46,8 +49,10 @@ type siteView struct {
 		Compartment int    `json:"compartment"`
 		Class       string `json:"class"`
 		Chilled     bool   `json:"chilled"`
-		Status      string `json:"status"`
-		Parcel      string `json:"parcel"`
+		Status      string   `json:"status"`
+		Parcel      string   `json:"parcel"`
+		DoorOpen    bool     `json:"door_open"`
+		Alarms      []string `json:"alarms"`
 	} `json:"compartments"`
 }
 
@@ -94,8 +99,9 @@ func NewLiveSource(ctx context.Context, base, token string) (*LiveSource, error)
 				classes[c.Class] = true
 				s.layout.Classes = append(s.layout.Classes, c.Class)
 			}
-			if st := statusStates[c.Status]; st != Free {
-				s.initial = append(s.initial, initialState{id, c.Cabinet, c.Compartment, st})
+			warm := slices.Contains(c.Alarms, controller.ConditionOutOfRange)
+			if st := statusStates[c.Status]; st != Free || c.DoorOpen || warm {
+				s.initial = append(s.initial, initialState{id, c.Cabinet, c.Compartment, st, c.DoorOpen, warm})
 			}
 		}
 		s.layout.Sites = append(s.layout.Sites, sl)
@@ -213,8 +219,20 @@ func (s *LiveSource) resync() {
 			return
 		}
 		for _, c := range v.Compartments {
-			obs = append(obs, world.Observation{At: time.Now(), Site: site.ID, Cabinet: c.Cabinet, Compartment: c.Compartment,
-				Kind: StateObservation, Detail: c.Status, Parcel: c.Parcel})
+			// Its state, then its door and its temperature as they are now:
+			// either may have changed in the gap.
+			at := world.Observation{At: time.Now(), Site: site.ID, Cabinet: c.Cabinet, Compartment: c.Compartment}
+			state, door, temp := at, at, at
+			state.Kind, state.Detail, state.Parcel = StateObservation, c.Status, c.Parcel
+			door.Kind = "door_closed"
+			if c.DoorOpen {
+				door.Kind = "door_opened"
+			}
+			temp.Kind, temp.Detail = "alarm_cleared", controller.ConditionOutOfRange
+			if slices.Contains(c.Alarms, controller.ConditionOutOfRange) {
+				temp.Kind = "alarm"
+			}
+			obs = append(obs, state, door, temp)
 		}
 	}
 	s.mu.Lock()
@@ -243,6 +261,7 @@ func (s *LiveSource) Apply(sc *Scene) {
 		site, comp := sc.comp(world.Observation{Site: st.site, Cabinet: st.cabinet, Compartment: st.slot})
 		if comp != nil {
 			sc.set(site, comp, st.state)
+			comp.DoorOpen, comp.Warm = st.doorOpen, st.warm
 		}
 	}
 }

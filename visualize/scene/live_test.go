@@ -101,6 +101,7 @@ func countState(sc *Scene, st CompState) int {
 func TestLiveSourceResyncsAfterAGap(t *testing.T) {
 	var mu sync.Mutex
 	status, second := "free", "reserved"
+	extra := `,"door_open":true,"alarms":["door_left_open","temp_out_of_range"]` // compartment 2's, until the gap
 	gap := make(chan struct{})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/sites", func(w http.ResponseWriter, r *http.Request) {
@@ -109,7 +110,7 @@ func TestLiveSourceResyncsAfterAGap(t *testing.T) {
 	mux.HandleFunc("GET /v1/sites/s1", func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		defer mu.Unlock()
-		fmt.Fprintf(w, `{"site":"s1","compartments":[{"cabinet":"c1","compartment":1,"class":"S","status":%q,"parcel":"p1"},{"cabinet":"c1","compartment":2,"class":"S","status":%q,"parcel":"p2"}]}`, status, second)
+		fmt.Fprintf(w, `{"site":"s1","compartments":[{"cabinet":"c1","compartment":1,"class":"S","status":%q,"parcel":"p1"},{"cabinet":"c1","compartment":2,"class":"S","status":%q,"parcel":"p2"%s}]}`, status, second, extra)
 	})
 	mux.HandleFunc("GET /v1/events", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
@@ -134,11 +135,14 @@ func TestLiveSourceResyncsAfterAGap(t *testing.T) {
 	src.Apply(scene)
 	require.Equal(t, 1, countState(scene, Reserved))
 	require.Zero(t, countState(scene, Occupied))
+	second2 := &scene.Sites[0].Cabinets[0].Comps[1]
+	require.True(t, second2.DoorOpen, "the door lockerd reported open")
+	require.True(t, second2.Warm, "and its temperature out of range")
 
 	// Meanwhile a parcel was deposited, another expired, and their
 	// observations were dropped.
 	mu.Lock()
-	status, second = "occupied", "awaiting-return"
+	status, second, extra = "occupied", "awaiting-return", ""
 	mu.Unlock()
 	close(gap)
 	require.Eventually(t, func() bool {
@@ -148,6 +152,8 @@ func TestLiveSourceResyncsAfterAGap(t *testing.T) {
 	}, 5*time.Second, 10*time.Millisecond, "the view read the states again")
 	require.Equal(t, 1, src.Gaps())
 	require.Equal(t, 1, countState(scene, AwaitingReturn), "an expired parcel is shown as one, not as occupied")
+	require.False(t, second2.DoorOpen, "the door closed in the gap")
+	require.False(t, second2.Warm, "and the temperature came back")
 	require.Zero(t, countState(scene, Reserved))
 	for _, st := range scene.Sites {
 		for _, cb := range st.Cabinets {

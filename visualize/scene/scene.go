@@ -11,6 +11,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/lockertwin/lockertwin/controller"
 	"github.com/lockertwin/lockertwin/sim/world"
 )
 
@@ -37,6 +38,7 @@ var (
 	ColorText       = color.RGBA{30, 30, 30, 255}
 	ColorDoorOpen   = color.RGBA{240, 228, 66, 255}  // yellow
 	ColorChilled    = color.RGBA{0, 158, 115, 255}   // bluish green
+	ColorTooWarm    = color.RGBA{213, 94, 0, 255}    // vermillion: a compartment's temperature out of range
 	ColorCourier    = color.RGBA{204, 121, 167, 255} // reddish purple
 	ColorDepot      = color.RGBA{0, 0, 0, 255}
 	stateColors     = [NumStates]color.RGBA{
@@ -67,6 +69,7 @@ type Comp struct {
 	State    CompState
 	before   CompState // state under an out-of-service mark
 	DoorOpen bool
+	Warm     bool   // its temperature out of range (from its alarm to its clearing)
 	Parcel   string // the parcel reserved for or held, if known
 }
 
@@ -266,6 +269,14 @@ func (sc *Scene) Apply(o world.Observation) {
 		c.DoorOpen = true
 	case "door_closed":
 		c.DoorOpen = false
+	case "alarm":
+		if o.Detail == controller.ConditionOutOfRange {
+			c.Warm = true
+		}
+	case "alarm_cleared":
+		if o.Detail == controller.ConditionOutOfRange {
+			c.Warm = false
+		}
 	}
 }
 

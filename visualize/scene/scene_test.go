@@ -37,27 +37,37 @@ func TestSceneFollowsTheLifecycle(t *testing.T) {
 	sc := NewScene(testLayout())
 	require.Equal(t, 32, sc.TotalByClass["S"])
 	c := &sc.Sites[0].Cabinets[0].Comps[2]
+	alarm := func(kind, detail string, at time.Duration) world.Observation {
+		o := obs(kind, "a", "c1", 3, "", at)
+		o.Detail = detail
+		return o
+	}
 	steps := []struct {
 		o    world.Observation
 		want CompState
 		door bool
+		warm bool
 	}{
-		{obs("reserved", "a", "c1", 3, "p1", 0), Reserved, false},
-		{obs("door_opened", "a", "c1", 3, "", time.Minute), Reserved, true},
-		{obs("door_closed", "a", "c1", 3, "p1", 2*time.Minute), Reserved, false},
-		{obs("deposited", "a", "c1", 3, "p1", 2*time.Minute), Occupied, false},
-		{obs("expired", "a", "c1", 3, "p1", 50*time.Hour), AwaitingReturn, false},
-		{obs("out_of_service", "a", "c1", 3, "", 51*time.Hour), OutOfService, false},
-		{obs("back_in_service", "a", "c1", 3, "", 52*time.Hour), AwaitingReturn, false},
-		{obs("returned", "a", "c1", 3, "p1", 53*time.Hour), Free, false},
+		{obs("reserved", "a", "c1", 3, "p1", 0), Reserved, false, false},
+		{obs("door_opened", "a", "c1", 3, "", time.Minute), Reserved, true, false},
+		{alarm("alarm", "temp_out_of_range", 2*time.Minute), Reserved, true, true},
+		{alarm("alarm", "door_left_open", 3*time.Minute), Reserved, true, true},
+		{obs("door_closed", "a", "c1", 3, "p1", 4*time.Minute), Reserved, false, true},
+		{obs("deposited", "a", "c1", 3, "p1", 4*time.Minute), Occupied, false, true},
+		{alarm("alarm_cleared", "temp_out_of_range", 40*time.Minute), Occupied, false, false},
+		{obs("expired", "a", "c1", 3, "p1", 50*time.Hour), AwaitingReturn, false, false},
+		{obs("out_of_service", "a", "c1", 3, "", 51*time.Hour), OutOfService, false, false},
+		{obs("back_in_service", "a", "c1", 3, "", 52*time.Hour), AwaitingReturn, false, false},
+		{obs("returned", "a", "c1", 3, "p1", 53*time.Hour), Free, false, false},
 	}
 	for _, st := range steps {
 		sc.Apply(st.o)
 		require.Equal(t, st.want, c.State, st.o.Kind)
 		require.Equal(t, st.door, c.DoorOpen, st.o.Kind)
+		require.Equal(t, st.warm, c.Warm, "%s %s", st.o.Kind, st.o.Detail)
 	}
 	require.Equal(t, 0, sc.OccupiedByClass["S"])
-	require.InDelta(t, 53-0.0333, sc.DwellP90(), 0.01)
+	require.InDelta(t, 53-4.0/60, sc.DwellP90(), 0.01)
 	require.Equal(t, t0.Add(53*time.Hour), sc.Now)
 
 	// Unknown sites, cabinets and slots are ignored, not a crash.
@@ -198,6 +208,9 @@ func TestColoursAreDistinct(t *testing.T) {
 			require.Greater(t, d, 60.0, "states %d and %d look alike", i, j)
 		}
 	}
+	// A too-warm compartment's edge is not its chilled edge.
+	warm, chilled := ColorTooWarm, ColorChilled
+	require.Greater(t, math.Abs(float64(warm.R)-float64(chilled.R))+math.Abs(float64(warm.G)-float64(chilled.G)), 150.0)
 	// The site ramp darkens monotonically with use.
 	prev := 1000.0
 	for u := 0.0; u <= 1.0; u += 0.1 {
