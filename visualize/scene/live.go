@@ -45,10 +45,10 @@ type siteView struct {
 	Site         string   `json:"site"`
 	Classes      []string `json:"classes"` // the scenario's order
 	Compartments []struct {
-		Cabinet     string `json:"cabinet"`
-		Compartment int    `json:"compartment"`
-		Class       string `json:"class"`
-		Chilled     bool   `json:"chilled"`
+		Cabinet     string   `json:"cabinet"`
+		Compartment int      `json:"compartment"`
+		Class       string   `json:"class"`
+		Chilled     bool     `json:"chilled"`
 		Status      string   `json:"status"`
 		Parcel      string   `json:"parcel"`
 		DoorOpen    bool     `json:"door_open"`
