@@ -219,20 +219,22 @@ func (s *LiveSource) resync() {
 			return
 		}
 		for _, c := range v.Compartments {
-			// Its state, then its door and its temperature as they are now:
-			// either may have changed in the gap.
+			// Its state (door closed, temperature in range), then an open
+			// door or a temperature alarm: any may have changed in the gap.
 			at := world.Observation{At: time.Now(), Site: site.ID, Cabinet: c.Cabinet, Compartment: c.Compartment}
-			state, door, temp := at, at, at
+			state := at
 			state.Kind, state.Detail, state.Parcel = StateObservation, c.Status, c.Parcel
-			door.Kind = "door_closed"
+			obs = append(obs, state)
 			if c.DoorOpen {
+				door := at
 				door.Kind = "door_opened"
+				obs = append(obs, door)
 			}
-			temp.Kind, temp.Detail = "alarm_cleared", controller.ConditionOutOfRange
 			if slices.Contains(c.Alarms, controller.ConditionOutOfRange) {
-				temp.Kind = "alarm"
+				temp := at
+				temp.Kind, temp.Detail = "alarm", controller.ConditionOutOfRange
+				obs = append(obs, temp)
 			}
-			obs = append(obs, state, door, temp)
 		}
 	}
 	s.mu.Lock()

@@ -197,7 +197,9 @@ func (sc *Scene) set(s *Site, c *Comp, to CompState) {
 }
 
 // StateObservation is the Kind of an observation that sets a compartment's
-// state outright (Detail: lockerd's status name): a live view resyncing.
+// state outright (Detail: lockerd's status name), its door closed and its
+// temperature in range, as a door_opened or alarm after it may say
+// otherwise: a live view resyncing.
 const StateObservation = "state"
 
 // statusStates maps lockerd's compartment statuses to the scene's states.
@@ -234,7 +236,7 @@ func (sc *Scene) Apply(o world.Observation) {
 			return
 		}
 		sc.set(s, c, st)
-		c.Parcel = o.Parcel
+		c.Parcel, c.DoorOpen, c.Warm = o.Parcel, false, false
 	case "reserved":
 		sc.set(s, c, Reserved)
 		c.Parcel = o.Parcel

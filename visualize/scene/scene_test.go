@@ -68,6 +68,18 @@ func TestSceneFollowsTheLifecycle(t *testing.T) {
 	}
 	require.Equal(t, 0, sc.OccupiedByClass["S"])
 	require.InDelta(t, 53-4.0/60, sc.DwellP90(), 0.01)
+
+	// A state observation (a live view resyncing) sets the whole compartment:
+	// its door closed and its temperature in range, unless more follows.
+	sc.Apply(obs("door_opened", "a", "c1", 3, "", 53*time.Hour))
+	sc.Apply(alarm("alarm", "temp_out_of_range", 53*time.Hour))
+	resync := obs(StateObservation, "a", "c1", 3, "p9", 53*time.Hour)
+	resync.Detail = "reserved"
+	sc.Apply(resync)
+	require.Equal(t, Reserved, c.State)
+	require.Equal(t, "p9", c.Parcel)
+	require.False(t, c.DoorOpen)
+	require.False(t, c.Warm)
 	require.Equal(t, t0.Add(53*time.Hour), sc.Now)
 
 	// Unknown sites, cabinets and slots are ignored, not a crash.
