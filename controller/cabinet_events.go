@@ -247,7 +247,11 @@ func (c *Core) failCommand(cmd *command, why string) error {
 	if err := c.emit(e); err != nil {
 		return err
 	}
-	c.alarm("command_failed", cmd.cab, int32(cmd.comp), cmd.id)
+	if why != twin.NackJammed && why != twin.FaultJam {
+		// A jam has its own alarm, one per door (jam): a second for the
+		// command it stopped would count one incident twice.
+		c.alarm("command_failed", cmd.cab, int32(cmd.comp), cmd.id)
+	}
 	if p != nil && p.state != StateException && !p.state.Terminal() {
 		return c.raise(p, "command_"+why)
 	}
