@@ -445,6 +445,13 @@ func (c *Core) onFault(ci int32, comp allocator.CompartmentID, ev *twin.Event) e
 		if w := c.warmth(ci, int32(comp)); w == nil || !*w {
 			c.alarm(ev.Fault, ci, int32(comp), "")
 		}
+	case twin.FaultDoorLeftOpen:
+		// One alarm per opening: the core raises its own at the door-open
+		// limit, and the cabinet's report after it adds nothing (before
+		// it, the cabinet's is the one: the core's own is then stale).
+		if comp < 0 || !c.comps[comp].doorOpen || !c.comps[comp].alarmed {
+			c.alarm(ev.Fault, ci, int32(comp), "")
+		}
 	default:
 		c.alarm(ev.Fault, ci, int32(comp), "")
 	}

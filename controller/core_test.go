@@ -303,6 +303,8 @@ func TestDoorAlarms(t *testing.T) {
 	require.Equal(t, map[string]int{ConditionLeftOpen: 1, ConditionOutOfRange: 0}, r.core.ConditionCounts())
 	r.clock.Advance(10 * time.Minute)
 	require.Equal(t, 1, r.core.Alarms()["door_left_open"], "one alarm per opening")
+	require.NoError(t, r.evt("a1", twin.Event{Type: twin.EvtFault, Fault: twin.FaultDoorLeftOpen, Compartment: info.Compartment}))
+	require.Equal(t, 1, r.core.Alarms()["door_left_open"], "the cabinet's own report of it, after the core's, adds none")
 	r.closed("a1", info.Compartment, false)
 	alarms, open = r.core.Conditions(id)
 	require.False(t, open)
@@ -1606,4 +1608,30 @@ func TestAStateReportSettlesATemperatureExcursion(t *testing.T) {
 	rebuilt, err := Rebuild(r.rebuildConfig(), r.log.Events())
 	require.NoError(t, err)
 	require.Equal(t, r.core.Snapshot(), rebuilt.Snapshot())
+}
+
+// A door left open is one alarm, whichever says so first: the core at its
+// door-open limit, or the cabinet's own door_left_open fault.
+func TestADoorLeftOpenIsOneAlarm(t *testing.T) {
+	for _, cabinetFirst := range []bool{false, true} {
+		r := newRig(t, testSettings())
+		require.NoError(t, r.evt("a1", twin.Event{Type: twin.EvtDoorOpened, Compartment: 2}))
+		fault := func() {
+			require.NoError(t, r.evt("a1", twin.Event{Type: twin.EvtFault, Fault: twin.FaultDoorLeftOpen, Compartment: 2}))
+		}
+		if cabinetFirst {
+			r.clock.Advance(time.Minute)
+			fault()
+		}
+		r.clock.Advance(5 * time.Minute)
+		if !cabinetFirst {
+			fault()
+		}
+		require.Equal(t, 1, r.core.Alarms()[ConditionLeftOpen], "cabinet first: %v", cabinetFirst)
+		id, _ := r.core.Inventory().CompartmentAt(0, 2)
+		alarms, open := r.core.Conditions(id)
+		require.True(t, open)
+		require.Equal(t, []string{ConditionLeftOpen}, alarms)
+		r.healthy()
+	}
 }
