@@ -158,23 +158,16 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 }
 
 // kpiNames is every KPI that some policy's run reports, in the baseline's
-// order. A KPI only another policy reports (an alarm the baseline never
-// raised, say) goes before the KPI it precedes in that policy's run, so
-// that a policy's new alarm kind shows beside the others, not only in
-// alarms_total.
+// order (runner.MergeOrder): a KPI only another policy reports (an alarm
+// the baseline never raised, say) shows beside the others.
 func kpiNames(outs []*runner.Output) []string {
-	var names []string
-	for _, o := range outs {
-		at := len(names) // where a KPI of o that names lacks goes
-		for j := len(o.Summary) - 1; j >= 0; j-- {
-			if i := slices.Index(names, o.Summary[j].Name); i >= 0 {
-				at = i
-			} else {
-				names = slices.Insert(names, at, o.Summary[j].Name)
-			}
+	lists := make([][]string, len(outs))
+	for i, o := range outs {
+		for _, s := range o.Summary {
+			lists[i] = append(lists[i], s.Name)
 		}
 	}
-	return names
+	return runner.MergeOrder(lists...)
 }
 
 // values is a KPI's value in each replication of o: zeros when o reports

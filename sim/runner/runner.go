@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -148,20 +149,17 @@ func runShards(k, workers int, f func(int)) {
 
 // Summarise computes each KPI's mean and 95 % confidence interval over
 // replications (Student's t with n−1 degrees of freedom). With one
-// replication the interval is the point itself. KPIs keep the order of the
-// first replication; a KPI missing from a replication (an alarm kind that
-// did not occur) counts as zero there.
+// replication the interval is the point itself. KPIs keep the order the
+// replications report them in (MergeOrder); a KPI missing from a
+// replication (an alarm kind that did not occur) counts as zero there.
 func Summarise(results []*world.Result) []Stat {
-	var names []string
-	seen := map[string]bool{}
-	for _, r := range results {
+	lists := make([][]string, len(results))
+	for i, r := range results {
 		for _, k := range r.KPIs {
-			if !seen[k.Name] {
-				seen[k.Name] = true
-				names = append(names, k.Name)
-			}
+			lists[i] = append(lists[i], k.Name)
 		}
 	}
+	names := MergeOrder(lists...)
 	stats := make([]Stat, 0, len(names))
 	for _, name := range names {
 		vals := make([]float64, len(results))
@@ -173,6 +171,26 @@ func Summarise(results []*world.Result) []Stat {
 		stats = append(stats, Interval(name, vals))
 	}
 	return stats
+}
+
+// MergeOrder merges lists of names (KPIs, each list in the order one run
+// reports them) into one, in the first list's order. A name only a later
+// list has goes just before the name it precedes there, so that an alarm
+// kind one replication did not raise still sits with the other alarms,
+// not after alarms_total.
+func MergeOrder(lists ...[]string) []string {
+	var names []string
+	for _, list := range lists {
+		at := len(names) // where a name of list that names lacks goes
+		for j := len(list) - 1; j >= 0; j-- {
+			if i := slices.Index(names, list[j]); i >= 0 {
+				at = i
+			} else {
+				names = slices.Insert(names, at, list[j])
+			}
+		}
+	}
+	return names
 }
 
 // Interval is the mean and 95 % t-interval of a KPI's values over

@@ -9,6 +9,7 @@ import (
 	"github.com/lockertwin/lockertwin/scenarios"
 	"github.com/lockertwin/lockertwin/sim/report"
 	. "github.com/lockertwin/lockertwin/sim/runner"
+	"github.com/lockertwin/lockertwin/sim/world"
 	"github.com/stretchr/testify/require"
 )
 
@@ -194,4 +195,31 @@ func TestIntervalEdgeCases(t *testing.T) {
 	require.Less(t, d.Low, 0.0)
 	require.InDelta(t, d.Mean-d.Low, d.High-d.Mean, 1e-12)
 	require.Equal(t, Interval("x", []float64{-1, 1}), DiffInterval("x", []float64{-1, 1}), "the same where nothing is kept")
+}
+
+// TestSummaryKeepsTheKPIsInReportedOrder: an alarm kind one replication
+// did not raise sits with the other alarms in the summary (so in the table
+// and the report), not after alarms_total; its mean counts that
+// replication as zero.
+func TestSummaryKeepsTheKPIsInReportedOrder(t *testing.T) {
+	result := func(names ...string) *world.Result {
+		r := &world.Result{}
+		for _, n := range names {
+			r.KPIs = append(r.KPIs, world.KPI{Name: n, Value: 2})
+		}
+		return r
+	}
+	results := []*world.Result{
+		result("offered", "alarms_jam", "alarms_total"),
+		result("offered", "deposit_door_failures", "alarms_command_failed", "alarms_jam", "alarms_total"),
+		result("offered", "alarms_jam", "alarms_sequence_gap", "alarms_total"),
+	}
+	var names []string
+	for _, s := range Summarise(results) {
+		names = append(names, s.Name)
+		if s.Name == "alarms_command_failed" {
+			require.InDelta(t, 2.0/3, s.Mean, 1e-12, "zero where it was not raised")
+		}
+	}
+	require.Equal(t, []string{"offered", "deposit_door_failures", "alarms_command_failed", "alarms_jam", "alarms_sequence_gap", "alarms_total"}, names)
 }
