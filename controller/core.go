@@ -666,12 +666,23 @@ type DoorOpening struct {
 }
 
 // StartDeposit opens the reserved door for the courier at the cabinet. A
-// parcel whose reservation lapsed gets a new one first (or is refused).
+// parcel whose reservation lapsed, or whose compartment is out of service,
+// gets a new one first (or is refused).
 // The deposit completes when the door closes with the sensor reading occupied.
 func (c *Core) StartDeposit(id string) (DoorOpening, error) {
 	p, err := c.parcel(id, "deposit", StateReserved, StateAnnounced)
 	if err != nil {
 		return DoorOpening{}, err
+	}
+	if p.state == StateReserved && c.inv.Status(p.comp) == allocator.OutOfService {
+		// Its door jammed (or was taken out of service) since it was
+		// reserved, and the operator resumed the parcel without a repair:
+		// a courier sent there could not open it. The reservation moves.
+		e := c.parcelEvent(ReservationLapsed, p)
+		e.Text = LapsedOutOfService
+		if err := c.emit(e); err != nil {
+			return DoorOpening{}, err
+		}
 	}
 	if p.state == StateAnnounced {
 		if err := c.reserve(p); err != nil {
@@ -1007,6 +1018,11 @@ func (c *Core) HandleState(cabName string, st twin.State) error {
 	}
 	return nil
 }
+
+// LapsedOutOfService is the Text of a ReservationLapsed event that released
+// a compartment out of service at the deposit, rather than at the
+// reservation's timeout.
+const LapsedOutOfService = "out_of_service"
 
 // ClosedFromState is the Text of a DoorClosed event the core derived from
 // a cabinet's reported state, its door_closed event having been lost.

@@ -1635,3 +1635,50 @@ func TestADoorLeftOpenIsOneAlarm(t *testing.T) {
 		r.healthy()
 	}
 }
+
+// TestADepositMovesOffAnOutOfServiceCompartment: a deposit whose door
+// jammed puts the parcel in exception and the compartment out of service;
+// an operator who resumes the parcel without a repair must not send the
+// courier back to the jammed door. The deposit moves to another
+// compartment, or the parcel is refused when none is left (and may be
+// offered again).
+func TestADepositMovesOffAnOutOfServiceCompartment(t *testing.T) {
+	r := newRig(t, testSettings())
+	jamDeposit := func(id string) sentCommand {
+		sc := r.startDeposit(id, "L")
+		r.ack(sc)
+		require.NoError(t, r.evt(sc.cabinet, twin.Event{Type: twin.EvtFault, Fault: twin.FaultJam, Compartment: sc.cmd.Compartment}))
+		require.Equal(t, StateException, r.state(id))
+		require.NoError(t, r.core.ResolveException(id, ResolveResume))
+		require.Equal(t, StateReserved, r.state(id), "resumed: reserved again")
+		return sc
+	}
+	first := jamDeposit("p1")
+	d, err := r.core.StartDeposit("p1")
+	require.NoError(t, err)
+	require.NotEqual(t, [2]any{first.cabinet, first.cmd.Compartment}, [2]any{d.Cabinet, d.Compartment}, "not the jammed door again")
+	var lapsed *Event
+	for _, e := range r.log.Events() {
+		if e.Kind == ReservationLapsed && e.Parcel == "p1" {
+			lapsed = &e
+		}
+	}
+	require.NotNil(t, lapsed)
+	require.Equal(t, LapsedOutOfService, lapsed.Text)
+	r.doorCycle(true)
+	require.Equal(t, StateAwaitingPickup, r.state("p1"))
+	r.healthy()
+
+	// The other L is held now: a parcel that jams the first L again has
+	// nowhere to go, and is refused (its courier may offer it again).
+	require.NoError(t, r.core.ReturnToService(first.cabinet, first.cmd.Compartment))
+	jamDeposit("p2")
+	_, err = r.core.StartDeposit("p2")
+	require.ErrorIs(t, err, ErrNoCapacity)
+	require.Equal(t, StateRefused, r.state("p2"))
+	r.healthy()
+
+	rebuilt, err := Rebuild(r.rebuildConfig(), r.log.Events())
+	require.NoError(t, err)
+	require.Equal(t, r.core.Snapshot(), rebuilt.Snapshot())
+}

@@ -21,7 +21,9 @@ const (
 	Reserved
 	// Refused: Parcel, Text = the allocator's reason.
 	Refused
-	// ReservationLapsed: Parcel; its compartment is released.
+	// ReservationLapsed: Parcel; its compartment is released. Text: empty at
+	// the reservation's timeout, out_of_service when the deposit found the
+	// compartment out of service (another is reserved next).
 	ReservationLapsed
 	// DoorCommanded: Parcel, Cabinet, Compartment, Command, Num = expiry,
 	// Text = purpose (deposit, pickup, return).
