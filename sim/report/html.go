@@ -41,7 +41,8 @@ func svg(p *plot.Plot, w, h vg.Length) (template.HTML, error) {
 func occupancyPlot(out *runner.Output, rows []world.HourRow) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = "Utilisation per class over time (mean of replications)"
-	p.X.Label.Text = "day of the measured horizon"
+	ax := timeAxisFor(len(rows))
+	p.X.Label.Text = ax.label()
 	p.Y.Label.Text = "occupied share of the class" // longer is cut off at 9 cm
 	p.Y.Min, p.Y.Max = 0, 1
 	caps := capacities(out)
@@ -53,7 +54,7 @@ func occupancyPlot(out *runner.Output, rows []world.HourRow) (*plot.Plot, error)
 		shown++
 		pts := make(plotter.XYs, len(rows))
 		for i, r := range rows {
-			pts[i].X = float64(r.Hour) / 24
+			pts[i].X = float64(r.Hour) / float64(ax.hours)
 			pts[i].Y = r.Occupancy[c] / float64(caps[c])
 		}
 		l, err := plotter.NewLine(pts)
@@ -72,10 +73,56 @@ func occupancyPlot(out *runner.Output, rows []world.HourRow) (*plot.Plot, error)
 	// Room above 100 % for the legend, which would otherwise sit on the
 	// lines; the axis is labelled only from 0 to 1.
 	p.Y.Max = 1 + 0.08*float64(shown)
-	p.X.Tick.Marker = dayTicks((len(rows) + 23) / 24)
+	p.X.Tick.Marker = ax.ticks()
 	p.Y.Tick.Marker = plot.ConstantTicks([]plot.Tick{{Value: 0, Label: "0"}, {Value: 0.25}, {Value: 0.5, Label: "0.5"}, {Value: 0.75}, {Value: 1, Label: "1.0"}})
 	p.Add(plotter.NewGrid())
 	return p, nil
+}
+
+// timeAxis is the time axis of a plot over the measured horizon: in days,
+// or in hours for a horizon of two days or less (whose day axis would have
+// two or three labels, and one bar a day).
+type timeAxis struct {
+	unit  string
+	hours int // hours per unit
+	n     int // units in the horizon, the last one perhaps partial
+}
+
+func timeAxisFor(hours int) timeAxis {
+	if hours <= 48 {
+		return timeAxis{unit: "hour", hours: 1, n: hours}
+	}
+	return timeAxis{unit: "day", hours: 24, n: (hours + 23) / 24}
+}
+
+func (a timeAxis) label() string { return a.unit + " of the measured horizon" }
+
+func (a timeAxis) ticks() plot.Ticker {
+	if a.hours == 1 {
+		return hourTicks(a.n)
+	}
+	return dayTicks(a.n)
+}
+
+// hourTicks labels an hour axis every 1, 2, 3, 6 or 12 hours, at most
+// maxDayLabels labels, with a mark every hour.
+func hourTicks(hours int) plot.Ticker {
+	step := 12
+	for _, s := range []int{1, 2, 3, 6, 12} {
+		if hours/s <= maxDayLabels-1 {
+			step = s
+			break
+		}
+	}
+	var ticks []plot.Tick
+	for h := 0; h <= hours; h++ {
+		t := plot.Tick{Value: float64(h)}
+		if h%step == 0 {
+			t.Label = strconv.Itoa(h)
+		}
+		ticks = append(ticks, t)
+	}
+	return plot.ConstantTicks(ticks)
 }
 
 // dayTicks labels a day axis in whole days, at most maxDayLabels of them:
@@ -185,16 +232,16 @@ func dwellHistogram(dwell *world.Sketch) *plotter.Histogram {
 }
 
 func refusalsPlot(rows []world.HourRow) (*plot.Plot, error) {
-	days := (len(rows) + 23) / 24
-	ref := make(plotter.Values, days)
-	arr := make(plotter.Values, days)
+	ax := timeAxisFor(len(rows))
+	ref := make(plotter.Values, ax.n)
+	arr := make(plotter.Values, ax.n)
 	for _, r := range rows {
-		ref[r.Hour/24] += float64(r.Refusals)
-		arr[r.Hour/24] += float64(r.Arrivals)
+		ref[r.Hour/ax.hours] += float64(r.Refusals)
+		arr[r.Hour/ax.hours] += float64(r.Arrivals)
 	}
 	p := plot.New()
-	p.Title.Text = "Arrivals and refusals per day (mean of replications)"
-	p.X.Label.Text = "day of the measured horizon"
+	p.Title.Text = "Arrivals and refusals per " + ax.unit + " (mean of replications)"
+	p.X.Label.Text = ax.label()
 	p.Y.Label.Text = "parcels"
 	w := vg.Points(4)
 	a, err := plotter.NewBarChart(arr, w)
@@ -221,7 +268,7 @@ func refusalsPlot(rows []world.HourRow) (*plot.Plot, error) {
 	}
 	p.Y.Min, p.Y.Max = 0, max(1, top*1.3) // room above the bars for the legend
 	p.Y.Tick.Marker = groupedTicks{}
-	p.X.Tick.Marker = dayTicks(days)
+	p.X.Tick.Marker = ax.ticks()
 	return p, nil
 }
 

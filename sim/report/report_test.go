@@ -159,6 +159,39 @@ func TestDayAxisLabelsDoNotOverlap(t *testing.T) {
 	}
 }
 
+// TestShortHorizonsAreDrawnInHours: a horizon of two days or less has its
+// time axes in hours (a day axis had two or three labels and one bar a
+// day); a longer one in days.
+func TestShortHorizonsAreDrawnInHours(t *testing.T) {
+	tests := []struct {
+		hours     int
+		unit      string
+		n, step   int
+		lastLabel float64
+	}{
+		{6, "hour", 6, 1, 6},
+		{24, "hour", 24, 3, 24},
+		{48, "hour", 48, 6, 48},
+		{49, "day", 3, 1, 3},
+		{24 * 28, "day", 28, 7, 28},
+	}
+	for _, tt := range tests {
+		ax := timeAxisFor(tt.hours)
+		require.Equal(t, tt.unit, ax.unit, "%d h", tt.hours)
+		require.Equal(t, tt.n, ax.n, "%d h", tt.hours)
+		require.Equal(t, tt.unit+" of the measured horizon", ax.label())
+		var labels []float64
+		for _, tk := range ax.ticks().Ticks(0, float64(ax.n)) {
+			if tk.Label != "" {
+				labels = append(labels, tk.Value)
+			}
+		}
+		require.LessOrEqual(t, len(labels), maxDayLabels, "%d h", tt.hours)
+		require.Equal(t, float64(tt.step), labels[1], "%d h: the step between labels", tt.hours)
+		require.Equal(t, tt.lastLabel, labels[len(labels)-1], "%d h: the horizon's end is labelled", tt.hours)
+	}
+}
+
 func TestGroupedThousands(t *testing.T) {
 	tests := []struct {
 		v    float64
