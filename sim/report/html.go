@@ -107,18 +107,28 @@ func (a timeAxis) ticks() plot.Ticker {
 // hourTicks labels an hour axis every 1, 2, 3, 6 or 12 hours, at most
 // maxDayLabels labels, with a mark every hour.
 func hourTicks(hours int) plot.Ticker {
-	step := 12
-	for _, s := range []int{1, 2, 3, 6, 12} {
-		if hours/s <= maxDayLabels-1 {
-			step = s
-			break
+	return ticksEvery(hours, labelStep(hours, []int{1, 2, 3, 6, 12}), 1)
+}
+
+// labelStep is the first of steps (shortest first) that gives an axis of
+// n units at most maxDayLabels labels, or the last.
+func labelStep(n int, steps []int) int {
+	for _, s := range steps {
+		if n/s <= maxDayLabels-1 {
+			return s
 		}
 	}
+	return steps[len(steps)-1]
+}
+
+// ticksEvery marks an axis of n units every minor units, labelling every
+// step-th unit (a multiple of minor).
+func ticksEvery(n, step, minor int) plot.Ticker {
 	var ticks []plot.Tick
-	for h := 0; h <= hours; h++ {
-		t := plot.Tick{Value: float64(h)}
-		if h%step == 0 {
-			t.Label = strconv.Itoa(h)
+	for u := 0; u <= n; u += minor {
+		t := plot.Tick{Value: float64(u)}
+		if u%step == 0 {
+			t.Label = strconv.Itoa(u)
 		}
 		ticks = append(ticks, t)
 	}
@@ -131,13 +141,7 @@ func hourTicks(hours int) plot.Ticker {
 // weekly up to 60 weeks; a longer axis has none (they would blur into a
 // bar).
 func dayTicks(days int) plot.Ticker {
-	step := dayLabelSteps[len(dayLabelSteps)-1]
-	for _, s := range dayLabelSteps {
-		if days/s <= maxDayLabels-1 {
-			step = s
-			break
-		}
-	}
+	step := labelStep(days, dayLabelSteps)
 	minor := step
 	switch {
 	case days <= 60:
@@ -145,15 +149,7 @@ func dayTicks(days int) plot.Ticker {
 	case days <= 420:
 		minor = 7
 	}
-	var ticks []plot.Tick
-	for d := 0; d <= days; d += minor {
-		t := plot.Tick{Value: float64(d)}
-		if d%step == 0 {
-			t.Label = strconv.Itoa(d)
-		}
-		ticks = append(ticks, t)
-	}
-	return plot.ConstantTicks(ticks)
+	return ticksEvery(days, step, minor)
 }
 
 // maxDayLabels is the most labels a day axis gets: more overlap on a plot
