@@ -190,8 +190,14 @@ func (c *Core) onTempBack(ci int32, comp allocator.CompartmentID, ev *twin.Event
 	if w := c.warmth(ci, int32(comp)); w == nil || !*w {
 		return nil
 	}
-	e := c.newEvent(AlarmCleared, ci, int32(comp))
-	e.Text, e.CabinetSeq = ConditionOutOfRange, ev.Seq
+	return c.clearOutOfRange(ci, int32(comp), ev.Seq)
+}
+
+// clearOutOfRange logs the end of a place's temperature excursion; seq is
+// the cabinet event that told of it (0: a state report).
+func (c *Core) clearOutOfRange(ci, comp int32, seq uint64) error {
+	e := c.newEvent(AlarmCleared, ci, comp)
+	e.Text, e.CabinetSeq = ConditionOutOfRange, seq
 	return c.emit(e)
 }
 

@@ -1009,9 +1009,7 @@ func (c *Core) HandleState(cabName string, st twin.State) error {
 		case got.TempAlarm:
 			c.alarm(ConditionOutOfRange, ci, int32(id), "")
 		default:
-			e := c.newEvent(AlarmCleared, ci, int32(id))
-			e.Text = ConditionOutOfRange
-			if err := c.emit(e); err != nil {
+			if err := c.clearOutOfRange(ci, int32(id), 0); err != nil {
 				return err
 			}
 		}
