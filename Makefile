@@ -18,7 +18,7 @@ OUT       ?= out/residential-tower
 SETUP_PKGS := pkg-config libgl1-mesa-dev libxcursor-dev libxi-dev libxinerama-dev \
               libxrandr-dev libxxf86vm-dev libasound2-dev xvfb xauth mosquitto-clients chromium
 
-.PHONY: help setup build test test-go fmt-check vet bench perf count soak run lint clean view view-web
+.PHONY: help setup build test test-go fmt-check vet bench perf count pgo soak run lint clean view view-web
 
 help:
 	@echo "make run    - the main job on a shipped scenario ($(SCENARIO))"
@@ -27,6 +27,7 @@ help:
 	@echo "make bench  - the benchmarks (engine, allocator, ...)"
 	@echo "make perf   - the city month and the lifecycle benchmark against their goals, RUNS=10 rounds"
 	@echo "make count  - the lifecycle's instructions under valgrind: a figure that repeats, for A/B of a change"
+	@echo "make pgo    - refresh lockersim's profile for profile-guided optimisation from a city month"
 	@echo "make soak   - long checks: city memory bounded over 8 simulated days (~20 s)"
 	@echo "make setup  - install missing system packages with apt-get"
 	@echo "make view   - the live view of a scenario (desktop); make view-web - its browser build"
@@ -83,8 +84,15 @@ test-go:
 
 test: setup fmt-check vet test-go
 
+# lockersim is built with profile-guided optimisation: go build takes the
+# default.pgo beside its main package, a CPU profile of the city month
+# (make pgo refreshes it). go test takes no profile unless told, so the
+# benchmarks of the code lockersim runs are built with the same one, to
+# measure what lockersim runs; PGO=off measures them without.
+PGO ?= sim/cmd/lockersim/default.pgo
+
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./sim/ ./allocator/ ./controller/ ./internal/digest/ ./twin/
+	$(GO) test -pgo=$(PGO) -run '^$$' -bench . -benchmem ./sim/ ./allocator/ ./controller/ ./internal/digest/ ./twin/
 	$(GO) test -run '^$$' -bench . -benchtime 20000x ./twin/broker/
 	$(GO) test -run '^$$' -bench . -benchtime 2000x ./controller/store/sqlite/
 	$(GO) test -run '^$$' -bench Flows -benchtime 8000x ./controller/service/
@@ -96,13 +104,23 @@ RUNS ?= 10
 perf:
 	scripts/perf.sh $(RUNS)
 
+# The profile lockersim is built with: a CPU profile of the city month,
+# taken from lockersim as it is built now (a profile of a PGO build is as
+# good, and source changes since only leave parts of it unused).
+pgo:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ ./sim/cmd/lockersim
+	$(BIN)/lockersim run scenarios/city-network.yaml -cpuprofile $(BIN)/city.pgo >/dev/null
+	mv $(BIN)/city.pgo sim/cmd/lockersim/default.pgo
+	@echo "pgo: sim/cmd/lockersim/default.pgo refreshed; make perf to see its effect"
+
 # The lifecycle counted in instructions (valgrind, installed if missing):
 # repeats to within 0.1 %, where a timing drifts by a third. TOP=N also
 # lists the N functions with the most.
 TOP ?= 0
 count:
 	@$(MAKE) --no-print-directory setup SETUP_PKGS=valgrind
-	scripts/count.sh $(TOP)
+	PGO=$(PGO) scripts/count.sh $(TOP)
 
 # Long checks kept out of make test: the city network's memory stays bounded
 # by its live state over 8 simulated days (about 20 s).
