@@ -97,7 +97,7 @@ const (
 	NotifyArrival      NotificationKind = "arrival"       // with the code
 	NotifyReminder     NotificationKind = "reminder"      // still waiting
 	NotifyExpiry       NotificationKind = "expiry"        // not collected; going back
-	NotifyCodeReissued NotificationKind = "code_reissued" // a pickup was aborted; new code
+	NotifyCodeReissued NotificationKind = "code_reissued" // a new code: a pickup was aborted, or an operator reissued it
 	NotifyReturned     NotificationKind = "returned"      // taken back by the courier
 )
 
@@ -804,6 +804,22 @@ func (c *Core) IssueQR(id string) (string, error) {
 	return c.codes.signQR(p.id, c.cabinets[comp.Cabinet].name, comp.Slot, exp, p.codeGen), nil
 }
 
+// ReissueCode gives a parcel awaiting pickup a new code and notifies the
+// recipient with it (code_reissued): for a recipient whose arrival
+// notification never came, or who lost it. The core keeps only a code's
+// HMAC, so the old code cannot be sent again; it stops working, as does
+// any QR code issued for the parcel, and the new code starts with no
+// failures counted against it (an operator who reissues it has decided
+// whose it is). The pickup deadline stays, and a reminder not yet sent
+// still goes when it was due.
+func (c *Core) ReissueCode(id string) error {
+	p, err := c.parcel(id, "reissue the code of", StateAwaitingPickup)
+	if err != nil {
+		return err
+	}
+	return c.issueCode(p, NotifyCodeReissued)
+}
+
 // PickupQR checks a QR payload presented at a cabinet and opens its door.
 // A QR carries a 128-bit MAC, so guessing one is hopeless: QR pickups do not
 // count toward the keypad's lockout and still work while it is locked, so an
@@ -1113,7 +1129,10 @@ func (c *Core) issueCode(p *parcel, kind NotificationKind) error {
 			e.Num2 = now + int64(c.set.ReminderAfter)
 		}
 	} else {
-		e.Num, e.Num2 = p.deadline, 0
+		e.Num = p.deadline
+		if !p.reminded && p.reminderAt > now {
+			e.Num2 = p.reminderAt // a reminder not yet due stays
+		}
 	}
 	if err := c.emit(e); err != nil {
 		return err

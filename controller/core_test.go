@@ -1682,3 +1682,71 @@ func TestADepositMovesOffAnOutOfServiceCompartment(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, r.core.Snapshot(), rebuilt.Snapshot())
 }
+
+// TestAnOperatorReissuesALostCode: a recipient whose arrival notification
+// never came gets a new code from customer service. The old code and the
+// parcel's QR code stop working, the new one opens the door, the deadline
+// stays and the reminder still goes; a reissue where there is no code to
+// replace is refused and changes nothing.
+func TestAnOperatorReissuesALostCode(t *testing.T) {
+	r := newRig(t, testSettings())
+	r.deposit("p1", "S")
+	old := r.out.codes["p1"]
+	qr, err := r.core.IssueQR("p1")
+	require.NoError(t, err)
+	before, err := r.core.Parcel("p1")
+	require.NoError(t, err)
+
+	r.clock.Advance(2 * time.Hour)
+	require.NoError(t, r.core.ReissueCode("p1"))
+	note := r.out.notes[len(r.out.notes)-1]
+	require.Equal(t, NotifyCodeReissued, note.Kind)
+	require.Equal(t, "p1", note.Parcel)
+	require.NotEmpty(t, note.Code)
+	require.NotEqual(t, old, note.Code)
+	after, err := r.core.Parcel("p1")
+	require.NoError(t, err)
+	require.Equal(t, before.Deadline, after.Deadline, "the pickup deadline stays")
+
+	_, err = r.core.Pickup("a1", old)
+	require.ErrorIs(t, err, ErrWrongCode, "the old code is void")
+	_, err = r.core.PickupQR("a1", qr)
+	require.ErrorIs(t, err, ErrBadQR, "so is a QR code issued for the old one")
+
+	r.clock.Advance(22 * time.Hour) // 24 h after the deposit
+	require.Equal(t, 1, r.out.byKind[NotifyReminder], "the reminder still goes")
+	_, err = r.core.Pickup("a1", note.Code)
+	require.NoError(t, err)
+	r.doorCycle(false)
+	require.Equal(t, StatePickedUp, r.state("p1"))
+	require.Equal(t, 1, r.out.byKind[NotifyCodeReissued])
+	r.healthy()
+
+	r.deposit("p2", "M")
+	r.startDeposit("p3", "S")
+	for _, tc := range []struct {
+		name, parcel string
+		want         error
+	}{
+		{"unknown parcel", "nope", ErrUnknownParcel},
+		{"picked up", "p1", ErrWrongState},
+		{"not deposited yet", "p3", ErrWrongState},
+	} {
+		n, notes := r.log.Len(), len(r.out.notes)
+		require.ErrorIs(t, r.core.ReissueCode(tc.parcel), tc.want, tc.name)
+		require.Equal(t, n, r.log.Len(), "%s: nothing logged", tc.name)
+		require.Equal(t, notes, len(r.out.notes), "%s: nothing sent", tc.name)
+	}
+	// A reissue once the reminder went sets none again; a rebuilt core
+	// has the new code's state.
+	r.clock.Advance(25 * time.Hour)
+	require.Equal(t, 2, r.out.byKind[NotifyReminder])
+	require.NoError(t, r.core.ReissueCode("p2"))
+	r.clock.Advance(48 * time.Hour) // past p2's deadline, 72 h after its deposit
+	require.Equal(t, 2, r.out.byKind[NotifyReminder], "no second reminder for p2")
+	require.Equal(t, StateAwaitingReturn, r.state("p2"), "expired when it was due")
+	r.healthy()
+	rebuilt, err := Rebuild(r.rebuildConfig(), r.log.Events())
+	require.NoError(t, err)
+	require.Equal(t, r.core.Snapshot(), rebuilt.Snapshot())
+}

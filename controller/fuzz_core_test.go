@@ -59,6 +59,10 @@ func FuzzCoreOperations(f *testing.F) {
 				_, err = r.core.Pickup(cabs[int(b>>2)%2], code)
 				wrongCode = errors.Is(err, ErrWrongCode) || errors.Is(err, ErrLockedOut)
 			case 3:
+				if b%5 == 4 { // customer service sends a new code instead
+					err = r.core.ReissueCode(id)
+					break
+				}
 				qr, qerr := r.core.IssueQR(id)
 				if qerr != nil || b%3 == 0 {
 					qr = "LT1.forged"

@@ -159,6 +159,7 @@ func (s *Service) apiRoutes() []route {
 		{method: "POST", path: "/v1/sites/{site}/parcels/{parcel}/deposit", handler: s.deposit},
 		{method: "POST", path: "/v1/sites/{site}/parcels/{parcel}/return", handler: s.collectReturn},
 		{method: "POST", path: "/v1/sites/{site}/parcels/{parcel}/qr", handler: s.issueQR},
+		{method: "POST", path: "/v1/sites/{site}/parcels/{parcel}/code", handler: s.reissueCode},
 		{method: "POST", path: "/v1/sites/{site}/parcels/{parcel}/cancel", handler: s.cancel},
 		{method: "POST", path: "/v1/sites/{site}/parcels/{parcel}/resolve", handler: s.resolve},
 		{method: "POST", path: "/v1/sites/{site}/pickup", handler: s.pickup},
@@ -173,6 +174,9 @@ func (s *Service) routes() http.Handler {
 		var h http.Handler = rt.handler
 		if !rt.uninstrumented {
 			h = s.metrics.instrument(rt.path, rt.handler)
+		}
+		if rt.method == "POST" {
+			h = bodyDeadline(h, s.cfg.BodyTimeout)
 		}
 		mux.Handle(rt.method+" "+rt.path, h)
 	}
@@ -193,6 +197,23 @@ func (s *Service) routes() http.Handler {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
 	return mux
+}
+
+// bodyDeadline gives a request d to arrive whole, body included, from
+// the end of its headers: a client that sends its body a byte a minute
+// would otherwise hold a connection and a goroutine for as long as it
+// likes (the headers have the server's ReadHeaderTimeout). It is set per
+// POST route rather than as the server's ReadTimeout, which would also end
+// the event stream's long GETs. A body late past d reads as an i/o timeout:
+// a 400, and the connection is closed.
+func bodyDeadline(h http.Handler, d time.Duration) http.Handler {
+	if d <= 0 {
+		d = DefaultBodyTimeout
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(d))
+		h.ServeHTTP(w, r)
+	})
 }
 
 // allowedMethods lists the methods some route serves at r's path (RFC 9110
@@ -451,6 +472,14 @@ func (s *Service) issueQR(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, 200, map[string]string{"qr": qr})
+}
+
+// reissueCode sends a parcel awaiting pickup a new code, the old one
+// voided (admin: customer service, for a recipient whose code never came).
+func (s *Service) reissueCode(w http.ResponseWriter, r *http.Request) {
+	if s.authorize(w, r, roleAdmin) {
+		s.parcelAction(w, r, (*controller.Core).ReissueCode)
+	}
 }
 
 // parcelView is a parcel's state after an operation on it.

@@ -28,7 +28,7 @@ func FuzzAPIRequests(f *testing.F) {
 	base := "http://" + svc.HTTPAddr()
 	routes := []string{
 		"/v1/sites/lobby/parcels", "/v1/sites/lobby/parcels/p1/deposit", "/v1/sites/lobby/parcels/p1/return",
-		"/v1/sites/lobby/parcels/p1/qr", "/v1/sites/lobby/pickup", "/v1/sites",
+		"/v1/sites/lobby/parcels/p1/qr", "/v1/sites/lobby/parcels/p1/code", "/v1/sites/lobby/pickup", "/v1/sites",
 		"/v1/sites/lobby/parcels/p1/cancel", "/v1/sites/lobby/parcels/p1/resolve",
 		"/v1/sites/lobby/cabinets/c1/compartments/1/in-service",
 	}

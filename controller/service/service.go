@@ -64,7 +64,19 @@ type Config struct {
 	// durable; nil logs them without the code.
 	Notifier Notifier
 	Logger   *slog.Logger
+	// BodyTimeout is how long a POST has from the end of its headers to
+	// send its body; zero means DefaultBodyTimeout.
+	BodyTimeout time.Duration
 }
+
+// DefaultBodyTimeout: a request body is at most 64 KiB of JSON, sent in
+// one go by any real client.
+const DefaultBodyTimeout = 30 * time.Second
+
+// idleTimeout is how long lockerd keeps an idle keep-alive connection
+// open: without one, a client that opens connections and leaves them idle
+// holds them, and their file descriptors, for good.
+const idleTimeout = 2 * time.Minute
 
 // DefaultStatusGrace: cabinets reconnect within seconds of a restart
 // (lockerfleet's 2,000 in under 2 s); two minutes leaves room for real
@@ -444,7 +456,7 @@ func (s *Service) Start() error {
 		return fmt.Errorf("service: http listener: %w", err)
 	}
 	s.httpLn = ln
-	s.http = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
+	s.http = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: idleTimeout}
 	go func() {
 		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("http server", "err", err)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -1036,5 +1037,104 @@ func TestSiteViewSaysWhatIsWrongNow(t *testing.T) {
 				require.Equal(t, want, got.view["alarms"], step.name)
 			}
 		}
+	}
+}
+
+// TestAReissuedCodeOverHTTP: customer service sends a recipient whose code
+// never came a new one (admin only). The old code is then wrong, the new
+// one opens the door; a parcel with no code to replace is refused.
+func TestAReissuedCodeOverHTTP(t *testing.T) {
+	box := newInbox()
+	h := start(t, t.TempDir(), box)
+	defer h.stop()
+	h.attachCabinet()
+	code, res := h.call("POST", "/v1/sites/lobby/parcels", h.courier, map[string]any{"id": "p1", "class": "S", "recipient": "r"})
+	require.Equal(t, 201, code, res)
+	for _, tt := range []struct {
+		name, parcel, token string
+		status              int
+		code                string
+	}{
+		{"not deposited yet", "p1", h.admin, 409, "wrong_state"},
+		{"no such parcel", "ghost", h.admin, 404, "unknown_parcel"},
+		{"as a courier", "p1", h.courier, 403, "forbidden"},
+		{"without a token", "p1", "", 401, "unauthenticated"},
+	} {
+		code, res := h.call("POST", "/v1/sites/lobby/parcels/"+tt.parcel+"/code", tt.token, nil)
+		require.Equal(t, tt.status, code, "%s: %v", tt.name, res)
+		require.Equal(t, tt.code, res["code"], tt.name)
+	}
+	code, res = h.call("POST", "/v1/sites/lobby/parcels/p1/deposit", h.courier, nil)
+	require.Equal(t, 202, code, res)
+	_, slot := h.doors.await(t)
+	h.cab.Do(func(c *twin.Cabinet) { require.NoError(t, c.Place(slot)); require.NoError(t, c.Close(slot)) })
+	old := box.await(t, "p1", controller.NotifyArrival)
+	h.eventually("p1", "awaiting_pickup")
+
+	code, res = h.call("POST", "/v1/sites/lobby/parcels/p1/code", h.admin, nil)
+	require.Equal(t, 200, code, res)
+	require.Equal(t, map[string]any{"parcel": "p1", "state": "awaiting_pickup", "cabinet": "c1", "compartment": float64(slot)}, res)
+	fresh := box.await(t, "p1", controller.NotifyCodeReissued)
+	require.NotEqual(t, old.Code, fresh.Code)
+	code, res = h.call("POST", "/v1/sites/lobby/pickup", "", map[string]any{"cabinet": "c1", "code": old.Code})
+	require.Equal(t, 401, code, res)
+	require.Equal(t, "wrong_code", res["code"])
+	code, res = h.call("POST", "/v1/sites/lobby/pickup", "", map[string]any{"cabinet": "c1", "code": fresh.Code})
+	require.Equal(t, 200, code, res)
+	_, slot = h.doors.await(t)
+	h.cab.Do(func(c *twin.Cabinet) { require.NoError(t, c.Remove(slot)); require.NoError(t, c.Close(slot)) })
+	h.eventually("p1", "picked_up")
+	code, res = h.call("GET", "/v1/audit/verify", h.admin, nil)
+	require.Equal(t, 200, code, res)
+}
+
+// TestASlowBodyIsCutOff: a client that sends its headers and then trickles
+// its body (or stops) is answered 400 once BodyTimeout has passed, and its
+// connection closed, instead of holding both for as long as it likes. The
+// event stream's GET, which has no body, is not cut off by it.
+func TestASlowBodyIsCutOff(t *testing.T) {
+	h := startWith(t, t.TempDir(), Config{Notifier: newInbox(), BodyTimeout: 200 * time.Millisecond})
+	defer h.stop()
+	req, err := http.NewRequest("GET", h.base+"/v1/events", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+h.courier)
+	stream, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer stream.Body.Close()
+	require.Equal(t, 200, stream.StatusCode)
+
+	conn, err := net.Dial("tcp", h.svc.HTTPAddr())
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = io.WriteString(conn, "POST /v1/sites/lobby/pickup HTTP/1.1\r\nHost: lockerd\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n{\"cabinet\":")
+	require.NoError(t, err)
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(wait))) // the test's own bound, far above the timeout
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	require.NoError(t, err, "lockerd answers before the test's bound")
+	body, _ := io.ReadAll(resp.Body)
+	require.Equal(t, 400, resp.StatusCode, "%s", body)
+	require.Contains(t, string(body), "timeout")
+	require.True(t, resp.Close, "and closes the connection")
+
+	// The stream opened before is still open: an observation reaches it.
+	code, res := h.call("POST", "/v1/sites/lobby/parcels", h.courier, map[string]any{"id": "p1", "class": "S", "recipient": "r"})
+	require.Equal(t, 201, code, res)
+	line := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stream.Body)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), `"p1"`) {
+				line <- sc.Text()
+				return
+			}
+		}
+		close(line)
+	}()
+	select {
+	case l, ok := <-line:
+		require.True(t, ok, "the stream ended")
+		require.Contains(t, l, "announced")
+	case <-time.After(wait):
+		t.Fatal("no observation on the stream")
 	}
 }
