@@ -398,7 +398,7 @@ func (c *Core) notifyTerminal(p *parcel, kind NotificationKind) error {
 	if err := c.emit(e); err != nil {
 		return err
 	}
-	c.cfg.Out.Notify(Notification{Kind: kind, Parcel: p.id, Recipient: p.recipient, Site: c.cfg.Site, At: c.cfg.Clock.Now()})
+	c.cfg.Out.Notify(Notification{Kind: kind, Parcel: p.id, Recipient: p.recipient, Site: c.cfg.Site, At: c.cfg.Clock.Now(), Seq: e.Seq})
 	return nil
 }
 

@@ -120,6 +120,9 @@ type Notification struct {
 	Code        string // arrival and code_reissued only: the one time the plain code leaves the core
 	Deadline    time.Time
 	At          time.Time
+	// Seq is the sequence number of its Notified event in the site's log:
+	// with the site, it names the notification (a webhook's id).
+	Seq uint64
 }
 
 // Outputs receives what the core wants done outside it. The service
@@ -442,6 +445,7 @@ func (c *Core) emit(ev *Event) error {
 	c.depth++
 	err := c.emitAt(e)
 	c.depth--
+	ev.Seq = e.Seq // the caller may want to name what it logged
 	return err
 }
 
@@ -1096,7 +1100,7 @@ func (c *Core) notify(p *parcel, kind NotificationKind, code string) error {
 	if err := c.emit(e); err != nil {
 		return err
 	}
-	n := Notification{Kind: kind, Parcel: p.id, Recipient: p.recipient, Site: c.cfg.Site, Code: code, At: c.cfg.Clock.Now()}
+	n := Notification{Kind: kind, Parcel: p.id, Recipient: p.recipient, Site: c.cfg.Site, Code: code, At: c.cfg.Clock.Now(), Seq: e.Seq}
 	if p.comp >= 0 {
 		comp, _ := c.inv.Compartment(p.comp)
 		n.Cabinet, n.Compartment = c.cabinets[comp.Cabinet].name, comp.Slot

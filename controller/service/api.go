@@ -1017,9 +1017,23 @@ func newMetrics(s *Service) *metrics {
 		storeCounter("lockerd_store_wal_restarts_total", "Times the WAL was rewound after growing past its limit (-sync normal).", func(st sqlite.Stats) int64 { return st.Restarts }),
 		storeCounter("lockerd_store_checkpoint_errors_total", "Checkpoints that failed; the next one retries (-sync normal).", func(st sqlite.Stats) int64 { return st.CheckpointErrors }),
 	)
+	if wh, ok := s.cfg.Notifier.(deliveryCounter); ok {
+		type counts struct{ sent, failed, dropped int64 }
+		read := func() counts { var c counts; c.sent, c.failed, c.dropped = wh.Counts(); return c }
+		m.reg.MustRegister(
+			statCounter("lockerd_webhook_sent_total", "Notifications the webhook delivered.", read, func(c counts) int64 { return c.sent }),
+			statCounter("lockerd_webhook_failed_total", "Notifications the webhook gave up on after its retries (logged with the parcel).", read, func(c counts) int64 { return c.failed }),
+			statCounter("lockerd_webhook_dropped_total", "Notifications dropped because the webhook's queue was full.", read, func(c counts) int64 { return c.dropped }),
+		)
+	}
 	m.reg.MustRegister(m.requests, m.latency, m.doorRTT, m.alarms, m.mqttRejected, m.eventsDropped, parcels, active, connected,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
+}
+
+// deliveryCounter is a Notifier that counts its deliveries (Webhook).
+type deliveryCounter interface {
+	Counts() (sent, failed, dropped int64)
 }
 
 // statCounter exports one field of a component's counters.

@@ -1,10 +1,12 @@
 package service
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -138,9 +140,16 @@ func killedMidFlow(t *testing.T, bin, sync string) {
 	dir := t.TempDir()
 	box := newInbox()
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var m webhookMsg
-		if json.NewDecoder(r.Body).Decode(&m) == nil {
-			box.Notify(m.Site, m.Notification)
+		// Only what lockerd signed, with the key it made at its start, is taken.
+		key, err := os.ReadFile(filepath.Join(dir, "data", WebhookKeyFile))
+		body, _ := io.ReadAll(r.Body)
+		if err != nil || VerifyWebhook(bytes.TrimSpace(key), body, r.Header.Get(SignatureHeader), time.Now(), time.Minute) != nil {
+			http.Error(w, "not signed by lockerd", http.StatusUnauthorized)
+			return
+		}
+		var m WebhookBody
+		if json.Unmarshal(body, &m) == nil {
+			box.Notify(m.Site, controller.Notification{Kind: controller.NotificationKind(m.Kind), Parcel: m.Parcel, Code: m.Code})
 		}
 	}))
 	defer hook.Close()

@@ -3,13 +3,24 @@ package service
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	crand "crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/lockertwin/lockertwin/internal/atomicfile"
 
 	"github.com/lockertwin/lockertwin/controller"
 )
@@ -17,8 +28,18 @@ import (
 // Webhook delivers notifications as JSON POSTs to a URL, from a bounded
 // queue, retrying a failed delivery a few times with backoff. A full queue
 // drops (and counts) rather than stalling a site.
+//
+// Each POST carries one notification (WebhookBody; /v1/openapi.json has it
+// under "webhooks") and is signed: the header Lockerd-Signature is
+// "t=<unix seconds>,v1=<hex HMAC-SHA256(key, t + "." + body)>", with the
+// key lockerd keeps in its data directory (WebhookKeyFile), so that a
+// receiver can tell lockerd's pickup codes from anyone else's POSTs and
+// refuse an old one replayed (VerifyWebhook does both). A retry is signed
+// afresh and carries the same id, so a receiver that got the first try
+// (whose answer was lost) can tell the second for a repeat.
 type Webhook struct {
 	URL     string
+	key     []byte
 	client  *http.Client
 	queue   chan webhookMsg
 	log     *slog.Logger
@@ -26,17 +47,124 @@ type Webhook struct {
 	Failed  atomic.Int64
 	Sent    atomic.Int64
 	done    chan struct{}
+	now     func() time.Time
+	backoff time.Duration // before the first retry; doubling
 }
 
 type webhookMsg struct {
-	Site         string                  `json:"site"`
-	Notification controller.Notification `json:"notification"`
+	site string
+	n    controller.Notification
 }
 
-// NewWebhook starts a webhook sender to an http or https URL; Close stops
-// it. A URL that could never be posted to is refused here, not found out
-// at the first notification.
-func NewWebhook(target string, log *slog.Logger) (*Webhook, error) {
+// WebhookBody is what a webhook POSTs: one notification.
+type WebhookBody struct {
+	// ID names the notification: its site and the sequence number of its
+	// notified event in the site's log. A retry has the same id.
+	ID          string `json:"id"`
+	Site        string `json:"site"`
+	Kind        string `json:"kind"` // arrival, reminder, expiry, code_reissued, returned
+	Parcel      string `json:"parcel"`
+	Recipient   string `json:"recipient"`
+	Cabinet     string `json:"cabinet,omitempty"`
+	Compartment int    `json:"compartment,omitempty"`
+	// Code is the pickup code: arrival and code_reissued only. lockerd
+	// keeps only its HMAC: this is the one time it is sent.
+	Code     string     `json:"code,omitempty"`
+	Deadline *time.Time `json:"deadline,omitempty"` // when it goes back, if it has a pickup window
+	At       time.Time  `json:"at"`
+}
+
+func webhookBody(site string, n controller.Notification) WebhookBody {
+	b := WebhookBody{
+		ID: site + "-" + strconv.FormatUint(n.Seq, 10), Site: site, Kind: string(n.Kind), Parcel: n.Parcel,
+		Recipient: n.Recipient, Cabinet: n.Cabinet, Compartment: n.Compartment, Code: n.Code, At: n.At.UTC(),
+	}
+	if !n.Deadline.IsZero() {
+		d := n.Deadline.UTC()
+		b.Deadline = &d
+	}
+	return b
+}
+
+// WebhookKeyFile is the file in lockerd's data directory that holds the
+// key webhooks are signed with: text, made on first use (64 hex digits),
+// or the operator's own of 32 characters or more.
+const WebhookKeyFile = "webhook.key"
+
+// LoadWebhookKey reads the webhook signing key from dataDir, or makes it.
+func LoadWebhookKey(dataDir string) ([]byte, error) {
+	path := filepath.Join(dataDir, WebhookKeyFile)
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		key := bytes.TrimSpace(b)
+		if len(key) < 32 {
+			return nil, fmt.Errorf("%s: a webhook key needs 32 characters or more, this one has %d", path, len(key))
+		}
+		return key, nil
+	case !errors.Is(err, os.ErrNotExist):
+		return nil, err
+	}
+	raw := make([]byte, 32)
+	if _, err := crand.Read(raw); err != nil {
+		return nil, err
+	}
+	key := []byte(hex.EncodeToString(raw))
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, err
+	}
+	return key, atomicfile.Write(path, append(key, '\n'), 0o600)
+}
+
+// SignatureHeader is the header a webhook's signature travels in.
+const SignatureHeader = "Lockerd-Signature"
+
+func signWebhook(key, body []byte, at time.Time) string {
+	t := strconv.FormatInt(at.Unix(), 10)
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(t))
+	mac.Write([]byte("."))
+	mac.Write(body)
+	return "t=" + t + ",v1=" + hex.EncodeToString(mac.Sum(nil))
+}
+
+// Errors of VerifyWebhook.
+var (
+	ErrWebhookSignature = errors.New("webhook signature does not match")
+	ErrWebhookStale     = errors.New("webhook signed too long ago (or in the future)")
+)
+
+// VerifyWebhook checks a webhook's signature header against its body and
+// key, and that it was signed within tolerance of now: for a receiver
+// written in Go (others follow the same recipe, Webhook's doc).
+func VerifyWebhook(key, body []byte, header string, now time.Time, tolerance time.Duration) error {
+	var t, v1 string
+	for part := range strings.SplitSeq(header, ",") {
+		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
+		switch k {
+		case "t":
+			t = v
+		case "v1":
+			v1 = v
+		}
+	}
+	sec, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || v1 == "" {
+		return fmt.Errorf("%w: header %q is not t=…,v1=…", ErrWebhookSignature, header)
+	}
+	if !hmac.Equal([]byte(signWebhook(key, body, time.Unix(sec, 0))), []byte("t="+t+",v1="+v1)) {
+		return ErrWebhookSignature
+	}
+	if d := now.Sub(time.Unix(sec, 0)); d > tolerance || d < -tolerance {
+		return fmt.Errorf("%w: signed %v before now", ErrWebhookStale, d.Round(time.Second))
+	}
+	return nil
+}
+
+// NewWebhook starts a webhook sender to an http or https URL, signing with
+// key; Close stops it. A URL that could never be posted to is refused
+// here, not found out at the first notification.
+func NewWebhook(target string, key []byte, log *slog.Logger) (*Webhook, error) {
 	u, err := url.Parse(target)
 	switch {
 	case err != nil:
@@ -45,11 +173,14 @@ func NewWebhook(target string, log *slog.Logger) (*Webhook, error) {
 		return nil, fmt.Errorf("webhook URL %q: want http:// or https://", target)
 	case u.Host == "":
 		return nil, fmt.Errorf("webhook URL %q names no host", target)
+	case len(key) == 0:
+		return nil, errors.New("webhook: no signing key")
 	}
 	if log == nil {
 		log = slog.Default()
 	}
-	w := &Webhook{URL: target, client: &http.Client{Timeout: 5 * time.Second}, queue: make(chan webhookMsg, 4096), log: log, done: make(chan struct{})}
+	w := &Webhook{URL: target, key: key, client: &http.Client{Timeout: 5 * time.Second}, queue: make(chan webhookMsg, 4096),
+		log: log, done: make(chan struct{}), now: time.Now, backoff: 200 * time.Millisecond}
 	go w.run()
 	return w, nil
 }
@@ -57,7 +188,7 @@ func NewWebhook(target string, log *slog.Logger) (*Webhook, error) {
 // Notify queues a notification (Notifier).
 func (w *Webhook) Notify(site string, n controller.Notification) {
 	select {
-	case w.queue <- webhookMsg{Site: site, Notification: n}:
+	case w.queue <- webhookMsg{site: site, n: n}:
 	default:
 		w.Dropped.Add(1)
 	}
@@ -66,18 +197,25 @@ func (w *Webhook) Notify(site string, n controller.Notification) {
 func (w *Webhook) run() {
 	defer close(w.done)
 	for m := range w.queue {
-		body, _ := json.Marshal(m)
+		body, _ := json.Marshal(webhookBody(m.site, m.n))
 		var err error
-		for attempt, backoff := 0, 200*time.Millisecond; attempt < 4; attempt, backoff = attempt+1, backoff*2 {
+		for attempt, backoff := 0, w.backoff; attempt < 4; attempt, backoff = attempt+1, backoff*2 {
 			if err = w.post(body); err == nil {
 				w.Sent.Add(1)
 				break
 			}
-			time.Sleep(backoff)
+			if attempt < 3 {
+				time.Sleep(backoff)
+			}
 		}
 		if err != nil {
 			w.Failed.Add(1)
-			w.log.Error("webhook delivery failed", "parcel", m.Notification.Parcel, "kind", m.Notification.Kind, "err", err)
+			if m.n.Code != "" { // the recipient has no code, and lockerd cannot send this one again
+				w.log.Error("webhook delivery failed: the recipient has no pickup code; POST /v1/sites/"+m.site+"/parcels/"+m.n.Parcel+"/code sends a new one",
+					"site", m.site, "parcel", m.n.Parcel, "kind", m.n.Kind, "err", err)
+				continue
+			}
+			w.log.Error("webhook delivery failed", "site", m.site, "parcel", m.n.Parcel, "kind", m.n.Kind, "err", err)
 		}
 	}
 }
@@ -90,6 +228,7 @@ func (w *Webhook) post(body []byte) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(SignatureHeader, signWebhook(w.key, body, w.now()))
 	resp, err := w.client.Do(req)
 	if err != nil {
 		return err
@@ -99,6 +238,12 @@ func (w *Webhook) post(body []byte) error {
 		return fmt.Errorf("webhook answered %s", resp.Status)
 	}
 	return nil
+}
+
+// Counts reports the notifications delivered, given up on after the
+// retries, and dropped because the queue was full (lockerd's metrics).
+func (w *Webhook) Counts() (sent, failed, dropped int64) {
+	return w.Sent.Load(), w.Failed.Load(), w.Dropped.Load()
 }
 
 // Close delivers what is queued (best effort) and stops.

@@ -126,7 +126,12 @@ func run(args []string, stderr io.Writer) int {
 		}
 	}
 	if *webhook != "" {
-		wh, err := service.NewWebhook(*webhook, log)
+		key, err := service.LoadWebhookKey(cfg.DataDir)
+		if err != nil {
+			fmt.Fprintln(stderr, "lockerd:", err)
+			return 1
+		}
+		wh, err := service.NewWebhook(*webhook, key, log)
 		if err != nil {
 			fmt.Fprintln(stderr, "lockerd:", err)
 			return 1
@@ -151,6 +156,9 @@ func run(args []string, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "lockerd: HTTP on %s, MQTT on %s%s, data in %s\n", svc.HTTPAddr(), svc.MQTTAddr(), ws, *dataDir)
 	fmt.Fprintf(stderr, "lockerd: tokens in %s/tokens.json (admin %s…, courier %s…); new cabinet credentials in %s/new-cabinet-secrets.json\n",
 		*dataDir, admin[:6], courier[:6], *dataDir)
+	if cfg.Notifier != nil {
+		fmt.Fprintf(stderr, "lockerd: webhooks to %s, signed with the key in %s/%s (header %s)\n", *webhook, *dataDir, service.WebhookKeyFile, service.SignatureHeader)
+	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	<-sig
