@@ -20,9 +20,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/lockertwin/lockertwin/internal/atomicfile"
-
 	"github.com/lockertwin/lockertwin/controller"
+	"github.com/lockertwin/lockertwin/internal/atomicfile"
 )
 
 // Webhook delivers notifications as JSON POSTs to a URL, from a bounded
