@@ -115,6 +115,9 @@ func (c *Core) apply(e *Event) {
 		p := c.parcelOf(e)
 		must(c.inv.Occupy(p.comp))
 		p.state, p.depositedAt, p.reservedUntil = StateAwaitingPickup, e.At, 0
+		if c.comps[p.comp].warm || p.chilled && c.cabinets[p.cabinet].warm {
+			p.warmed = true // put into the warm
+		}
 		// Its reservation deadline will never act: empty it now, while
 		// it is in cache, rather than read the parcel hours from now.
 		c.deadlines.drop(p.dls[dlReservation-1], p)
@@ -210,6 +213,7 @@ func (c *Core) apply(e *Event) {
 		c.alarms[e.Text]++
 		if w := c.warmth(e.Cabinet, e.Compartment); w != nil && e.Text == ConditionOutOfRange {
 			*w = true
+			c.exposeParcels(e.Cabinet, e.Compartment)
 		}
 		if e.Text == ConditionLeftOpen && e.Compartment >= 0 {
 			slot := &c.comps[e.Compartment]
@@ -266,6 +270,41 @@ func (c *Core) scheduleWaiting(p *parcel) {
 	case p.deadline > 0:
 		c.schedule(deadline{at: p.deadline, kind: dlExpiry, p: p})
 	}
+}
+
+// exposeParcels marks the parcels a temperature excursion reaches: the one
+// in the compartment, or, when the cabinet as a whole is out of range,
+// every chilled parcel in it. A parcel is reached while it is in the
+// locker, from its deposit until it is taken out; one deposited while the
+// excursion lasts is marked then (Deposited).
+func (c *Core) exposeParcels(cab, comp int32) {
+	first, end := allocator.CompartmentID(comp), allocator.CompartmentID(comp+1)
+	if comp < 0 {
+		first, end = c.inv.Cabinets()[cab].Compartments()
+	}
+	for id := first; id < end; id++ {
+		if p := c.comps[id].parcel; p != nil && inLocker(p) && (comp >= 0 || p.chilled) {
+			p.warmed = true
+		}
+	}
+}
+
+// inLocker reports whether p is in its compartment, behind a closed door:
+// deposited, and its door not yet open to take it out (an exception keeps
+// it where it was before). Once the door opens for its recipient or a
+// returning courier it is in their hands: a door they leave open warms an
+// empty compartment, or one whose parcel they chose to leave, which goes
+// back to waiting when the door closes.
+func inLocker(p *parcel) bool {
+	s := p.state
+	if s == StateException {
+		s = p.prev
+	}
+	switch s {
+	case StateAwaitingPickup, StatePickupOpening, StateAwaitingReturn, StateReturnOpening:
+		return true
+	}
+	return false
 }
 
 // resumeState is where a parcel carries on after a resolved exception.

@@ -249,6 +249,7 @@ type parcel struct {
 	state         State
 	prev          State // before an exception
 	chilled       bool
+	warmed        bool // in the locker during a temperature excursion (see exposeParcels)
 	reminded      bool
 	codeLive      bool
 	done          bool  // finished: no longer among the active parcels
@@ -1186,6 +1187,10 @@ type ParcelInfo struct {
 	Exception   string
 	// CodeLockedUntil is set while wrong guesses keep its code locked.
 	CodeLockedUntil time.Time
+	// TempExcursion: it was in the locker while its compartment (or, for
+	// a chilled parcel, its cabinet) was out of temperature range. Known
+	// while the parcel is in the core, not after it has left.
+	TempExcursion bool
 }
 
 // Parcel returns a parcel's state.
@@ -1212,7 +1217,16 @@ func (c *Core) Parcel(id string) (ParcelInfo, error) {
 	if p.codeLive && p.codeLocked > c.now() {
 		info.CodeLockedUntil = unixTime(p.codeLocked)
 	}
+	info.TempExcursion = p.warmed
 	return info, nil
+}
+
+// TempExcursion reports whether a parcel in the core was in the locker
+// during a temperature excursion (ParcelInfo.TempExcursion), without the
+// rest of Parcel's answer.
+func (c *Core) TempExcursion(id string) bool {
+	p := c.parcels[id]
+	return p != nil && p.warmed
 }
 
 // resendAwaited sends again, oldest first, every live door command of

@@ -1750,3 +1750,82 @@ func TestAnOperatorReissuesALostCode(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, r.core.Snapshot(), rebuilt.Snapshot())
 }
+
+// TestAParcelInAnExcursionIsMarked: a parcel in the locker while its
+// compartment, or (chilled) its cabinet, is out of temperature range is
+// marked for good, and so is one deposited while the excursion lasts; a
+// parcel not yet deposited, an ambient one in a warm cabinet, and one
+// deposited after the excursion are not.
+func TestAParcelInAnExcursionIsMarked(t *testing.T) {
+	r := newRig(t, testSettings())
+	hot, back := ptr(9.5), ptr(4.0)
+	fault := func(cab string, slot int) {
+		require.NoError(t, r.evt(cab, twin.Event{Type: twin.EvtFault, Fault: twin.FaultTempRange, Compartment: slot, TempC: hot}))
+	}
+	inRange := func(cab string, slot int) {
+		require.NoError(t, r.evt(cab, twin.Event{Type: twin.EvtTemp, Compartment: slot, TempC: back}))
+	}
+	info := func(id string) ParcelInfo {
+		info, err := r.core.Parcel(id)
+		require.NoError(t, err)
+		return info
+	}
+	depositAt := func(id, class, cab string) {
+		_, err := r.core.Announce(id, ParcelSpec{Class: class, PreferCabinet: cab}, id+"@example.org")
+		require.NoError(t, err)
+		_, err = r.core.StartDeposit(id)
+		require.NoError(t, err)
+		r.doorCycle(true)
+		require.Equal(t, cab, info(id).Cabinet, id)
+	}
+	steps := []struct {
+		name string
+		do   func()
+		want map[string]bool // parcel → marked, after the step
+	}{
+		{"a chilled and an ambient parcel in a1, an ambient one in a2", func() {
+			depositAt("cold1", "M-cold", "a1")
+			depositAt("amb1", "S", "a1")
+			depositAt("amb2", "S", "a2")
+		}, map[string]bool{"cold1": false, "amb1": false, "amb2": false}},
+		{"cold1's compartment warms up", func() { fault("a1", info("cold1").Compartment) },
+			map[string]bool{"cold1": true, "amb1": false, "amb2": false}},
+		{"and is back in range: cold1 stays marked", func() { inRange("a1", info("cold1").Compartment) },
+			map[string]bool{"cold1": true}},
+		{"cold2 is announced for a2, and a2 as a whole warms up", func() {
+			_, err := r.core.Announce("cold2", ParcelSpec{Class: "M-cold", PreferCabinet: "a2"}, "cold2@example.org")
+			require.NoError(t, err)
+			fault("a2", 0)
+		}, map[string]bool{"cold2": false, "amb2": false}},
+		{"cold2 is deposited into the warm cabinet", func() {
+			_, err := r.core.StartDeposit("cold2")
+			require.NoError(t, err)
+			r.doorCycle(true)
+		}, map[string]bool{"cold2": true, "amb2": false}},
+		{"a2 is back; cold1 is picked up and cold3 takes its compartment", func() {
+			inRange("a2", 0)
+			_, err := r.core.Pickup("a1", r.out.codes["cold1"])
+			require.NoError(t, err)
+			r.doorCycle(false)
+			depositAt("cold3", "M-cold", "a1")
+		}, map[string]bool{"cold3": false, "cold2": true}},
+		{"cold3's recipient opens its door and leaves it open: it warms, but cold3 is in their hands", func() {
+			_, err := r.core.Pickup("a1", r.out.codes["cold3"])
+			require.NoError(t, err)
+			sc := r.out.last()
+			r.ack(sc)
+			r.opened(sc)
+			fault("a1", sc.cmd.Compartment)
+		}, map[string]bool{"cold3": false}},
+	}
+	for _, st := range steps {
+		st.do()
+		for id, want := range st.want {
+			require.Equal(t, want, info(id).TempExcursion, "%s: %s", st.name, id)
+		}
+		r.healthy()
+	}
+	rebuilt, err := Rebuild(r.rebuildConfig(), r.log.Events())
+	require.NoError(t, err)
+	require.Equal(t, r.core.Snapshot(), rebuilt.Snapshot())
+}

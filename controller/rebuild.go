@@ -78,9 +78,9 @@ type Snapshot struct {
 func (c *Core) Snapshot() Snapshot {
 	var s Snapshot
 	for _, p := range c.parcels {
-		s.Parcels = append(s.Parcels, fmt.Sprintf("%s %v prev=%v exc=%q cab=%d comp=%d res=%d dl=%d rem=%d/%v code=%x/%v/fails=%d/locked=%d gen=%d spec=%+v rcpt=%q dep=%d",
+		s.Parcels = append(s.Parcels, fmt.Sprintf("%s %v prev=%v exc=%q cab=%d comp=%d res=%d dl=%d rem=%d/%v code=%x/%v/fails=%d/locked=%d gen=%d spec=%+v rcpt=%q dep=%d warmed=%v",
 			p.id, p.state, p.prev, p.exception, p.cabinet, p.comp, p.reservedUntil, p.deadline, p.reminderAt, p.reminded,
-			p.digest[:4], p.codeLive, p.codeFails, p.codeLocked, p.codeGen, *p.spec, p.recipient, p.depositedAt))
+			p.digest[:4], p.codeLive, p.codeFails, p.codeLocked, p.codeGen, *p.spec, p.recipient, p.depositedAt, p.warmed))
 	}
 	for id, st := range c.finished {
 		s.Finished = append(s.Finished, id+" "+st.String())

@@ -692,6 +692,9 @@ func (s *Service) getParcel(w http.ResponseWriter, r *http.Request) {
 	if !info.CodeLockedUntil.IsZero() {
 		view["code_locked_until"] = info.CodeLockedUntil.Format(time.RFC3339)
 	}
+	if info.TempExcursion {
+		view["temp_excursion"] = true
+	}
 	writeJSON(w, 200, view)
 }
 

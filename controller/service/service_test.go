@@ -1138,3 +1138,42 @@ func TestASlowBodyIsCutOff(t *testing.T) {
 		t.Fatal("no observation on the stream")
 	}
 }
+
+// TestParcelViewSaysItWasInAnExcursion: a parcel whose compartment went out
+// of temperature range while it was in it says so, for good, in its view.
+func TestParcelViewSaysItWasInAnExcursion(t *testing.T) {
+	h := start(t, t.TempDir(), newInbox())
+	defer h.stop()
+	st, ok := h.svc.site("lobby")
+	require.True(t, ok)
+	seq := uint64(0)
+	send := func(ev twin.Event) {
+		seq++
+		ev.V, ev.Seq, ev.ID, ev.At = twin.ProtocolVersion, seq, "c1-e"+strconv.FormatUint(seq, 10), time.Now()
+		require.NoError(t, st.call(context.Background(), func() error { return st.core.HandleEvent("c1", ev) }))
+	}
+	var door controller.DoorOpening
+	require.NoError(t, st.call(context.Background(), func() error {
+		if _, err := st.core.Announce("p1", controller.ParcelSpec{Class: "S"}, "r"); err != nil {
+			return err
+		}
+		var err error
+		door, err = st.core.StartDeposit("p1")
+		return err
+	}))
+	occupied := true
+	send(twin.Event{Type: twin.EvtAck, Command: door.Command})
+	send(twin.Event{Type: twin.EvtDoorOpened, Compartment: door.Compartment, Command: door.Command})
+	send(twin.Event{Type: twin.EvtDoorClosed, Compartment: door.Compartment, Occupied: &occupied})
+	parcel := func() map[string]any {
+		code, res := h.call("GET", "/v1/sites/lobby/parcels/p1", h.courier, nil)
+		require.Equal(t, 200, code, res)
+		return res
+	}
+	require.Equal(t, "awaiting_pickup", parcel()["state"])
+	require.NotContains(t, parcel(), "temp_excursion")
+	hot, back := 9.0, 4.0
+	send(twin.Event{Type: twin.EvtFault, Fault: twin.FaultTempRange, Compartment: door.Compartment, TempC: &hot})
+	send(twin.Event{Type: twin.EvtTemp, Compartment: door.Compartment, TempC: &back})
+	require.Equal(t, true, parcel()["temp_excursion"])
+}

@@ -445,7 +445,7 @@ Simulated with the real lockertwin controller and virtual cabinets; the same sce
 overflow_rate is refused ÷ offered; offered counts each parcel once, and one neither accepted nor refused was lost at a door
 (deposit_door_failures) or was still on its way at the horizon's end (waiting for a wave, on a redirect); quantiles (_p50, _p90, _p99)
 are read from buckets 1 % wide, and their intervals include that resolution; distance_saved_km counts each consolidated locker stop as saving the doorstep stops it replaces;
-temp_excursion_hours (with chilled compartments) sums the compartment-hours spent out of range, from a cabinet's temp_out_of_range alarm to its report that the compartment is back in range.</p>
+temp_excursion_hours (with chilled compartments) sums the compartment-hours spent out of range, from a cabinet's temp_out_of_range alarm to its report that the compartment is back in range; parcels_temp_exposed counts the parcels that left the locker in the horizon having been in it, behind a closed door, while their compartment was out of range (or put into it while it was), which an operator would check before handing them over.</p>
 <h2>Scenario</h2>
 <pre>{{.Scenario}}</pre>
 </body></html>

@@ -34,6 +34,7 @@ type Collector struct {
 	// its clearing. warmArea is their place-hours since the warm-up.
 	warm     map[warmPlace]bool
 	warmArea float64
+	exposed  int // measured parcels that left having been in an excursion
 
 	hours                         []HourRow
 	hourArea                      []float64
@@ -182,6 +183,9 @@ func (k *Collector) onEvent(s *site, e *controller.Event) {
 		comp, _ := s.core.Inventory().Compartment(allocator.CompartmentID(e.Compartment))
 		k.occ[comp.Class]++
 		s.compKPI[e.Compartment].held = e.Parcel
+		if len(k.warm) > 0 { // only then can it be deposited into the warm
+			k.markExposed(s, e.Parcel)
+		}
 		k.totalDeposited++
 		if k.measuring {
 			k.hourDeposits++
@@ -203,6 +207,9 @@ func (k *Collector) onEvent(s *site, e *controller.Event) {
 			break
 		}
 		k.dwell.Add((now - p.notified).Hours())
+		if p.warmed {
+			k.exposed++
+		}
 		switch e.Kind {
 		case controller.PickedUp:
 			k.pickedUp++
@@ -225,6 +232,15 @@ func (k *Collector) onEvent(s *site, e *controller.Event) {
 				k.warm = map[warmPlace]bool{}
 			}
 			k.warm[warmPlace{s, e.Cabinet, e.Compartment}] = true
+			first, end := allocator.CompartmentID(e.Compartment), allocator.CompartmentID(e.Compartment+1)
+			if e.Compartment < 0 {
+				first, end = s.core.Inventory().Cabinets()[e.Cabinet].Compartments()
+			}
+			for id := first; id < end; id++ {
+				if held := s.compKPI[id].held; held != "" {
+					k.markExposed(s, held)
+				}
+			}
 		}
 	case controller.AlarmCleared:
 		k.advance()
@@ -242,6 +258,15 @@ func (k *Collector) onEvent(s *site, e *controller.Event) {
 		if e.Compartment >= 0 && s.compKPI[e.Compartment].cmd == e.Command {
 			s.compKPI[e.Compartment].cmd = ""
 		}
+	}
+}
+
+// markExposed copies the core's word on whether a parcel in the locker
+// has been in a temperature excursion (the core decides which parcels an
+// excursion reaches).
+func (k *Collector) markExposed(s *site, id string) {
+	if p := k.w.parcels.get(id); p != nil && s.core.TempExcursion(id) {
+		p.warmed = true
 	}
 }
 
@@ -316,6 +341,7 @@ func (w *World) result() *Result {
 			m.alarms[name] += n
 		}
 		m.warmArea += k.warmArea
+		m.exposed += k.exposed
 		m.dwell.Merge(k.dwell)
 		m.pickupDelay.Merge(k.pickupDelay)
 		m.doorRTT.Merge(k.doorRTT)
@@ -407,6 +433,7 @@ func (k *Collector) summary() *Result {
 	add("distance_saved_km", math.Max(0, saved))
 	if hasChilled(w.sc) {
 		add(kpiTempExcursionHours, k.warmArea)
+		add(kpiTempExposed, float64(k.exposed))
 	}
 	for _, name := range sortedKeys(k.counts) {
 		add(name, float64(k.counts[name]))

@@ -31,6 +31,13 @@ var occasionalCounts = []string{
 // Reported by a scenario with a chilled class.
 const kpiTempExcursionHours = "temp_excursion_hours"
 
+// kpiTempExposed is the parcels that left the locker in the measured
+// horizon (picked up, returned or removed) having been in it during a
+// temperature excursion: in their compartment while it was out of range,
+// or chilled in a cabinet that was (controller.ParcelInfo.TempExcursion).
+// Reported by a scenario with a chilled class.
+const kpiTempExposed = "parcels_temp_exposed"
+
 // hasChilled says whether sc has a chilled compartment class: the only
 // compartments whose temperature the virtual cabinet follows.
 func hasChilled(sc *scenarios.Scenario) bool {
@@ -60,7 +67,7 @@ func KPINames(sc *scenarios.Scenario) []string {
 		"pickup_delay_hours_p50", "pickup_delay_hours_p90", "door_rtt_ms_p50", "door_rtt_ms_p99",
 		"courier_stops", "distance_saved_km")
 	if hasChilled(sc) {
-		names = append(names, kpiTempExcursionHours)
+		names = append(names, kpiTempExcursionHours, kpiTempExposed)
 	}
 	return append(names, "alarms_total")
 }

@@ -215,6 +215,7 @@ type parcel struct {
 	arrived  sim.Time
 	notified sim.Time
 	measured bool
+	warmed   bool // in the locker during a temperature excursion (the core's TempExcursion)
 	code     string
 	noShow   bool
 	visit    sim.EventID // the recipient's scheduled visit

@@ -412,11 +412,38 @@ func TestTempExcursionHoursAreTheExcursionsInTheHorizon(t *testing.T) {
 	open := map[place]int64{}
 	var spans [][2]int64
 	raised := 0
+	// The parcels an excursion reaches, as the events tell them: the one
+	// behind the compartment's closed door when it warms (not one whose
+	// door is open for its recipient), and one deposited while it is warm.
+	held, handing, exposed, left := map[place]string{}, map[place]bool{}, map[string]bool{}, 0
+	start := Epoch.Add(time.Duration(sc.Warmup)).UnixNano()
 	w, err := New(sc, Options{Seed: 7, Observer: func(site string, e *controller.Event) {
 		at := place{site, e.Cabinet, e.Compartment}
 		switch {
+		case e.Kind == controller.Deposited:
+			held[at] = e.Parcel
+			if _, warm := open[at]; warm {
+				exposed[e.Parcel] = true
+			}
+		case e.Kind == controller.DoorOpened && held[at] != "":
+			handing[at] = true
+		case e.Kind == controller.PickupAborted:
+			handing[at] = false // left in, door closed
+		case e.Kind == controller.PickedUp || e.Kind == controller.Returned ||
+			e.Kind == controller.ExceptionResolved && e.Text == string(controller.ResolveRemoved):
+			if held[at] == e.Parcel && e.Parcel != "" {
+				delete(held, at)
+				delete(handing, at)
+				if exposed[e.Parcel] && e.At >= start {
+					left++
+				}
+			}
 		case e.Kind == controller.AlarmRaised && e.Text == "temp_out_of_range":
+			require.GreaterOrEqual(t, e.Compartment, int32(0), "the virtual cabinets warm one compartment at a time")
 			raised++
+			if id := held[at]; id != "" && !handing[at] {
+				exposed[id] = true
+			}
 			if _, ok := open[at]; !ok {
 				open[at] = e.At
 			}
@@ -431,7 +458,6 @@ func TestTempExcursionHoursAreTheExcursionsInTheHorizon(t *testing.T) {
 	r, err := w.Run()
 	require.NoError(t, err)
 
-	start := Epoch.Add(time.Duration(sc.Warmup)).UnixNano()
 	end := Epoch.Add(time.Duration(sc.Warmup + sc.Duration)).UnixNano()
 	for _, from := range open {
 		spans = append(spans, [2]int64{from, end})
@@ -451,6 +477,12 @@ func TestTempExcursionHoursAreTheExcursionsInTheHorizon(t *testing.T) {
 	require.InDelta(t, want, got, 1e-9*want)
 	_, ok = r.Get("alarms_temperature")
 	require.False(t, ok, "back in range is not an alarm")
+
+	gotExposed, ok := r.Get("parcels_temp_exposed")
+	require.True(t, ok)
+	t.Logf("%d parcels in the locker during an excursion, %d of them left it in the horizon", len(exposed), left)
+	require.Positive(t, left, "doors left open on chilled parcels")
+	require.Equal(t, float64(left), gotExposed)
 }
 
 // TestAReminderHurriesButNeverDelays: recipients who answer a reminder
