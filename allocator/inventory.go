@@ -221,6 +221,16 @@ func (inv *Inventory) Compartment(id CompartmentID) (Compartment, bool) {
 // Cabinets lists the cabinets in id order.
 func (inv *Inventory) Cabinets() []Cabinet { return inv.cabinets }
 
+// Span returns the compartment ids [first, end) a place names: comp
+// alone, or, when comp is NoCompartment, every compartment of cab (an
+// alarm about a cabinet as a whole, say).
+func (inv *Inventory) Span(cab CabinetID, comp CompartmentID) (first, end CompartmentID) {
+	if comp == NoCompartment {
+		return inv.cabinets[cab].Compartments()
+	}
+	return comp, comp + 1
+}
+
 // CompartmentAt returns the compartment in a cabinet's slot (from 1).
 func (inv *Inventory) CompartmentAt(cab CabinetID, slot int) (CompartmentID, bool) {
 	if cab < 0 || int(cab) >= len(inv.cabinets) {

@@ -262,3 +262,16 @@ func TestOfflineCabinetIsNotHandedOut(t *testing.T) {
 		})
 	}
 }
+
+// TestSpan: a place is one compartment, or a whole cabinet's.
+func TestSpan(t *testing.T) {
+	inv := testInventory(t, testCatalog(t), 2, []ClassCount{{0, 2}, {1, 1}})
+	for _, tt := range []struct {
+		cab        CabinetID
+		comp       CompartmentID
+		first, end CompartmentID
+	}{{0, 1, 1, 2}, {1, 4, 4, 5}, {0, NoCompartment, 0, 3}, {1, NoCompartment, 3, 6}} {
+		first, end := inv.Span(tt.cab, tt.comp)
+		require.Equal(t, [2]CompartmentID{tt.first, tt.end}, [2]CompartmentID{first, end}, "%+v", tt)
+	}
+}

@@ -278,10 +278,7 @@ func (c *Core) scheduleWaiting(p *parcel) {
 // locker, from its deposit until it is taken out; one deposited while the
 // excursion lasts is marked then (Deposited).
 func (c *Core) exposeParcels(cab, comp int32) {
-	first, end := allocator.CompartmentID(comp), allocator.CompartmentID(comp+1)
-	if comp < 0 {
-		first, end = c.inv.Cabinets()[cab].Compartments()
-	}
+	first, end := c.inv.Span(allocator.CabinetID(cab), allocator.CompartmentID(comp))
 	for id := first; id < end; id++ {
 		if p := c.comps[id].parcel; p != nil && inLocker(p) && (comp >= 0 || p.chilled) {
 			p.warmed = true

@@ -1489,9 +1489,7 @@ func TestTemperatureBackInRangeClearsTheAlarm(t *testing.T) {
 
 	// An excursion still open is part of the state a rebuild reproduces.
 	require.NoError(t, r.evt("a1", twin.Event{Type: twin.EvtFault, Fault: twin.FaultTempRange, Compartment: 3, TempC: hot}))
-	rebuilt, err := Rebuild(r.rebuildConfig(), r.log.Events())
-	require.NoError(t, err)
-	require.Equal(t, r.core.Snapshot(), rebuilt.Snapshot())
+	rebuilt := r.rebuilt()
 	alarms, _ := rebuilt.Conditions(comp3)
 	require.Equal(t, []string{ConditionOutOfRange}, alarms)
 }
@@ -1550,9 +1548,7 @@ func TestARefusedOrCancelledParcelIsOfferedAgain(t *testing.T) {
 	require.ErrorIs(t, announce("l3"), ErrDuplicateParcel)
 	r.healthy()
 
-	rebuilt, err := Rebuild(r.rebuildConfig(), r.log.Events())
-	require.NoError(t, err)
-	require.Equal(t, r.core.Snapshot(), rebuilt.Snapshot())
+	r.rebuilt()
 }
 
 // TestAStateReportSettlesATemperatureExcursion: a report no older than the
@@ -1605,9 +1601,7 @@ func TestAStateReportSettlesATemperatureExcursion(t *testing.T) {
 		require.Equal(t, step.raised, total, "%s: no other alarm (the reports match the doors)", step.name)
 		r.healthy()
 	}
-	rebuilt, err := Rebuild(r.rebuildConfig(), r.log.Events())
-	require.NoError(t, err)
-	require.Equal(t, r.core.Snapshot(), rebuilt.Snapshot())
+	r.rebuilt()
 }
 
 // A door left open is one alarm, whichever says so first: the core at its
@@ -1678,9 +1672,7 @@ func TestADepositMovesOffAnOutOfServiceCompartment(t *testing.T) {
 	require.Equal(t, StateRefused, r.state("p2"))
 	r.healthy()
 
-	rebuilt, err := Rebuild(r.rebuildConfig(), r.log.Events())
-	require.NoError(t, err)
-	require.Equal(t, r.core.Snapshot(), rebuilt.Snapshot())
+	r.rebuilt()
 }
 
 // TestAnOperatorReissuesALostCode: a recipient whose arrival notification
@@ -1746,9 +1738,7 @@ func TestAnOperatorReissuesALostCode(t *testing.T) {
 	require.Equal(t, 2, r.out.byKind[NotifyReminder], "no second reminder for p2")
 	require.Equal(t, StateAwaitingReturn, r.state("p2"), "expired when it was due")
 	r.healthy()
-	rebuilt, err := Rebuild(r.rebuildConfig(), r.log.Events())
-	require.NoError(t, err)
-	require.Equal(t, r.core.Snapshot(), rebuilt.Snapshot())
+	r.rebuilt()
 }
 
 // TestAParcelInAnExcursionIsMarked: a parcel in the locker while its
@@ -1825,7 +1815,5 @@ func TestAParcelInAnExcursionIsMarked(t *testing.T) {
 		}
 		r.healthy()
 	}
-	rebuilt, err := Rebuild(r.rebuildConfig(), r.log.Events())
-	require.NoError(t, err)
-	require.Equal(t, r.core.Snapshot(), rebuilt.Snapshot())
+	r.rebuilt()
 }

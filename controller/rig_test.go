@@ -167,6 +167,16 @@ func (r *rig) rebuildConfig() Config {
 	return cfg
 }
 
+// rebuilt rebuilds a core from the rig's log, requires its state to be
+// the rig's core's, and returns it.
+func (r *rig) rebuilt() *Core {
+	r.t.Helper()
+	c, err := Rebuild(r.rebuildConfig(), r.log.Events())
+	require.NoError(r.t, err)
+	require.Equal(r.t, r.core.Snapshot(), c.Snapshot())
+	return c
+}
+
 func (r *rig) healthy() {
 	r.t.Helper()
 	require.NoError(r.t, r.checker.Err())

@@ -220,7 +220,7 @@ func TestCabinetOfflineDuringDeposit(t *testing.T) {
 	require.Equal(t, "deposit_opening", h.state("p1"), "nobody is listening yet")
 	h.attachCabinet() // the cabinet comes back
 	_, slot := h.doors.await(t)
-	h.cab.Do(func(c *twin.Cabinet) { require.NoError(t, c.Place(slot)); require.NoError(t, c.Close(slot)) })
+	h.place(slot)
 	box.await(t, "p1", controller.NotifyArrival)
 	h.eventually("p1", "awaiting_pickup")
 	code, res = h.call("GET", "/v1/sites/lobby/parcels/p1", h.courier, nil)

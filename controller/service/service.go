@@ -203,20 +203,30 @@ func (s *Service) Tokens() (admin, courier string) { return s.tokens.Admin, s.to
 // none. Only a missing file makes a new key: a key that cannot be read is
 // an error, not replaced, since every code issued under it would then fail.
 func loadOrCreateSecret(path string, n int) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	switch {
-	case err == nil && len(b) != n:
+	b, made, err := readOrMake(path, func() ([]byte, error) { return randomBytes(n) })
+	if err == nil && !made && len(b) != n {
 		return nil, fmt.Errorf("%s: expected %d bytes, has %d", path, n, len(b))
-	case err == nil:
-		return b, nil
-	case !errors.Is(err, os.ErrNotExist):
-		return nil, err
 	}
-	b = make([]byte, n)
-	if _, err := crand.Read(b); err != nil {
-		return nil, err
+	return b, err
+}
+
+// readOrMake reads a secret's file, or, only if there is none, makes the
+// secret and writes it (0600). made says which.
+func readOrMake(path string, makeSecret func() ([]byte, error)) (b []byte, made bool, err error) {
+	b, err = os.ReadFile(path)
+	if err == nil || !errors.Is(err, os.ErrNotExist) {
+		return b, false, err
 	}
-	return b, atomicfile.Write(path, b, 0o600)
+	if b, err = makeSecret(); err != nil {
+		return nil, false, err
+	}
+	return b, true, atomicfile.Write(path, b, 0o600)
+}
+
+func randomBytes(n int) ([]byte, error) {
+	b := make([]byte, n)
+	_, err := crand.Read(b)
+	return b, err
 }
 
 // loadCodeKey reads the key pickup codes are issued under, or makes it on

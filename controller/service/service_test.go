@@ -135,6 +135,26 @@ func startWith(t *testing.T, dir string, cfg Config) *harness {
 	return h
 }
 
+// place and take are a courier putting a parcel into the open door at
+// slot and a recipient taking it out; each closes the door after.
+func (h *harness) place(slot int) {
+	h.cab.Do(func(c *twin.Cabinet) { require.NoError(h.t, c.Place(slot)); require.NoError(h.t, c.Close(slot)) })
+}
+
+func (h *harness) take(slot int) {
+	h.cab.Do(func(c *twin.Cabinet) { require.NoError(h.t, c.Remove(slot)); require.NoError(h.t, c.Close(slot)) })
+}
+
+// pickUp has the parcel's recipient type code at cabinet c1 and take it.
+func (h *harness) pickUp(parcel, code string) {
+	h.t.Helper()
+	status, res := h.call("POST", "/v1/sites/lobby/pickup", "", map[string]any{"cabinet": "c1", "code": code})
+	require.Equal(h.t, 200, status, res)
+	_, slot := h.doors.await(h.t)
+	h.take(slot)
+	h.eventually(parcel, "picked_up")
+}
+
 func (h *harness) attachCabinet() { h.attachCabinetWith(twin.CabinetConfig{}) }
 
 // attachCabinetWith attaches the site's cabinet as cfg says (faults,
@@ -287,7 +307,7 @@ func TestEndToEnd(t *testing.T) {
 	code, _ = h.call("POST", "/v1/sites/lobby/parcels/p2/deposit", h.courier, nil)
 	require.Equal(t, http.StatusAccepted, code)
 	_, slot = h.doors.await(t)
-	h.cab.Do(func(c *twin.Cabinet) { require.NoError(t, c.Place(slot)); require.NoError(t, c.Close(slot)) })
+	h.place(slot)
 	n2 := box.await(t, "p2", controller.NotifyArrival)
 	h.eventually("p2", "awaiting_pickup")
 
@@ -302,11 +322,7 @@ func TestEndToEnd(t *testing.T) {
 	t.Logf("the cabinet reconnected %v after lockerd restarted", time.Since(restarted).Round(time.Millisecond))
 	require.Equal(t, "awaiting_pickup", h.state("p2"), "state rebuilt from the log")
 	require.Equal(t, "picked_up", h.state("p1"))
-	code, res = h.call("POST", "/v1/sites/lobby/pickup", "", map[string]any{"cabinet": "c1", "code": n2.Code})
-	require.Equal(t, 200, code, res)
-	_, slot = h.doors.await(t)
-	h.cab.Do(func(c *twin.Cabinet) { require.NoError(t, c.Remove(slot)); require.NoError(t, c.Close(slot)) })
-	h.eventually("p2", "picked_up")
+	h.pickUp("p2", n2.Code)
 	code, res = h.call("GET", "/v1/audit/verify", h.admin, nil)
 	require.Equal(t, 200, code, res)
 }
@@ -428,7 +444,7 @@ func TestCodeLockoutOverHTTP(t *testing.T) {
 	code, res = h.call("POST", "/v1/sites/lobby/parcels/p1/deposit", h.courier, nil)
 	require.Equal(t, http.StatusAccepted, code, res)
 	_, slot := h.doors.await(t)
-	h.cab.Do(func(c *twin.Cabinet) { require.NoError(t, c.Place(slot)); require.NoError(t, c.Close(slot)) })
+	h.place(slot)
 	note := box.await(t, "p1", controller.NotifyArrival)
 	h.eventually("p1", "awaiting_pickup")
 
@@ -871,7 +887,7 @@ func TestCabinetThatLostItsSequence(t *testing.T) {
 	code, res = h.call("POST", "/v1/sites/lobby/parcels/p1/deposit", h.courier, nil)
 	require.Equal(t, 202, code, res)
 	_, slot := h.doors.await(t)
-	h.cab.Do(func(c *twin.Cabinet) { require.NoError(t, c.Place(slot)); require.NoError(t, c.Close(slot)) })
+	h.place(slot)
 	h.eventually("p1", "awaiting_pickup")
 	require.NoError(t, h.cab.Close(context.Background()))
 	mem := h.cab.Memory() // as it stopped
@@ -910,7 +926,7 @@ func TestCabinetThatLostItsSequence(t *testing.T) {
 	// when it reports online.
 	h.attachCabinetWith(twin.CabinetConfig{Memory: &mem})
 	_, slot = h.doors.await(t)
-	h.cab.Do(func(c *twin.Cabinet) { require.NoError(t, c.Remove(slot)); require.NoError(t, c.Close(slot)) })
+	h.take(slot)
 	h.eventually("p1", "picked_up")
 }
 
@@ -1067,7 +1083,7 @@ func TestAReissuedCodeOverHTTP(t *testing.T) {
 	code, res = h.call("POST", "/v1/sites/lobby/parcels/p1/deposit", h.courier, nil)
 	require.Equal(t, 202, code, res)
 	_, slot := h.doors.await(t)
-	h.cab.Do(func(c *twin.Cabinet) { require.NoError(t, c.Place(slot)); require.NoError(t, c.Close(slot)) })
+	h.place(slot)
 	old := box.await(t, "p1", controller.NotifyArrival)
 	h.eventually("p1", "awaiting_pickup")
 
@@ -1079,11 +1095,7 @@ func TestAReissuedCodeOverHTTP(t *testing.T) {
 	code, res = h.call("POST", "/v1/sites/lobby/pickup", "", map[string]any{"cabinet": "c1", "code": old.Code})
 	require.Equal(t, 401, code, res)
 	require.Equal(t, "wrong_code", res["code"])
-	code, res = h.call("POST", "/v1/sites/lobby/pickup", "", map[string]any{"cabinet": "c1", "code": fresh.Code})
-	require.Equal(t, 200, code, res)
-	_, slot = h.doors.await(t)
-	h.cab.Do(func(c *twin.Cabinet) { require.NoError(t, c.Remove(slot)); require.NoError(t, c.Close(slot)) })
-	h.eventually("p1", "picked_up")
+	h.pickUp("p1", fresh.Code)
 	code, res = h.call("GET", "/v1/audit/verify", h.admin, nil)
 	require.Equal(t, 200, code, res)
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/hmac"
-	crand "crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -21,7 +20,6 @@ import (
 	"time"
 
 	"github.com/lockertwin/lockertwin/controller"
-	"github.com/lockertwin/lockertwin/internal/atomicfile"
 )
 
 // Webhook delivers notifications as JSON POSTs to a URL, from a bounded
@@ -46,7 +44,6 @@ type Webhook struct {
 	Failed  atomic.Int64
 	Sent    atomic.Int64
 	done    chan struct{}
-	now     func() time.Time
 	backoff time.Duration // before the first retry; doubling
 }
 
@@ -92,27 +89,21 @@ const WebhookKeyFile = "webhook.key"
 
 // LoadWebhookKey reads the webhook signing key from dataDir, or makes it.
 func LoadWebhookKey(dataDir string) ([]byte, error) {
-	path := filepath.Join(dataDir, WebhookKeyFile)
-	b, err := os.ReadFile(path)
-	switch {
-	case err == nil:
-		key := bytes.TrimSpace(b)
-		if len(key) < 32 {
-			return nil, fmt.Errorf("%s: a webhook key needs 32 characters or more, this one has %d", path, len(key))
-		}
-		return key, nil
-	case !errors.Is(err, os.ErrNotExist):
-		return nil, err
-	}
-	raw := make([]byte, 32)
-	if _, err := crand.Read(raw); err != nil {
-		return nil, err
-	}
-	key := []byte(hex.EncodeToString(raw))
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, err
 	}
-	return key, atomicfile.Write(path, append(key, '\n'), 0o600)
+	path := filepath.Join(dataDir, WebhookKeyFile)
+	b, _, err := readOrMake(path, func() ([]byte, error) {
+		raw, err := randomBytes(32)
+		return []byte(hex.EncodeToString(raw) + "\n"), err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if key := bytes.TrimSpace(b); len(key) >= 32 {
+		return key, nil
+	}
+	return nil, fmt.Errorf("%s: a webhook key needs 32 characters or more, this one has %d", path, len(bytes.TrimSpace(b)))
 }
 
 // SignatureHeader is the header a webhook's signature travels in.
@@ -179,7 +170,7 @@ func NewWebhook(target string, key []byte, log *slog.Logger) (*Webhook, error) {
 		log = slog.Default()
 	}
 	w := &Webhook{URL: target, key: key, client: &http.Client{Timeout: 5 * time.Second}, queue: make(chan webhookMsg, 4096),
-		log: log, done: make(chan struct{}), now: time.Now, backoff: 200 * time.Millisecond}
+		log: log, done: make(chan struct{}), backoff: 200 * time.Millisecond}
 	go w.run()
 	return w, nil
 }
@@ -227,7 +218,7 @@ func (w *Webhook) post(body []byte) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(SignatureHeader, signWebhook(w.key, body, w.now()))
+	req.Header.Set(SignatureHeader, signWebhook(w.key, body, time.Now()))
 	resp, err := w.client.Do(req)
 	if err != nil {
 		return err

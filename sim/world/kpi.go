@@ -232,10 +232,7 @@ func (k *Collector) onEvent(s *site, e *controller.Event) {
 				k.warm = map[warmPlace]bool{}
 			}
 			k.warm[warmPlace{s, e.Cabinet, e.Compartment}] = true
-			first, end := allocator.CompartmentID(e.Compartment), allocator.CompartmentID(e.Compartment+1)
-			if e.Compartment < 0 {
-				first, end = s.core.Inventory().Cabinets()[e.Cabinet].Compartments()
-			}
+			first, end := s.core.Inventory().Span(allocator.CabinetID(e.Cabinet), allocator.CompartmentID(e.Compartment))
 			for id := first; id < end; id++ {
 				if held := s.compKPI[id].held; held != "" {
 					k.markExposed(s, held)
