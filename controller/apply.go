@@ -781,13 +781,13 @@ func (c *Core) due(d *deadline) {
 		case cmd.opened: // its door is still open: the open limit takes over
 			c.schedule(deadline{at: c.openLimit(cmd.openedAt), kind: dlDoorOpen, comp: int32(cmd.comp), openedAt: cmd.openedAt})
 		case now >= cmd.expires:
-			_ = c.failCommand(cmd, "not_opened")
+			_ = c.failCommand(cmd, "not_opened", true)
 		case cmd.acked:
 			c.scheduleCommand(cmd, cmd.expires)
 		case now < cmd.retryAt:
 			c.scheduleCommand(cmd, min(cmd.retryAt, cmd.expires))
 		case int(cmd.attempts) >= c.set.MaxAttempts:
-			_ = c.failCommand(cmd, "timeout")
+			_ = c.failCommand(cmd, "timeout", true)
 		default:
 			e := c.newEvent(CommandRetried, cmd.cab, int32(cmd.comp))
 			e.Command, e.Num = cmd.id, int64(cmd.attempts+1)

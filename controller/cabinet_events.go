@@ -232,18 +232,21 @@ func (c *Core) onNack(ci int32, ev *twin.Event) error {
 	if cmd == nil {
 		return nil
 	}
-	if err := c.failCommand(cmd, ev.Reason); err != nil {
+	jammed := ev.Reason == twin.NackJammed
+	if err := c.failCommand(cmd, ev.Reason, !jammed); err != nil {
 		return err
 	}
-	if ev.Reason == twin.NackJammed {
+	if jammed {
 		return c.jam(ci, cmd.comp)
 	}
 	return nil
 }
 
 // failCommand ends a command that will not open its door: the operation
-// fails into an exception and an alarm, never silently.
-func (c *Core) failCommand(cmd *command, why string) error {
+// fails into an exception and, when alarm is set, an alarm; never silently.
+// A command stopped by a jam raises none of its own: the jam has its
+// alarm, one per door (jam), and a second would count one incident twice.
+func (c *Core) failCommand(cmd *command, why string, alarm bool) error {
 	e := c.newEvent(CommandFailed, cmd.cab, int32(cmd.comp))
 	e.Command, e.Text = cmd.id, why
 	p := cmd.parcel
@@ -253,9 +256,7 @@ func (c *Core) failCommand(cmd *command, why string) error {
 	if err := c.emit(e); err != nil {
 		return err
 	}
-	if why != twin.NackJammed && why != twin.FaultJam {
-		// A jam has its own alarm, one per door (jam): a second for the
-		// command it stopped would count one incident twice.
+	if alarm {
 		c.alarm("command_failed", cmd.cab, int32(cmd.comp), cmd.id)
 	}
 	if p != nil && p.state != StateException && !p.state.Terminal() {
@@ -440,7 +441,7 @@ func (c *Core) onFault(ci int32, comp allocator.CompartmentID, ev *twin.Event) e
 	switch ev.Fault {
 	case twin.FaultJam: // Validate saw to its compartment
 		if cmd := c.comps[comp].cmd; cmd != nil {
-			if err := c.failCommand(cmd, "jam"); err != nil {
+			if err := c.failCommand(cmd, "jam", false); err != nil {
 				return err
 			}
 		}
