@@ -1021,12 +1021,10 @@ func newMetrics(s *Service) *metrics {
 		storeCounter("lockerd_store_checkpoint_errors_total", "Checkpoints that failed; the next one retries (-sync normal).", func(st sqlite.Stats) int64 { return st.CheckpointErrors }),
 	)
 	if wh, ok := s.cfg.Notifier.(deliveryCounter); ok {
-		type counts struct{ sent, failed, dropped int64 }
-		read := func() counts { var c counts; c.sent, c.failed, c.dropped = wh.Counts(); return c }
 		m.reg.MustRegister(
-			statCounter("lockerd_webhook_sent_total", "Notifications the webhook delivered.", read, func(c counts) int64 { return c.sent }),
-			statCounter("lockerd_webhook_failed_total", "Notifications the webhook gave up on after its retries (logged with the parcel).", read, func(c counts) int64 { return c.failed }),
-			statCounter("lockerd_webhook_dropped_total", "Notifications dropped because the webhook's queue was full.", read, func(c counts) int64 { return c.dropped }),
+			statCounter("lockerd_webhook_sent_total", "Notifications the webhook delivered.", wh.Counts, func(c WebhookCounts) int64 { return c.Sent }),
+			statCounter("lockerd_webhook_failed_total", "Notifications the webhook gave up on after its retries (logged with the parcel).", wh.Counts, func(c WebhookCounts) int64 { return c.Failed }),
+			statCounter("lockerd_webhook_dropped_total", "Notifications dropped because the webhook's queue was full.", wh.Counts, func(c WebhookCounts) int64 { return c.Dropped }),
 		)
 	}
 	m.reg.MustRegister(m.requests, m.latency, m.doorRTT, m.alarms, m.mqttRejected, m.eventsDropped, parcels, active, connected,
@@ -1036,7 +1034,7 @@ func newMetrics(s *Service) *metrics {
 
 // deliveryCounter is a Notifier that counts its deliveries (Webhook).
 type deliveryCounter interface {
-	Counts() (sent, failed, dropped int64)
+	Counts() WebhookCounts
 }
 
 // statCounter exports one field of a component's counters.

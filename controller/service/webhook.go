@@ -230,10 +230,13 @@ func (w *Webhook) post(body []byte) error {
 	return nil
 }
 
-// Counts reports the notifications delivered, given up on after the
-// retries, and dropped because the queue was full (lockerd's metrics).
-func (w *Webhook) Counts() (sent, failed, dropped int64) {
-	return w.Sent.Load(), w.Failed.Load(), w.Dropped.Load()
+// WebhookCounts are a webhook's notifications: delivered, given up on
+// after the retries, and dropped because the queue was full.
+type WebhookCounts struct{ Sent, Failed, Dropped int64 }
+
+// Counts reports them (lockerd's metrics).
+func (w *Webhook) Counts() WebhookCounts {
+	return WebhookCounts{Sent: w.Sent.Load(), Failed: w.Failed.Load(), Dropped: w.Dropped.Load()}
 }
 
 // Close delivers what is queued (best effort) and stops.
